@@ -1,0 +1,90 @@
+import type { AttemptCondition } from '../../domain/batch-spec.js';
+
+/**
+ * The wire contract between the dispatcher and `fanout worker` processes, carried by BullMQ.
+ *
+ * The dispatcher releases a *lease range*: one BullMQ job on {@link WORK_QUEUE} holding a few
+ * items of one batch. The BullMQ job lock is the lease: the worker renews it while it runs the
+ * items; when a worker dies the lock expires and BullMQ's stalled check hands the job to another
+ * worker. Workers never open the store: they add one {@link Report} job to {@link REPORT_QUEUE}
+ * (results for some items of a lease) and the dispatcher records it. Each item carries the
+ * attempt number it was released with; the store ignores a result whose attempt is not the
+ * item's current one, so a stale lease never overwrites a newer attempt.
+ */
+
+export const WORK_QUEUE = 'fanout-work';
+export const REPORT_QUEUE = 'fanout-reports';
+
+/** Redis key prefix used for all BullMQ queues of one Fanout installation. */
+export const DEFAULT_PREFIX = 'fanout';
+
+/** One item inside a lease range. */
+export interface LeasedItem {
+  /** item index in the batch */
+  i: number;
+  /** attempt number this release belongs to */
+  a: number;
+  /** the item's input (any JSON value) */
+  v: unknown;
+}
+
+/** Data of one job on {@link WORK_QUEUE} (job name `lease`). */
+export interface LeaseJob {
+  batchId: string;
+  /** deterministic: `${batchId}.${firstIndex}.${firstAttempt}`; also the BullMQ job id */
+  leaseId: string;
+  task: string;
+  /** batch-scoped bearer token for GET input / PUT result on the API */
+  token: string;
+  /** per-item environment from the batch template, already rendered, keyed by item index */
+  env?: Record<string, Record<string, string>>;
+  /** itemTimeoutSeconds * 1000, when the batch sets it */
+  timeoutMs?: number;
+  items: LeasedItem[];
+}
+
+export type ItemOutcome = 'succeeded' | 'failed' | 'returned';
+
+/** What happened to one item of a lease. */
+export interface ItemReport {
+  i: number;
+  a: number;
+  /** `returned`: not run (worker stopping, batch halted); goes back to pending without an attempt */
+  outcome: ItemOutcome;
+  /** inline result (stdout string, HTTP body, or a function's value) */
+  result?: unknown;
+  /** set when the result was streamed to the API blob store instead (PUT …/result) */
+  resultBlob?: string;
+  exitCode?: number;
+  httpStatus?: number;
+  condition?: AttemptCondition;
+  /** tail of stderr or the error message, at most a few KiB */
+  error?: string;
+  /** ms to wait before retrying (HTTP Retry-After) */
+  retryAfterMs?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  worker?: string;
+}
+
+/** Data of one job on {@link REPORT_QUEUE} (job name `report`). */
+export interface Report {
+  batchId: string;
+  leaseId: string;
+  items: ItemReport[];
+}
+
+/** Redis key set while a batch must not start new items (cancelled, suspended, final). */
+export function haltKey(prefix: string, batchId: string): string {
+  return `${prefix}:halt:${batchId}`;
+}
+
+/** Redis hash of task name -> JSON {kind, lastSeen} registered by workers. */
+export function taskRegistryKey(prefix: string): string {
+  return `${prefix}:tasks`;
+}
+
+/** Redis key whose disappearance tells the dispatcher that Redis lost its data. */
+export function epochKey(prefix: string): string {
+  return `${prefix}:epoch`;
+}
