@@ -13,6 +13,15 @@ import type { AttemptCondition } from '../../domain/batch-spec.js';
  */
 
 export const WORK_QUEUE = 'fanout-work';
+
+/**
+ * The work queue of one task: `${WORK_QUEUE}.${task}`. BullMQ cannot filter jobs by content, so
+ * each task has its own queue and a worker listens only on the queues of the tasks it registered;
+ * a lease for a task no running worker knows simply waits. Task names never contain `:`.
+ */
+export function workQueueName(task: string): string {
+  return `${WORK_QUEUE}.${task}`;
+}
 export const REPORT_QUEUE = 'fanout-reports';
 
 /** Redis key prefix used for all BullMQ queues of one Fanout installation. */
@@ -62,12 +71,27 @@ export interface ItemReport {
   error?: string;
   /** ms to wait before retrying (HTTP Retry-After) */
   retryAfterMs?: number;
+  /** the task said retrying cannot help (a function threw `NonRetriableError`): fail the item now */
+  nonRetriable?: boolean;
+  /** the attempt failed before any HTTP answer (connection refused, reset, DNS): retriable */
+  networkError?: boolean;
   startedAt?: number;
   finishedAt?: number;
   worker?: string;
 }
 
-/** Data of one job on {@link REPORT_QUEUE} (job name `report`). */
+/**
+ * Data of one job on {@link REPORT_QUEUE} (job name `report`).
+ *
+ * A worker sends several reports per lease when the lease runs long (progress), each holding only
+ * items finished since the previous one, and always adds the last one before the lease job
+ * completes. An item whose result exceeded the worker's inline limit is *left out* of every report:
+ * the worker streamed it with `PUT /v1/batches/{batchId}/items/{i}/result` (headers
+ * `Fanout-Attempt`, batch token) and the API recorded that attempt as succeeded itself. If that PUT
+ * fails, the item is reported `failed` with an error saying so. Report job ids are
+ * `${leaseId}.${run}.${seq}` where `run` is unique per execution of the lease, so a re-run lease
+ * never collides with a report of the crashed run that the dispatcher has not yet consumed.
+ */
 export interface Report {
   batchId: string;
   leaseId: string;

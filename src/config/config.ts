@@ -1,0 +1,102 @@
+import path from 'node:path';
+
+/**
+ * The one place that reads the environment. Flags win over environment variables, which win
+ * over defaults; the same names everywhere (DESIGN.md "Commands and configuration").
+ */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databasePath: string;
+  /** unset: `fanout up` starts a local redis-server child */
+  redisUrl?: string;
+  prefix: string;
+  tasks: string[];
+  concurrency: number;
+  apiUrl: string;
+  leaseMs: number;
+  apiKey?: string;
+  logLevel: string;
+  resyncMs: number;
+  limits: Limits;
+  batchId?: string;
+  exitWhenEmpty: boolean;
+}
+
+export interface Limits {
+  /** largest JSON request body */
+  maxBodyBytes: number;
+  /** largest single item (JSON text) */
+  maxItemBytes: number;
+  maxItemsPerBatch: number;
+  /** results above this go to the blob directory */
+  inlineResultBytes: number;
+  /** largest result a worker may PUT */
+  maxResultBytes: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+type Flags = Record<string, unknown>;
+
+function pick(flags: Flags, flag: string, env: Env, name: string): string | undefined {
+  const fromFlag = flags[flag];
+  if (fromFlag !== undefined && fromFlag !== null && fromFlag !== '') return String(fromFlag);
+  const fromEnv = env[name];
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+}
+
+function integer(value: string | undefined, name: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Resolves the configuration; throws {@link ConfigError} with one clear line when it is bad. */
+export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
+  const dataDir = path.resolve(pick(flags, 'dataDir', env, 'FANOUT_DATA_DIR') ?? './data');
+  const database = pick(flags, 'database', env, 'DATABASE_URL') ?? path.join(dataDir, 'fanout.db');
+  if (/^postgres(ql)?:\/\//.test(database)) {
+    throw new ConfigError('DATABASE_URL: PostgreSQL is not supported yet; use a SQLite file path');
+  }
+  const port = integer(pick(flags, 'port', env, 'PORT'), 'PORT', 8080);
+  if (port > 65535) throw new ConfigError(`PORT must be at most 65535, got ${port}`);
+  const host = pick(flags, 'host', env, 'HOST') ?? '127.0.0.1';
+  const redisUrl = pick(flags, 'redis', env, 'REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
+  }
+  const flagTasks = Array.isArray(flags.task) ? (flags.task as unknown[]).map(String) : flags.task ? [String(flags.task)] : [];
+  const envTasks = (env.FANOUT_TASKS ?? '').split(';').map((t) => t.trim()).filter(Boolean);
+  const tasks = flagTasks.length > 0 ? flagTasks : envTasks;
+  for (const t of tasks) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}=.+/.test(t)) throw new ConfigError(`--task must be NAME=COMMAND|URL, got ${JSON.stringify(t)}`);
+  }
+  return {
+    port,
+    host,
+    dataDir,
+    databasePath: path.resolve(database),
+    redisUrl,
+    prefix: pick(flags, 'prefix', env, 'FANOUT_REDIS_PREFIX') ?? 'fanout',
+    tasks,
+    concurrency: integer(pick(flags, 'concurrency', env, 'FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
+    apiUrl: pick(flags, 'apiUrl', env, 'FANOUT_API_URL') ?? `http://127.0.0.1:${port}`,
+    leaseMs: integer(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
+    apiKey: pick(flags, 'apiKey', env, 'FANOUT_API_KEY'),
+    logLevel: pick(flags, 'logLevel', env, 'LOG_LEVEL') ?? 'info',
+    resyncMs: integer(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5, 1) * 1000,
+    limits: {
+      maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
+      maxItemBytes: integer(env.FANOUT_MAX_ITEM_BYTES, 'FANOUT_MAX_ITEM_BYTES', 256 * 1024, 16),
+      maxItemsPerBatch: integer(env.FANOUT_MAX_ITEMS, 'FANOUT_MAX_ITEMS', 10_000_000, 1),
+      inlineResultBytes: integer(env.FANOUT_INLINE_RESULT_BYTES, 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
+      maxResultBytes: integer(env.FANOUT_MAX_RESULT_BYTES, 'FANOUT_MAX_RESULT_BYTES', 1024 * 1024 * 1024, 1),
+    },
+    batchId: pick(flags, 'batch', env, 'FANOUT_BATCH_ID'),
+    exitWhenEmpty: Boolean(flags.exitWhenEmpty),
+  };
+}

@@ -1,0 +1,42 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import * as schema from './schema.js';
+
+export type Db = BetterSQLite3Database<typeof schema>;
+
+/** An open store: drizzle for ordinary queries, the raw handle for hot-path prepared statements. */
+export interface StoreHandle {
+  db: Db;
+  sqlite: Database.Database;
+  close(): void;
+}
+
+const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+/** Opens (creating if needed) the SQLite file in WAL mode and applies pending migrations. */
+export function openStore(file: string, opts: { migrate?: boolean } = {}): StoreHandle {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const sqlite = new Database(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = drizzle(sqlite, { schema });
+  if (opts.migrate !== false) applyMigrations(sqlite, db);
+  sqlite.pragma('foreign_keys = ON');
+  return { db, sqlite, close: () => sqlite.close() };
+}
+
+/**
+ * Migrations run with foreign keys off: a drizzle-kit table rebuild would otherwise delete child
+ * rows through ON DELETE CASCADE (DEPENDENCIES.md). A dangling reference afterwards is fatal.
+ */
+export function applyMigrations(sqlite: Database.Database, db: Db): void {
+  sqlite.pragma('foreign_keys = OFF');
+  migrate(db, { migrationsFolder: MIGRATIONS });
+  const broken = sqlite.pragma('foreign_key_check') as unknown[];
+  if (broken.length > 0) throw new Error(`migration left ${broken.length} broken foreign keys`);
+}

@@ -1,0 +1,158 @@
+import { sql } from 'drizzle-orm';
+import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+/**
+ * The SQLite schema. Changes go through `npx drizzle-kit generate` into migrations/, never by
+ * hand-editing the database. Timestamps are epoch milliseconds.
+ */
+
+export const tenants = sqliteTable('tenants', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: integer('created_at').notNull(),
+});
+
+export const apiKeys = sqliteTable('api_keys', {
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+  /** sha256 of the key: keys are long random strings, so a fast hash is enough at rest */
+  keyHash: text('key_hash').notNull().unique(),
+  createdAt: integer('created_at').notNull(),
+});
+
+export const settings = sqliteTable('settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});
+
+export const batches = sqliteTable(
+  'batches',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name'),
+    /** JSON object of labels, also kept row-per-label in batch_labels for selector queries */
+    labels: text('labels').notNull().default('{}'),
+    /** the validated spec without items, JSON */
+    spec: text('spec').notNull(),
+    task: text('task'),
+    parallelism: integer('parallelism').notNull(),
+    /** uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final */
+    state: text('state', { enum: ['uploading', 'active', 'final'] }).notNull(),
+    phase: text('phase').notNull(),
+    /** JSON {halt, suspended}: facts decided by a request or a rule, input to deriveStatus */
+    decisions: text('decisions').notNull(),
+    /** JSON {conditions, startTime, completionTime, completedIndexes, failedIndexes, indexesAt} */
+    status: text('status').notNull(),
+    /** items with idx >= this were never released (fresh items are released in index order) */
+    releaseCursor: integer('release_cursor').notNull().default(0),
+    total: integer('total').notNull().default(0),
+    pending: integer('pending').notNull().default(0),
+    running: integer('running').notNull().default(0),
+    succeeded: integer('succeeded').notNull().default(0),
+    failed: integer('failed').notNull().default(0),
+    cancelled: integer('cancelled').notNull().default(0),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('batches_tenant_created').on(t.tenantId, t.id), index('batches_state').on(t.state)],
+);
+
+export const batchLabels = sqliteTable(
+  'batch_labels',
+  {
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.batchId, t.key] }), index('batch_labels_key_value').on(t.key, t.value)],
+);
+
+export const items = sqliteTable(
+  'items',
+  {
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    idx: integer('idx').notNull(),
+    customId: text('custom_id'),
+    /** the item as JSON text */
+    input: text('input').notNull(),
+    status: text('status', { enum: ['pending', 'running', 'succeeded', 'failed', 'cancelled'] }).notNull(),
+    /** lease generation: incremented each time the item is released; results must carry it */
+    attempt: integer('attempt').notNull().default(0),
+    /** failed attempts that count against backoffLimitPerItem */
+    failures: integer('failures').notNull().default(0),
+    leaseId: text('lease_id'),
+    /** a pending item is not released before this time (retry backoff) */
+    notBefore: integer('not_before').notNull().default(0),
+    /** JSON of an inline result */
+    result: text('result'),
+    /** path of a result in the blob directory, relative to it */
+    resultBlob: text('result_blob'),
+    error: text('error'),
+    reason: text('reason'),
+    startedAt: integer('started_at'),
+    finishedAt: integer('finished_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.batchId, t.idx] }),
+    // Partial: rows enter it only once they leave `pending`, so bulk ingest pays nothing for it.
+    index('items_status').on(t.batchId, t.status, t.idx).where(sql`status <> 'pending'`),
+    index('items_retry').on(t.batchId, t.notBefore).where(sql`status = 'pending' AND attempt > 0`),
+  ],
+);
+
+export const attempts = sqliteTable(
+  'attempts',
+  {
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    idx: integer('idx').notNull(),
+    attempt: integer('attempt').notNull(),
+    outcome: text('outcome', { enum: ['succeeded', 'failed'] }).notNull(),
+    exitCode: integer('exit_code'),
+    httpStatus: integer('http_status'),
+    condition: text('condition'),
+    error: text('error'),
+    /** what the failure policy decided: Retrying, BackoffLimitExceeded, FailItemRule, … */
+    decision: text('decision'),
+    worker: text('worker'),
+    startedAt: integer('started_at'),
+    finishedAt: integer('finished_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.batchId, t.idx, t.attempt] })],
+);
+
+/** Lease ranges released to Redis and not yet fully reported. */
+export const leases = sqliteTable(
+  'leases',
+  {
+    id: text('id').primaryKey(),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    task: text('task').notNull(),
+    /** JSON array of [index, attempt] still outstanding */
+    outstanding: text('outstanding').notNull(),
+    createdAt: integer('created_at').notNull(),
+    /** first time a resync did not find the lease in Redis */
+    missingSince: integer('missing_since'),
+  },
+  (t) => [index('leases_batch').on(t.batchId)],
+);
+
+/** Intents written in the same transaction as the change that causes them. */
+export const outbox = sqliteTable('outbox', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  kind: text('kind', { enum: ['dispatch'] }).notNull(),
+  batchId: text('batch_id').notNull(),
+  createdAt: integer('created_at').notNull(),
+});
+
+export const idempotencyKeys = sqliteTable(
+  'idempotency_keys',
+  {
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
+);

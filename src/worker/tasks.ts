@@ -1,0 +1,120 @@
+import type { Logger } from 'pino';
+import type { ItemReport } from '../runtimes/queue/protocol.js';
+import { TaskFlagError } from './errors.js';
+import { runCommandTask } from './command-task.js';
+import { runFunctionTask } from './function-task.js';
+import { runUrlTask } from './url-task.js';
+
+/**
+ * Task definitions: what a worker may run, declared by its operator (`--task NAME=SPEC`) or by
+ * TypeScript code. Nothing a client sends is ever run as a command: an item only reaches a task
+ * as stdin, an HTTP body or a function argument.
+ */
+
+/** Everything one attempt of one item needs; built by the lease runner. */
+export interface TaskContext {
+  batchId: string;
+  index: number;
+  attempt: number;
+  input: unknown;
+  /** per-item environment rendered from the batch template (command tasks only) */
+  env: Record<string, string>;
+  /** itemTimeoutSeconds * 1000 when the batch sets it */
+  timeoutMs?: number;
+  /** batch-scoped bearer token for the API; never logged, never sent to a URL task */
+  token: string;
+  /** base URL of the Fanout API, for streaming results larger than the inline limit */
+  apiUrl?: string;
+  /** results larger than this many bytes are spooled to disk and PUT to the API */
+  inlineResultLimit: number;
+  logger: Logger;
+}
+
+/** How one attempt ended. `recordedByApi`: the API already recorded it (large result PUT). */
+export type TaskResult = Pick<
+  ItemReport,
+  'result' | 'exitCode' | 'httpStatus' | 'condition' | 'error' | 'retryAfterMs' | 'nonRetriable' | 'networkError'
+> & { outcome: 'succeeded' | 'failed'; recordedByApi?: boolean };
+
+/** Runs one attempt; must resolve (never reject) with the attempt's outcome. */
+export type TaskHandler = (ctx: TaskContext) => Promise<TaskResult>;
+
+/** What a function task receives besides the item. */
+export interface FunctionTaskContext {
+  batchId: string;
+  index: number;
+  attempt: number;
+  /** aborted when the item's timeout passes */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/** `/bin/sh -c command`, the item on stdin, stdout the result. */
+export interface CommandTaskDefinition {
+  kind: 'command';
+  name: string;
+  command: string;
+}
+
+/** POST the item as JSON to `url`; the response body is the result. */
+export interface UrlTaskDefinition {
+  kind: 'url';
+  name: string;
+  url: string;
+}
+
+/** In-process TypeScript function; throw `NonRetriableError` or `RetryAfterError` to steer retries. */
+export interface FunctionTaskDefinition {
+  kind: 'function';
+  name: string;
+  fn: (input: unknown, ctx: FunctionTaskContext) => Promise<unknown>;
+}
+
+export type TaskDefinition = CommandTaskDefinition | UrlTaskDefinition | FunctionTaskDefinition;
+export type TaskKind = TaskDefinition['kind'];
+
+const TASK_NAME = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+
+/** Throws {@link TaskFlagError} unless `name` can be a task name (and so part of a queue name). */
+export function assertTaskName(name: string): void {
+  if (!TASK_NAME.test(name)) {
+    throw new TaskFlagError(
+      `invalid task name ${JSON.stringify(name)}: 1-63 characters [A-Za-z0-9_.-], alphanumeric at both ends`,
+    );
+  }
+}
+
+/**
+ * Parses one `--task NAME=SPEC` flag. A SPEC starting with `http://` or `https://` is a URL task;
+ * anything else is a command run with `/bin/sh -c SPEC`, exactly as the operator wrote it.
+ */
+export function parseTaskFlag(flag: string): TaskDefinition {
+  const eq = flag.indexOf('=');
+  if (eq < 0) throw new TaskFlagError(`invalid --task ${JSON.stringify(flag)}: expected NAME=COMMAND or NAME=URL`);
+  const name = flag.slice(0, eq).trim();
+  const spec = flag.slice(eq + 1);
+  assertTaskName(name);
+  if (spec.trim() === '') throw new TaskFlagError(`invalid --task ${name}: the command or URL after "=" is empty`);
+  if (/^https?:\/\//i.test(spec.trim())) {
+    const url = spec.trim();
+    try {
+      new URL(url);
+    } catch {
+      throw new TaskFlagError(`invalid --task ${name}: ${JSON.stringify(url)} is not a valid URL`);
+    }
+    return { kind: 'url', name, url };
+  }
+  return { kind: 'command', name, command: spec };
+}
+
+/** The handler that runs attempts of `task`. */
+export function createTaskHandler(task: TaskDefinition): TaskHandler {
+  switch (task.kind) {
+    case 'command':
+      return (ctx) => runCommandTask(task.command, ctx);
+    case 'url':
+      return (ctx) => runUrlTask(task.url, ctx);
+    case 'function':
+      return (ctx) => runFunctionTask(task.fn, ctx);
+  }
+}
