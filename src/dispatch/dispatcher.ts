@@ -1,0 +1,289 @@
+import { randomBytes } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { renderTemplate } from '../domain/template.js';
+import { activeBatchIds, getBatchById } from '../store/batch-queries.js';
+import { haltBatch, parseDecisions, parseHeader, parseStatus, refreshStatus } from '../store/batch-state.js';
+import type { StoreHandle } from '../store/db.js';
+import { LeaseStore, type ReleasedLease } from '../store/leases.js';
+import { ReportStore } from '../store/reports.js';
+import { takeOutbox } from '../store/outbox.js';
+import { getSetting, putSetting } from '../store/settings.js';
+import { epochKey, REPORT_QUEUE, type ItemReport, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
+import { deadlineAt, planRelease } from './planner.js';
+import { RedisSide } from './redis-side.js';
+import type { Metrics } from '../main/metrics.js';
+
+/**
+ * The controller. Level-triggered like the Kubernetes job controller: `reconcile(batchId)` reads
+ * the batch from the store and converges Redis on it (halt flags, releases up to parallelism,
+ * deadlines, final phase), whatever woke it. Wake-ups come from worker reports (BullMQ), the
+ * outbox the API writes in its transactions, timers for retries and deadlines, and a periodic
+ * resync that also finds leases Redis lost. Reconciles run one at a time: SQLite has one writer.
+ */
+
+export interface DispatcherOptions {
+  store: StoreHandle;
+  redisUrl: string;
+  prefix: string;
+  logger: Logger;
+  metrics?: Metrics;
+  /** signs the batch-scoped token workers use against the API */
+  tokenFor: (batchId: string) => string;
+  leaseMs: number;
+  resyncMs: number;
+  /** most items of one batch out in Redis at once */
+  window?: number;
+  maxLeaseSize?: number;
+  outboxPollMs?: number;
+}
+
+export class Dispatcher {
+  private readonly leases: LeaseStore;
+  private readonly reports: ReportStore;
+  private readonly dirty = new Set<string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private redis!: Redis;
+  private side!: RedisSide;
+  private reportWorker?: Worker;
+  private pumping = false;
+  private stopped = false;
+  private intervals: NodeJS.Timeout[] = [];
+  private epoch: string | null = null;
+
+  constructor(private readonly o: DispatcherOptions) {
+    this.leases = new LeaseStore(o.store);
+    this.reports = new ReportStore(o.store);
+  }
+
+  async start(): Promise<void> {
+    const base: RedisOptions = { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true };
+    this.redis = new Redis(this.o.redisUrl, base);
+    this.redis.on('error', (err) => this.o.logger.debug({ err: err.message }, 'dispatcher redis error'));
+    await this.redis.connect();
+    this.side = new RedisSide(this.redis, this.o.prefix);
+    await this.checkEpoch();
+    this.reportWorker = new Worker(REPORT_QUEUE, async (job: Job<Report>) => this.onReport(job.data), {
+      connection: new Redis(this.o.redisUrl, { maxRetriesPerRequest: null }),
+      prefix: this.o.prefix,
+      concurrency: 8,
+    });
+    this.reportWorker.on('error', (err) => this.o.logger.warn({ err: err.message }, 'report worker error'));
+    this.intervals.push(setInterval(() => void this.resync(), this.o.resyncMs));
+    this.intervals.push(setInterval(() => this.pollOutbox(), this.o.outboxPollMs ?? 250));
+    for (const id of activeBatchIds(this.o.store)) this.notify(id);
+    this.pollOutbox();
+  }
+
+  /** Marks a batch for reconciliation (the API calls this after its transactions). */
+  notify(batchId: string): void {
+    if (this.stopped) return;
+    this.dirty.add(batchId);
+    if (!this.pumping) void this.pump();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.intervals) clearInterval(t);
+    for (const t of this.timers.values()) clearTimeout(t);
+    await this.reportWorker?.close();
+    await this.side?.close();
+    this.redis?.disconnect();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (!this.stopped && this.dirty.size > 0) {
+        const id = this.dirty.values().next().value as string;
+        this.dirty.delete(id);
+        try {
+          await this.reconcile(id);
+        } catch (err) {
+          // Retry later: Redis may be down; the store is unchanged for anything not committed.
+          this.o.logger.warn({ batchId: id, err: (err as Error).message }, 'reconcile failed; retrying');
+          this.wakeAt(id, Date.now() + 1000);
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private wakeAt(batchId: string, at: number): void {
+    const existing = this.timers.get(batchId);
+    if (existing) clearTimeout(existing);
+    const t = setTimeout(() => {
+      this.timers.delete(batchId);
+      this.notify(batchId);
+    }, Math.max(0, at - Date.now()));
+    t.unref();
+    this.timers.set(batchId, t);
+  }
+
+  /** Converges one batch. Running it twice in a row changes nothing the second time. */
+  async reconcile(batchId: string): Promise<void> {
+    const { store } = this.o;
+    const row = getBatchById(store, batchId);
+    if (!row) return;
+    if (row.state === 'final') return this.side.halt([batchId]);
+    if (row.state !== 'active') return;
+    const now = Date.now();
+    const header = parseHeader(row);
+    const decisions = parseDecisions(row);
+    const deadline = deadlineAt(parseStatus(row).startTime ?? new Date(row.createdAt).toISOString(), header.activeDeadlineSeconds);
+    if (!decisions.halt && deadline !== null && now >= deadline) {
+      store.sqlite.transaction(() => {
+        haltBatch(store, row, { phase: 'Failed', reason: 'DeadlineExceeded', message: `batch was active longer than activeDeadlineSeconds (${header.activeDeadlineSeconds})`, at: new Date(now).toISOString() }, now);
+        refreshStatus(store, batchId, now);
+      })();
+      return this.side.halt([batchId]);
+    }
+    if (decisions.halt || decisions.suspended) {
+      await this.side.halt([batchId]);
+      store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
+      return;
+    }
+    await this.side.unhalt(batchId);
+    const plan = planRelease({
+      parallelism: row.parallelism,
+      running: row.running,
+      pending: row.pending,
+      window: this.o.window ?? 20_000,
+      maxLeaseSize: this.o.maxLeaseSize ?? 256,
+    });
+    if (plan.count > 0 && row.task) {
+      const released = this.leases.release(batchId, row.task, row.releaseCursor, plan.count, plan.leaseSize, now);
+      await this.enqueue(batchId, row.task, header, released);
+    }
+    store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
+    const nextRetry = this.leases.nextRetryAt(batchId);
+    const wake = [nextRetry, deadline].filter((t): t is number => t !== null).sort((a, b) => a - b)[0];
+    if (wake !== undefined) this.wakeAt(batchId, Math.max(wake, now + 50));
+  }
+
+  private async enqueue(batchId: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[]): Promise<void> {
+    if (released.length === 0) return;
+    const token = this.o.tokenFor(batchId);
+    const envTemplate = header.template?.env;
+    const jobs = released.map((lease) => {
+      const data: LeaseJob = {
+        batchId,
+        leaseId: lease.leaseId,
+        task,
+        token,
+        timeoutMs: header.itemTimeoutSeconds ? header.itemTimeoutSeconds * 1000 : undefined,
+        items: lease.items.map((it) => ({ i: it.index, a: it.attempt, v: JSON.parse(it.input) })),
+      };
+      if (envTemplate) {
+        data.env = {};
+        for (const it of data.items) data.env[it.i] = renderTemplate(envTemplate, it.v, it.i) as Record<string, string>;
+      }
+      return { name: 'lease', data, opts: { jobId: lease.leaseId, removeOnComplete: true, removeOnFail: { age: 86_400 } } };
+    });
+    await this.side.workQueue(task).addBulk(jobs);
+  }
+
+  private onReport(report: Report): void {
+    const result = this.reports.apply(report.batchId, report.leaseId, report.items);
+    this.o.metrics?.observeReport(report.items, result);
+    this.notify(report.batchId);
+  }
+
+  private pollOutbox(): void {
+    if (this.stopped) return;
+    try {
+      for (const id of takeOutbox(this.o.store)) this.notify(id);
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'outbox poll failed');
+    }
+  }
+
+  /**
+   * Redis lost its data when the epoch it holds differs from the one the store remembers. Then
+   * every outstanding lease is handed back (not counted as an attempt) and released again.
+   */
+  private async checkEpoch(): Promise<boolean> {
+    const inRedis = await this.redis.get(epochKey(this.o.prefix));
+    const remembered = this.epoch ?? getSetting(this.o.store, 'redis-epoch');
+    if (inRedis !== null && inRedis === remembered) {
+      this.epoch = inRedis;
+      return false;
+    }
+    const fresh = randomBytes(8).toString('hex');
+    let returned = 0;
+    for (const batchId of activeBatchIds(this.o.store)) {
+      for (const lease of this.leases.leasesOf(batchId)) {
+        returned += this.returnLease(lease.batchId, lease.id, JSON.parse(lease.outstanding) as [number, number][]);
+      }
+      this.notify(batchId);
+    }
+    putSetting(this.o.store, 'redis-epoch', fresh);
+    await this.redis.set(epochKey(this.o.prefix), fresh);
+    this.epoch = fresh;
+    if (remembered !== null) this.o.logger.warn({ returned }, 'redis lost its data: released outstanding items again');
+    return true;
+  }
+
+  private returnLease(batchId: string, leaseId: string, outstanding: [number, number][]): number {
+    const items: ItemReport[] = outstanding.map(([i, a]) => ({ i, a, outcome: 'returned' }));
+    return this.reports.apply(batchId, leaseId, items).applied;
+  }
+
+  /** The periodic resync: Redis data loss, leases lost with their worker, and every active batch. */
+  async resync(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      if (await this.checkEpoch()) return;
+      const backlog = await this.reportBacklog();
+      const now = Date.now();
+      for (const batchId of activeBatchIds(this.o.store)) {
+        if (backlog === 0) await this.checkLeases(batchId, now);
+        this.notify(batchId);
+      }
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'resync failed');
+    }
+  }
+
+  /** Reports waiting in Redis: while there are some, a lease missing from Redis may just be done. */
+  private async reportBacklog(): Promise<number> {
+    const key = `${this.o.prefix}:${REPORT_QUEUE}`;
+    const [waiting, active] = await Promise.all([this.redis.llen(`${key}:wait`), this.redis.llen(`${key}:active`)]);
+    return waiting + active;
+  }
+
+  /**
+   * A lease the store still has but Redis does not (its job failed after stalling, or vanished)
+   * is lost once it stays missing for a whole resync with no reports waiting to be applied: its
+   * outstanding items then fail with the `Disruption` condition, which the rules may `Ignore`.
+   */
+  private async checkLeases(batchId: string, now: number): Promise<void> {
+    for (const lease of this.leases.leasesOf(batchId)) {
+      if (now - lease.createdAt < this.o.leaseMs) continue;
+      const state = await this.side.workQueue(lease.task).getJobState(lease.id);
+      const present = state !== 'unknown' && state !== 'failed' && state !== 'completed';
+      if (present) {
+        if (lease.missingSince !== null) this.leases.markMissing(lease.id, null);
+        continue;
+      }
+      if (lease.missingSince === null) {
+        this.leases.markMissing(lease.id, now);
+        continue;
+      }
+      if (now - lease.missingSince < this.o.resyncMs) continue;
+      const outstanding = JSON.parse(lease.outstanding) as [number, number][];
+      const items: ItemReport[] = outstanding.map(([i, a]) => ({
+        i,
+        a,
+        outcome: 'failed',
+        condition: 'Disruption',
+        error: 'the worker running this item was lost: its lease expired and was not recovered',
+        finishedAt: now,
+      }));
+      this.reports.apply(batchId, lease.id, items, now);
+      this.o.logger.warn({ batchId, leaseId: lease.id, items: items.length }, 'lease lost');
+    }
+  }
+}

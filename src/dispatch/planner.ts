@@ -1,0 +1,38 @@
+/**
+ * Pure decisions of the dispatcher: how many items of a batch to release now and in what lease
+ * sizes. Kept apart from I/O so the numbers can be tested with tables.
+ */
+
+export interface ReleasePlanInput {
+  parallelism: number;
+  running: number;
+  pending: number;
+  /** most items of one batch out in Redis at once, so a huge batch cannot starve the others */
+  window: number;
+  /** largest lease range */
+  maxLeaseSize: number;
+}
+
+export interface ReleasePlan {
+  count: number;
+  leaseSize: number;
+}
+
+/**
+ * Releases up to `min(parallelism, window) - running` items. Leases are sized so a release is
+ * spread over about 16 ranges: with a small parallelism every item travels alone (parallelism 3
+ * gives three single-item leases that any worker may take), with a large one leases grow to
+ * `maxLeaseSize` so fast tasks pay the queue cost once per range, not once per item.
+ */
+export function planRelease(p: ReleasePlanInput): ReleasePlan {
+  const room = Math.min(p.parallelism, p.window) - p.running;
+  const count = Math.max(0, Math.min(room, p.pending));
+  const leaseSize = Math.max(1, Math.min(p.maxLeaseSize, Math.ceil(count / 16)));
+  return { count, leaseSize };
+}
+
+/** When a deadline set by `activeDeadlineSeconds` passes, or null when none is set. */
+export function deadlineAt(startTime: string | null, activeDeadlineSeconds: number | undefined): number | null {
+  if (!startTime || activeDeadlineSeconds === undefined) return null;
+  return Date.parse(startTime) + activeDeadlineSeconds * 1000;
+}

@@ -1,0 +1,77 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { haltKey, taskRegistryKey, workQueueName } from '../runtimes/queue/protocol.js';
+
+/**
+ * What the API and the dispatcher do to Redis besides adding leases: halt flags that tell
+ * workers to hand items back, the task registry workers write, and the work queues by task.
+ * Redis is a cache of work; everything here can be rebuilt from the store.
+ */
+export class RedisSide {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(
+    readonly redis: Redis,
+    readonly prefix: string,
+  ) {}
+
+  /** The BullMQ queue of one task (created on first use, shared afterwards). */
+  workQueue(task: string): Queue {
+    let q = this.queues.get(task);
+    if (!q) {
+      q = new Queue(workQueueName(task), { connection: this.redis, prefix: this.prefix });
+      // A Queue re-emits connection errors; they surface through the calls that fail.
+      q.on('error', () => {});
+      this.queues.set(task, q);
+    }
+    return q;
+  }
+
+  /** Tells workers not to start more items of these batches (kept a day, then the leases are long gone). */
+  async halt(batchIds: string[]): Promise<void> {
+    if (batchIds.length === 0) return;
+    const m = this.redis.multi();
+    for (const id of batchIds) m.set(haltKey(this.prefix, id), '1', 'EX', 86_400);
+    await m.exec();
+  }
+
+  async unhalt(batchId: string): Promise<void> {
+    await this.redis.del(haltKey(this.prefix, batchId));
+  }
+
+  /** Removes leases still waiting in Redis (best effort: a lease being worked is halted instead). */
+  async removeLeases(task: string, leaseIds: string[]): Promise<void> {
+    const q = this.workQueue(task);
+    await Promise.all(leaseIds.map((id) => q.remove(id).catch(() => 0)));
+  }
+
+  /** Tasks that some worker has registered within `maxAgeMs`. */
+  async registeredTasks(maxAgeMs: number, now = Date.now()): Promise<Map<string, { kind: string; lastSeen: number }>> {
+    const raw = await this.redis.hgetall(taskRegistryKey(this.prefix));
+    const out = new Map<string, { kind: string; lastSeen: number }>();
+    for (const [name, json] of Object.entries(raw)) {
+      try {
+        const v = JSON.parse(json) as { kind: string; lastSeen: number };
+        if (now - v.lastSeen <= maxAgeMs) out.set(name, v);
+      } catch {
+        // A malformed registry entry is ignored: the worker rewrites it on its next heartbeat.
+      }
+    }
+    return out;
+  }
+
+  /** Waiting + delayed + active leases across the known work queues (for /metrics). */
+  async queueDepth(tasks: Iterable<string>): Promise<number> {
+    let n = 0;
+    for (const t of tasks) {
+      const c = await this.workQueue(t).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      n += Object.values(c).reduce((a, b) => a + b, 0);
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}
