@@ -1,0 +1,89 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { requestId } from 'hono/request-id';
+import YAML from 'yaml';
+import { authenticateApiKey } from '../store/tenants.js';
+import { batchesRouter } from './batches-router.js';
+import type { ApiDeps, ApiEnv } from './deps.js';
+import { itemsRouter } from './items-router.js';
+import { fieldErrors, problem, respondProblem, toProblem, validationProblem } from './problems.js';
+import { systemRouter } from './system-router.js';
+
+export type AppDeps = Omit<ApiDeps, 'tenantOf' | 'validationHook'>;
+
+const unauthorized = (detail: string) => {
+  const err = problem(401, 'unauthorized', 'Unauthorized', detail);
+  return Object.assign(err, { headers: { 'www-authenticate': 'Bearer realm="fanout"' } });
+};
+
+/**
+ * The API app, without a server: tests call `app.request()` or serve it on 127.0.0.1.
+ * Every response carries `x-request-id`; every error is problem+json.
+ */
+export function createApp(base: AppDeps) {
+  const deps: ApiDeps = {
+    ...base,
+    tenantOf(c: Context<ApiEnv>) {
+      const t = c.get('tenantId');
+      if (!t) throw unauthorized('this call needs an API key: send Authorization: Bearer <key>');
+      return t;
+    },
+    validationHook: (result) => {
+      if (!result.success) {
+        const target = (result as { target?: string }).target;
+        const base = target === 'query' ? '/query' : target === 'param' ? '/path' : target === 'header' ? '/headers' : '';
+        throw validationProblem(fieldErrors(result.error.issues, base));
+      }
+    },
+  };
+  const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
+  app.use('*', requestId());
+  app.use('*', async (c, next) => {
+    await next();
+    c.header('x-request-id', c.get('requestId'));
+  });
+  app.use('/v1/*', async (c, next) => {
+    const auth = c.req.header('authorization');
+    const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
+    if (!m) throw unauthorized('missing or malformed Authorization header: send Authorization: Bearer <key>');
+    if (m[1].startsWith('fbt_')) c.set('workerToken', m[1]);
+    else {
+      const tenantId = authenticateApiKey(deps.store, m[1]);
+      if (!tenantId) throw unauthorized('the API key is not valid');
+      c.set('tenantId', tenantId);
+    }
+    await next();
+  });
+  app.route('/', systemRouter(deps));
+  app.route('/', batchesRouter(deps));
+  app.route('/', itemsRouter(deps));
+
+  app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));
+  app.notFound((c) => respondProblem(c, problem(404, 'not-found', 'Not Found', `no route for ${c.req.method} ${c.req.path}`)));
+  app.onError((err, c) => {
+    const p = toProblem(err);
+    if (p.problem.status >= 500) deps.logger.error({ err, requestId: c.get('requestId') }, 'request failed');
+    return respondProblem(c, p);
+  });
+  return app;
+}
+
+/** The OpenAPI 3.1 document produced from the route definitions. */
+export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  return app.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'Fanout',
+      version: '0.1.0',
+      description: 'Submit batches of work over HTTP, fan them out to workers, and get every result back.',
+    },
+    security: [{ bearer: [] }],
+  });
+}
+
+let cachedYaml: string | undefined;
+export function openApiYaml(app: OpenAPIHono<ApiEnv>): string {
+  cachedYaml ??= YAML.stringify(openApiDocument(app), { aliasDuplicateObjects: false });
+  return cachedYaml;
+}

@@ -1,0 +1,30 @@
+import type { Context } from 'hono';
+import type { Hook } from '@hono/zod-openapi';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { StoreHandle } from '../store/db.js';
+import type { Metrics } from '../main/metrics.js';
+
+/** Variables the middleware puts on the context. */
+export type ApiEnv = { Variables: { tenantId?: string; workerToken?: string; requestId: string } };
+
+/** Everything the API needs, built in src/main and injected (no module reads the environment). */
+export interface ApiDeps {
+  store: StoreHandle;
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  blobDir: string;
+  /** wakes the dispatcher for a batch (in-process; the outbox covers other processes) */
+  notify(batchId: string): void;
+  /** task names registered by workers, or null when Redis cannot be asked right now */
+  knownTasks(): Promise<Set<string> | null>;
+  haltInRedis(batchIds: string[]): Promise<void>;
+  forgetInRedis(deleted: { id: string; task: string | null; leaseIds: string[] }[]): Promise<void>;
+  /** store + Redis reachable */
+  ready(): Promise<{ store: boolean; redis: boolean }>;
+  tokens: { sign(batchId: string): string; verify(batchId: string, token: string): boolean };
+  /** the tenant of the request's API key; throws 401 when the request has none */
+  tenantOf(c: Context<ApiEnv>): string;
+  validationHook: Hook<any, any, any, any>;
+}

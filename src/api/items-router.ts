@@ -1,0 +1,231 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { getBatch, getBatchById, type BatchRow } from '../store/batch-queries.js';
+import { getItem, listAttempts, listItems, resultPages } from '../store/item-queries.js';
+import { ReportStore } from '../store/reports.js';
+import type { ApiDeps, ApiEnv } from './deps.js';
+import { notFound, problem } from './problems.js';
+import { idParam, itemListSchema, itemParam, itemSchema, problemResponse, resultLineSchema } from './schemas.js';
+import { decodeCursor, encodeCursor, itemView } from './views.js';
+
+/** Items of a batch: list and detail for clients, input and result for workers, NDJSON results. */
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/v1/batches/{id}/items',
+  summary: 'List items in index order, with their attempts',
+  request: {
+    params: idParam,
+    query: z.object({
+      status: z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+      limit: z.coerce.number().int().min(1).max(1000).default(100),
+      cursor: z.string().optional(),
+    }),
+  },
+  responses: { 200: { description: 'A page of items', content: { 'application/json': { schema: itemListSchema } } }, 404: problemResponse('No such batch') },
+});
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/v1/batches/{id}/items/{index}',
+  summary: 'Get one item with its input and attempts',
+  request: { params: itemParam },
+  responses: { 200: { description: 'The item', content: { 'application/json': { schema: itemSchema } } }, 404: problemResponse('No such batch or item') },
+});
+
+const inputRoute = createRoute({
+  method: 'get',
+  path: '/v1/batches/{id}/items/{index}/input',
+  summary: "An item's input, for workers (batch-scoped token or API key)",
+  request: { params: itemParam },
+  responses: { 200: { description: 'The item as JSON', content: { 'application/json': { schema: z.unknown() } } }, 404: problemResponse('No such batch or item') },
+});
+
+const resultRoute = createRoute({
+  method: 'put',
+  path: '/v1/batches/{id}/items/{index}/result',
+  summary: "Record a successful attempt's result, for workers (streamed; large results go to the blob store)",
+  request: {
+    params: itemParam,
+    headers: z.object({ 'fanout-attempt': z.string().regex(/^\d+$/).optional().openapi({ description: 'The attempt the result belongs to; defaults to the current one' }) }),
+    body: { content: { 'text/plain': { schema: z.string() }, 'application/json': { schema: z.unknown() } } },
+  },
+  responses: {
+    200: { description: 'Whether the result was recorded (false: the attempt is stale or the item is final)', content: { 'application/json': { schema: z.object({ recorded: z.boolean() }) } } },
+    404: problemResponse('No such batch or item'),
+    413: problemResponse('Result over its limit'),
+  },
+});
+
+const resultsRoute = createRoute({
+  method: 'get',
+  path: '/v1/batches/{id}/results',
+  summary: 'Every item as one NDJSON line, in index order, streamed',
+  request: { params: idParam },
+  responses: { 200: { description: 'NDJSON lines', content: { 'application/x-ndjson': { schema: resultLineSchema } } }, 404: problemResponse('No such batch') },
+});
+
+export function itemsRouter(deps: ApiDeps) {
+  const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
+  const { store } = deps;
+  const reports = new ReportStore(store);
+
+  const batchOf = (c: Context<ApiEnv>, id: string): BatchRow => {
+    const row = getBatch(store, deps.tenantOf(c), id);
+    if (!row) throw notFound('batch');
+    return row;
+  };
+
+  /** Worker routes take the batch's own token, or an API key of the batch's tenant. */
+  const workerBatch = (c: Context<ApiEnv>, id: string): BatchRow => {
+    const token = c.get('workerToken');
+    if (token) {
+      if (!deps.tokens.verify(id, token)) throw problem(403, 'forbidden', 'Forbidden', 'this token is not valid for this batch');
+      const row = getBatchById(store, id);
+      if (!row) throw notFound('batch');
+      return row;
+    }
+    return batchOf(c, id);
+  };
+
+  app.openapi(listRoute, (c) => {
+    const { id } = c.req.valid('param');
+    const q = c.req.valid('query');
+    batchOf(c, id);
+    const after = decodeCursor(q.cursor);
+    const page = listItems(store, id, { status: q.status, limit: q.limit, afterIndex: after === undefined ? undefined : Number(after) });
+    const attempts = listAttempts(store, id, page.rows.map((r) => r.idx));
+    const last = page.rows[page.rows.length - 1];
+    return c.json(
+      {
+        items: page.rows.map((r) => itemView(r, attempts.filter((a) => a.idx === r.idx))),
+        nextCursor: page.more && last ? encodeCursor(last.idx) : null,
+      } as never,
+      200,
+    );
+  });
+
+  app.openapi(getRoute, (c) => {
+    const { id, index } = c.req.valid('param');
+    batchOf(c, id);
+    const item = getItem(store, id, index);
+    if (!item) throw notFound(`item ${index}`);
+    return c.json(itemView(item, listAttempts(store, id, [index]), true) as never, 200);
+  });
+
+  app.openapi(inputRoute, (c) => {
+    const { id, index } = c.req.valid('param');
+    workerBatch(c, id);
+    const item = getItem(store, id, index);
+    if (!item) throw notFound(`item ${index}`);
+    return new Response(item.input, { status: 200, headers: { 'content-type': 'application/json', 'fanout-attempt': String(item.attempt) } }) as never;
+  });
+
+  app.openapi(resultRoute, async (c) => {
+    const { id, index } = c.req.valid('param');
+    workerBatch(c, id);
+    const item = getItem(store, id, index);
+    if (!item) throw notFound(`item ${index}`);
+    const attemptHeader = c.req.valid('header')['fanout-attempt'];
+    const attempt = attemptHeader === undefined ? item.attempt : Number(attemptHeader);
+    const stored = await receiveResult(deps, c.req.raw, id, index, attempt);
+    const applied = reports.apply(id, null, [
+      { i: index, a: attempt, outcome: 'succeeded', ...(stored.blob ? { resultBlob: stored.blob } : { result: stored.value }), finishedAt: Date.now() },
+    ]).applied;
+    if (applied === 0 && stored.blob) fs.rmSync(path.join(deps.blobDir, stored.blob), { force: true });
+    if (applied > 0) deps.notify(id);
+    return c.json({ recorded: applied > 0 }, 200);
+  });
+
+  app.openapi(resultsRoute, (c) => {
+    const { id } = c.req.valid('param');
+    batchOf(c, id);
+    return new Response(Readable.toWeb(Readable.from(resultLines(deps, id))) as ReadableStream, {
+      status: 200,
+      headers: { 'content-type': 'application/x-ndjson' },
+    }) as never;
+  });
+
+  return app;
+}
+
+/**
+ * Reads a PUT result body: small ones are kept as a value for the row, larger ones are streamed
+ * into the blob directory as they arrive (never buffered whole).
+ */
+async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index: number, attempt: number): Promise<{ value?: unknown; blob?: string }> {
+  const limit = deps.config.limits.inlineResultBytes;
+  const max = deps.config.limits.maxResultBytes;
+  const isJson = (req.headers.get('content-type') ?? '').startsWith('application/json');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let file: fs.WriteStream | undefined;
+  const rel = path.join(batchId, `${index}.${attempt}.txt`);
+  const reader = req.body?.getReader();
+  try {
+    for (;;) {
+      const r = reader ? await reader.read() : { done: true as const, value: undefined };
+      if (r.done) break;
+      size += r.value.byteLength;
+      if (size > max) throw problem(413, 'too-large', 'Payload Too Large', `the result is larger than the ${max}-byte limit`);
+      if (!file && size > limit) {
+        fs.mkdirSync(path.join(deps.blobDir, batchId), { recursive: true });
+        file = fs.createWriteStream(path.join(deps.blobDir, rel));
+        for (const ch of chunks) file.write(ch);
+        chunks.length = 0;
+      }
+      if (file) {
+        if (!file.write(r.value)) await new Promise<void>((res) => file!.once('drain', () => res()));
+      } else chunks.push(Buffer.from(r.value));
+    }
+  } catch (err) {
+    file?.destroy();
+    if (file) fs.rmSync(path.join(deps.blobDir, rel), { force: true });
+    throw err;
+  }
+  if (file) {
+    await new Promise<void>((res, rej) => file!.end((err?: Error | null) => (err ? rej(err) : res())));
+    return { blob: rel };
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (isJson) {
+    try {
+      return { value: JSON.parse(text) };
+    } catch {
+      throw problem(400, 'malformed-json', 'Malformed JSON', 'the result was sent as application/json but is not valid JSON');
+    }
+  }
+  return { value: text };
+}
+
+/** NDJSON result lines; a blob result is streamed into its line as a JSON string. */
+async function* resultLines(deps: ApiDeps, batchId: string): AsyncGenerator<string> {
+  for (const page of resultPages(deps.store, batchId)) {
+    let out = '';
+    for (const r of page) {
+      const head = { index: r.idx, customId: r.customId, status: r.status };
+      const tail = { error: r.error, attempts: r.attemptCount };
+      if (r.resultBlob) {
+        if (out) yield out;
+        out = '';
+        yield `${JSON.stringify(head).slice(0, -1)},"result":"`;
+        yield* blobAsJsonString(path.join(deps.blobDir, r.resultBlob));
+        yield `",${JSON.stringify(tail).slice(1)}\n`;
+      } else {
+        out += JSON.stringify({ ...head, result: r.result === null ? null : JSON.parse(r.result), ...tail }) + '\n';
+      }
+    }
+    if (out) yield out;
+  }
+}
+
+/** The body of a JSON string literal for a file's text, chunk by chunk. */
+async function* blobAsJsonString(file: string): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  const stream = fs.createReadStream(file);
+  for await (const chunk of stream) yield JSON.stringify(decoder.decode(chunk as Buffer, { stream: true })).slice(1, -1);
+  yield JSON.stringify(decoder.decode()).slice(1, -1);
+}

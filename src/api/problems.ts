@@ -1,0 +1,98 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { ZodError, type core } from 'zod';
+import { TransitionError } from '../domain/batch-status.js';
+import { LabelSelectorError } from '../domain/label-selector.js';
+import { TemplateError } from '../domain/template.js';
+import { NotFoundError } from '../store/batch-actions.js';
+
+/**
+ * RFC 9457 problem details. Every error the API answers goes through {@link toProblem}, the one
+ * place where domain, validation and storage errors become HTTP statuses.
+ */
+export interface FieldError {
+  pointer: string;
+  detail: string;
+  /** NDJSON uploads: the 1-based line the error is on */
+  line?: number;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: FieldError[];
+  [extra: string]: unknown;
+}
+
+/** An error that already knows its problem document. */
+export class ProblemError extends Error {
+  constructor(
+    readonly problem: Problem,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(problem.detail);
+  }
+}
+
+const TYPE_BASE = 'https://fanout.dev/problems/';
+
+export function problem(status: number, slug: string, title: string, detail: string, extra: Partial<Problem> = {}): ProblemError {
+  return new ProblemError({ type: TYPE_BASE + slug, title, status, detail, ...extra });
+}
+
+export const notFound = (what: string) => problem(404, 'not-found', 'Not Found', `${what} not found`);
+
+/** A JSON pointer (RFC 6901) from a validation path. */
+export function pointerOf(path: readonly PropertyKey[], base = ''): string {
+  return base + path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
+}
+
+/** Flattens zod issues into field errors; unknown keys get one error each. */
+export function fieldErrors(issues: readonly core.$ZodIssue[], base = ''): FieldError[] {
+  const out: FieldError[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ pointer: pointerOf([...issue.path, key], base), detail: `unknown field ${JSON.stringify(key)}` });
+    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      out.push(...fieldErrors(issue.errors[0], base));
+    } else {
+      out.push({ pointer: pointerOf(issue.path, base), detail: issue.message });
+    }
+  }
+  return out;
+}
+
+export function validationProblem(errors: FieldError[], detail?: string): ProblemError {
+  const first = errors[0];
+  return problem(422, 'validation', 'Invalid request', detail ?? (first ? `${first.pointer || 'body'}: ${first.detail}` : 'the request is invalid'), { errors });
+}
+
+/** Maps anything thrown in a handler to a problem document. */
+export function toProblem(err: unknown): ProblemError {
+  if (err instanceof ProblemError) return err;
+  if (err instanceof ZodError) return validationProblem(fieldErrors(err.issues));
+  if (err instanceof NotFoundError) return problem(404, 'not-found', 'Not Found', err.message);
+  if (err instanceof TransitionError) return problem(409, 'conflict', 'Conflict', err.message);
+  if (err instanceof LabelSelectorError) {
+    return problem(400, 'bad-label-selector', 'Invalid label selector', err.message, { errors: [{ pointer: '/labelSelector', detail: err.message }] });
+  }
+  if (err instanceof TemplateError) return validationProblem([{ pointer: '/template', detail: err.message }]);
+  if (err instanceof HTTPException) {
+    const headers: Record<string, string> = {};
+    err.getResponse().headers.forEach((v, k) => (headers[k] = v));
+    delete headers['content-type'];
+    const title = err.status === 413 ? 'Payload Too Large' : err.status === 401 ? 'Unauthorized' : 'Error';
+    return new ProblemError({ type: TYPE_BASE + (err.status === 413 ? 'too-large' : 'http'), title, status: err.status, detail: err.message || title }, headers);
+  }
+  return problem(500, 'internal', 'Internal Server Error', 'an unexpected error occurred; see the server log with this request id');
+}
+
+export function respondProblem(c: Context, err: ProblemError): Response {
+  const body = JSON.stringify({ ...err.problem, instance: c.req.path });
+  return new Response(body, {
+    status: err.problem.status,
+    headers: { 'content-type': 'application/problem+json', ...err.headers, 'x-request-id': c.get('requestId') ?? '' },
+  });
+}

@@ -1,0 +1,90 @@
+import type { StoreHandle } from '../store/db.js';
+import type { BatchRow } from '../store/batch-queries.js';
+import { parseStatus, type StoredStatus } from '../store/batch-state.js';
+import { indexSets, type AttemptRow, type ItemRow } from '../store/item-queries.js';
+
+/** Store rows to the JSON the API answers with. */
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+/** Index sets of big running batches are recomputed at most this often. */
+const INDEX_REFRESH_MS = 5000;
+const CHEAP_TOTAL = 100_000;
+
+/**
+ * completedIndexes/failedIndexes are one ordered scan each, so they are cached in the row's
+ * status and recomputed when item counts moved (at most every few seconds for big batches).
+ */
+function freshIndexes(store: StoreHandle, row: BatchRow, status: StoredStatus): Pick<StoredStatus, 'completedIndexes' | 'failedIndexes'> {
+  const finishedNow = row.succeeded + row.failed;
+  if (status.indexesAt === finishedNow) return status;
+  const now = Date.now();
+  const final = row.state === 'final';
+  if (!final && row.total > CHEAP_TOTAL && status.indexesComputedAt && now - status.indexesComputedAt < INDEX_REFRESH_MS) return status;
+  const sets = indexSets(store, row.id);
+  const next = { ...status, ...sets, indexesAt: finishedNow, indexesComputedAt: now };
+  // Only the cache fields change; a concurrent status write elsewhere wins over this one.
+  store.sqlite
+    .prepare("UPDATE batches SET status = json_set(status, '$.completedIndexes', ?, '$.failedIndexes', ?, '$.indexesAt', ?, '$.indexesComputedAt', ?) WHERE id = ?")
+    .run(next.completedIndexes, next.failedIndexes, next.indexesAt, next.indexesComputedAt, row.id);
+  return next;
+}
+
+export function batchView(store: StoreHandle, row: BatchRow) {
+  const status = parseStatus(row);
+  const sets = freshIndexes(store, row, status);
+  return {
+    id: row.id,
+    name: row.name,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    createdAt: new Date(row.createdAt).toISOString(),
+    spec: JSON.parse(row.spec),
+    status: {
+      phase: row.phase,
+      counts: { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled },
+      completedIndexes: sets.completedIndexes,
+      failedIndexes: sets.failedIndexes,
+      conditions: status.conditions,
+      startTime: status.startTime,
+      completionTime: status.completionTime,
+    },
+  };
+}
+
+export function attemptView(a: AttemptRow) {
+  return {
+    attempt: a.attempt,
+    outcome: a.outcome,
+    exitCode: a.exitCode,
+    httpStatus: a.httpStatus,
+    condition: a.condition,
+    error: a.error,
+    decision: a.decision,
+    worker: a.worker,
+    startedAt: iso(a.startedAt),
+    finishedAt: iso(a.finishedAt)!,
+  };
+}
+
+/** An item; results kept in the blob directory are not inlined here (see GET …/results). */
+export function itemView(row: ItemRow, attempts: AttemptRow[], withInput = false) {
+  return {
+    index: row.idx,
+    customId: row.customId,
+    status: row.status,
+    ...(row.resultBlob ? { resultTruncated: true } : row.result !== null ? { result: JSON.parse(row.result) } : {}),
+    error: row.error,
+    reason: row.reason,
+    startedAt: iso(row.startedAt),
+    finishedAt: iso(row.finishedAt),
+    attempts: attempts.map(attemptView),
+    ...(withInput ? { input: JSON.parse(row.input) } : {}),
+  };
+}
+
+/** Opaque cursors: base64url of the last key of the previous page. */
+export const encodeCursor = (key: string | number) => Buffer.from(String(key)).toString('base64url');
+export function decodeCursor(cursor: string | undefined): string | undefined {
+  if (!cursor) return undefined;
+  return Buffer.from(cursor, 'base64url').toString();
+}

@@ -1,0 +1,39 @@
+import { loadConfig } from '../config/config.js';
+import type { Flags, ServerRole } from './entrypoints.js';
+import { startLocalRedis } from './local-redis.js';
+import { createLogger } from './logger.js';
+import { EXAMPLE_TASKS, startService } from './service.js';
+import { exitOnConfigError, onShutdown } from './startup.js';
+
+/** `fanout up | api | dispatcher`. Only `up` starts a local redis-server when REDIS_URL is unset. */
+export async function runServerImpl(role: ServerRole, flags: Flags): Promise<void> {
+  const config = exitOnConfigError(() => loadConfig(flags));
+  const logger = createLogger(config.logLevel);
+  let redisUrl = config.redisUrl;
+  let localRedis: Awaited<ReturnType<typeof startLocalRedis>> | undefined;
+  if (!redisUrl) {
+    if (role !== 'up') exitOnConfigError(() => { throw Object.assign(new Error(`fanout ${role} needs --redis or REDIS_URL`), { name: 'TaskFlagError' }); });
+    try {
+      localRedis = await startLocalRedis({ dataDir: config.dataDir, logger });
+    } catch (err) {
+      process.stderr.write(`fanout: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    redisUrl = localRedis.url;
+  }
+  const service = await startService({
+    config,
+    redisUrl,
+    logger,
+    api: role !== 'dispatcher',
+    dispatcher: role !== 'api',
+    workerTasks: role === 'up' ? (config.tasks.length > 0 ? config.tasks : EXAMPLE_TASKS) : undefined,
+  });
+  logger.info({ role, url: service.url, database: config.databasePath, redis: localRedis ? 'local redis-server' : 'REDIS_URL' }, 'fanout started');
+  if (service.url) process.stderr.write(`fanout ${role}: listening on ${service.url}\n`);
+  onShutdown(async () => {
+    await service.close();
+    await localRedis?.stop();
+  });
+  await new Promise(() => {});
+}

@@ -1,0 +1,150 @@
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createApp } from '../api/app.js';
+import { batchTokens } from '../api/tokens.js';
+import type { Config } from '../config/config.js';
+import { Dispatcher } from '../dispatch/dispatcher.js';
+import { RedisSide } from '../dispatch/redis-side.js';
+import { countBatchesByPhase } from '../store/batch-queries.js';
+import { sweepAbandonedUploads } from '../store/batch-create.js';
+import { openStore, type StoreHandle } from '../store/db.js';
+import { ensureApiKey, serverSecret } from '../store/tenants.js';
+import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
+import { Metrics } from './metrics.js';
+
+/**
+ * Builds and starts the parts of Fanout one process runs: the API (HTTP on host:port), the
+ * dispatcher, and for `fanout up` in-process workers. Clients are built here and handed to
+ * constructors; tests start a service the same way the CLI does.
+ */
+export interface ServiceOptions {
+  config: Config;
+  redisUrl: string;
+  logger: Logger;
+  api: boolean;
+  dispatcher: boolean;
+  /** task flags for in-process workers (`fanout up`); none: no workers */
+  workerTasks?: string[];
+}
+
+export interface Service {
+  store: StoreHandle;
+  url: string | null;
+  dispatcher: Dispatcher | null;
+  close(): Promise<void>;
+}
+
+/** Tasks `fanout up` registers when none are given, so the README's example runs at once. */
+export const EXAMPLE_TASKS = ['rev=rev', 'echo=cat', 'shout=tr a-z A-Z'];
+
+const TASK_REGISTRY_MAX_AGE_MS = 24 * 3600 * 1000;
+
+export async function startService(o: ServiceOptions): Promise<Service> {
+  const { config, logger } = o;
+  const store = openStore(config.databasePath);
+  const swept = sweepAbandonedUploads(store);
+  if (swept > 0) logger.warn({ swept }, 'removed uploads left unfinished by a previous run');
+  if (config.apiKey) ensureApiKey(store, config.apiKey);
+  const tokens = batchTokens(serverSecret(store));
+
+  // The API must answer while Redis is down: no offline queue, fail fast.
+  const redis = new Redis(o.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on('error', (err) => logger.debug({ err: err.message }, 'api redis error'));
+  await redis.connect().catch((err) => logger.warn({ err: err.message }, 'redis not reachable yet'));
+  const side = new RedisSide(redis, config.prefix);
+
+  const knownTasksFromStore = () =>
+    store.sqlite.prepare('SELECT DISTINCT task FROM batches WHERE task IS NOT NULL').pluck().all() as string[];
+  const metrics = new Metrics({
+    batchesByPhase: () => countBatchesByPhase(store),
+    queueDepth: () => side.queueDepth(knownTasksFromStore()),
+  });
+
+  let dispatcher: Dispatcher | null = null;
+  if (o.dispatcher) {
+    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs });
+    await dispatcher.start();
+  }
+
+  let server: ServerType | null = null;
+  let url: string | null = null;
+  if (o.api) {
+    const app = createApp({
+      store,
+      config,
+      logger,
+      metrics,
+      blobDir: path.join(config.dataDir, 'blobs'),
+      tokens,
+      notify: (id) => dispatcher?.notify(id),
+      async knownTasks() {
+        try {
+          return new Set((await side.registeredTasks(TASK_REGISTRY_MAX_AGE_MS)).keys());
+        } catch {
+          return null;
+        }
+      },
+      haltInRedis: (ids) => side.halt(ids).catch((err) => logger.warn({ err: err.message }, 'could not halt in redis; the dispatcher will')),
+      async forgetInRedis(deleted) {
+        try {
+          await side.halt(deleted.map((d) => d.id));
+          for (const d of deleted) if (d.task) await side.removeLeases(d.task, d.leaseIds);
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, 'could not clean deleted batches from redis; their leases will be handed back');
+        }
+      },
+      async ready() {
+        let storeOk = false;
+        try {
+          store.sqlite.prepare('SELECT 1').get();
+          storeOk = true;
+        } catch {
+          storeOk = false;
+        }
+        const redisOk = await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
+        return { store: storeOk, redis: redisOk };
+      },
+    });
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+    });
+    const port = (server.address() as AddressInfo).port;
+    url = `http://${config.host}:${port}`;
+  }
+
+  const workers: RunningWorker[] = [];
+  if (o.workerTasks && o.workerTasks.length > 0) {
+    workers.push(
+      await startWorker({
+        connection: o.redisUrl,
+        prefix: config.prefix,
+        tasks: o.workerTasks.map(parseTaskFlag),
+        concurrency: config.concurrency,
+        apiUrl: url ?? config.apiUrl,
+        leaseMs: config.leaseMs,
+        inlineResultLimit: config.limits.inlineResultBytes,
+        logger,
+      }),
+    );
+  }
+
+  return {
+    store,
+    url,
+    dispatcher,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+      }
+      await dispatcher?.stop();
+      await side.close();
+      redis.disconnect();
+      store.close();
+    },
+  };
+}
