@@ -19,6 +19,10 @@ export interface Config {
   apiKey?: string;
   logLevel: string;
   resyncMs: number;
+  /** most items of one batch released to Redis at once (fairness between batches) */
+  releaseWindow: number;
+  /** largest lease range (items per BullMQ job) */
+  maxLeaseSize: number;
   limits: Limits;
   batchId?: string;
   exitWhenEmpty: boolean;
@@ -89,6 +93,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     apiKey: pick(flags, 'apiKey', env, 'FANOUT_API_KEY'),
     logLevel: pick(flags, 'logLevel', env, 'LOG_LEVEL') ?? 'info',
     resyncMs: integer(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5, 1) * 1000,
+    releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
+    maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
     limits: {
       maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
       maxItemBytes: integer(env.FANOUT_MAX_ITEM_BYTES, 'FANOUT_MAX_ITEM_BYTES', 256 * 1024, 16),

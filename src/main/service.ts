@@ -65,7 +65,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
 
   let dispatcher: Dispatcher | null = null;
   if (o.dispatcher) {
-    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs });
+    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize });
     await dispatcher.start();
   }
 
