@@ -1,0 +1,32 @@
+import pino from 'pino';
+import { loadConfig } from '../config/config.js';
+import { Metrics } from '../main/metrics.js';
+import { openStore } from '../store/db.js';
+import { createApp, openApiYaml } from './app.js';
+
+/**
+ * The OpenAPI document as YAML, built from the route definitions alone: an app over an
+ * in-memory store whose handlers are never called. `npm run openapi` writes it to openapi.yaml.
+ */
+export function renderOpenApiYaml(): string {
+  const store = openStore(':memory:');
+  const unused = () => {
+    throw new Error('not available while rendering the OpenAPI document');
+  };
+  const app = createApp({
+    store,
+    config: loadConfig({}, {}),
+    logger: pino({ level: 'silent' }),
+    metrics: new Metrics({ batchesByPhase: () => [], queueDepth: async () => 0 }),
+    blobDir: '/nonexistent',
+    notify: unused,
+    knownTasks: unused,
+    haltInRedis: unused,
+    forgetInRedis: unused,
+    ready: unused,
+    tokens: { sign: unused, verify: unused },
+  });
+  const yaml = openApiYaml(app);
+  store.close();
+  return yaml;
+}
