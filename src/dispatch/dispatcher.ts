@@ -182,7 +182,14 @@ export class Dispatcher {
       }
       return { name: 'lease', data, opts: { jobId: lease.leaseId, removeOnComplete: true, removeOnFail: { age: 86_400 } } };
     });
-    await this.side.workQueue(task).addBulk(jobs);
+    try {
+      await this.side.workQueue(task).addBulk(jobs);
+    } catch (err) {
+      // Never delivered: hand the items back now (no attempt counted) rather than letting the
+      // resync later take the missing leases for lost workers.
+      for (const lease of released) this.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
+      throw err;
+    }
   }
 
   private onReport(report: Report): void {
