@@ -1,0 +1,134 @@
+import { createRequire } from 'node:module';
+import { Command, Option } from 'commander';
+import type { ClientOptions } from './client.js';
+import { clientOptions, outputOption, serverOptions, type ServerFlag } from './options.js';
+
+/**
+ * The `fanout` command tree. Server-side commands hand their flags, untouched, to
+ * src/main/entrypoints.ts; client-side commands call the API over HTTP. Command modules are
+ * imported only when their command runs, so `fanout --help` and the client commands start fast.
+ */
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+const SERVER_COMMANDS: Array<{ name: 'up' | 'api' | 'dispatcher'; summary: string; flags: ServerFlag[] }> = [
+  {
+    name: 'up',
+    summary: 'run API, dispatcher and workers in one process (SQLite; a local Redis when REDIS_URL is unset)',
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'task', 'concurrency', 'leaseSeconds', 'namespace', 'logLevel'],
+  },
+  {
+    name: 'api',
+    summary: 'run the HTTP API',
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'namespace', 'logLevel'],
+  },
+  {
+    name: 'dispatcher',
+    summary: 'run the dispatcher (the controller that releases items and finalizes batches)',
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'leaseSeconds', 'namespace', 'logLevel'],
+  },
+];
+
+const EXAMPLES = `
+Examples:
+  $ fanout up --task rev=rev
+  $ fanout submit -f batch.yaml --wait
+  $ fanout get batches -l jobgroup=jobexample
+  $ fanout results <id> > results.ndjson
+  $ fanout delete -l jobgroup=jobexample`;
+
+/** Sets the exit code from a command's answer, leaving the process to end on its own. */
+function exitWith(code: number): void {
+  process.exitCode = code;
+}
+
+function addOptions(cmd: Command, options: Option[]): Command {
+  for (const option of options) cmd.addOption(option);
+  return cmd;
+}
+
+/** Builds the command tree; `index.ts` parses `process.argv` with it. */
+export function buildProgram(): Command {
+  const program = new Command('fanout')
+    .description('Fan out a batch of work items, run them in parallel, track each one to a result.')
+    .version(version)
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXAMPLES);
+
+  for (const { name, summary, flags } of SERVER_COMMANDS) {
+    addOptions(program.command(name).description(summary), serverOptions(...flags)).action(async (_opts, cmd: Command) => {
+      const { runServer } = await import('../main/entrypoints.js');
+      await runServer(name, cmd.opts());
+    });
+  }
+
+  addOptions(
+    program.command('worker').description('lease items from Redis and run them with the registered tasks'),
+    serverOptions('apiUrl', 'apiKey', 'redis', 'task', 'concurrency', 'batch', 'exitWhenEmpty', 'leaseSeconds', 'logLevel'),
+  ).action(async (_opts, cmd: Command) => {
+    const { runWorkerCommand } = await import('../main/entrypoints.js');
+    await runWorkerCommand(cmd.opts());
+  });
+
+  addOptions(program.command('migrate').description('apply database migrations and exit'), serverOptions('database', 'dataDir', 'logLevel')).action(
+    async (_opts, cmd: Command) => {
+      const { runMigrate } = await import('../main/entrypoints.js');
+      await runMigrate(cmd.opts());
+    },
+  );
+
+  addOptions(
+    program
+      .command('submit')
+      .description('submit a batch spec (.json, .yaml, .ndjson streamed, or - for JSON on stdin) and print its id')
+      .requiredOption('-f, --file <path>', 'batch spec file, or - for stdin')
+      .option('--wait', 'wait until the batch is final; exit 0 only if it Succeeded')
+      .option('--idempotency-key <key>', 'sent as Idempotency-Key, so a retried submit creates one batch'),
+    clientOptions(),
+  ).action(async (opts: ClientOptions & { file: string; wait?: boolean; idempotencyKey?: string }) => {
+    const { submitCommand } = await import('./client-commands.js');
+    exitWith(await submitCommand(opts));
+  });
+
+  addOptions(
+    program
+      .command('get')
+      .description('list batches as a table, or show one batch (YAML)')
+      .argument('<resource>', 'batches | batch')
+      .argument('[id]', 'batch id')
+      .option('-l, --selector <selector>', 'label selector, e.g. jobgroup=jobexample,tier!=test')
+      .option('--phase <phase>', 'only batches in this phase (Pending, Running, Succeeded, …)'),
+    [outputOption(), ...clientOptions()],
+  ).action(async (resource: string, id: string | undefined, opts) => {
+    const { getCommand } = await import('./client-commands.js');
+    exitWith(await getCommand(resource, id, opts));
+  });
+
+  addOptions(program.command('results').description('stream the NDJSON results of a batch').argument('<id>', 'batch id'), clientOptions()).action(
+    async (id: string, opts: ClientOptions) => {
+      const { resultsCommand } = await import('./client-commands.js');
+      exitWith(await resultsCommand(id, opts));
+    },
+  );
+
+  addOptions(program.command('cancel').description('cancel a batch').argument('<id>', 'batch id'), clientOptions()).action(
+    async (id: string, opts: ClientOptions) => {
+      const { cancelCommand } = await import('./client-commands.js');
+      exitWith(await cancelCommand(id, opts));
+    },
+  );
+
+  addOptions(
+    program
+      .command('delete')
+      .description('delete batches by id, or every batch matching -l SELECTOR')
+      .argument('[ids...]', 'batch ids')
+      .option('-l, --selector <selector>', 'delete every batch matching this label selector'),
+    clientOptions(),
+  ).action(async (ids: string[], opts: ClientOptions & { selector?: string }) => {
+    const { deleteCommand } = await import('./client-commands.js');
+    exitWith(await deleteCommand(ids, opts));
+  });
+
+  return program;
+}

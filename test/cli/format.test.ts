@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import type { Batch } from '../../src/cli/api-types.js';
+import { ApiProblemError, ServerUnreachableError } from '../../src/cli/client.js';
+import { CliError, formatError } from '../../src/cli/errors.js';
+import { formatAge, formatLabels, renderBatchTable, renderTable, truncate } from '../../src/cli/format.js';
+import { RateMeter, describeOutcome } from '../../src/cli/wait.js';
+
+const S = 1000;
+const M = 60 * S;
+const H = 60 * M;
+const D = 24 * H;
+
+describe('formatAge (kubectl style)', () => {
+  it.each([
+    ['negative clock skew', -5 * S, '0s'],
+    ['zero', 0, '0s'],
+    ['seconds', 45 * S, '45s'],
+    ['under two minutes stays in seconds', 119 * S, '119s'],
+    ['minutes and seconds', 5 * M + 30 * S, '5m30s'],
+    ['whole minutes', 5 * M, '5m'],
+    ['minutes only from ten', 45 * M + 10 * S, '45m'],
+    ['minutes up to three hours', 2 * H + 5 * M, '125m'],
+    ['hours and minutes', 3 * H + 20 * M, '3h20m'],
+    ['whole hours', 4 * H, '4h'],
+    ['hours up to two days', 30 * H, '30h'],
+    ['days and hours', 2 * D + 5 * H, '2d5h'],
+    ['days', 300 * D, '300d'],
+    ['years and days', 2 * 365 * D + 45 * D, '2y45d'],
+  ])('%s', (_name, ms, expected) => {
+    expect(formatAge(ms)).toBe(expected);
+  });
+});
+
+describe('formatLabels', () => {
+  it.each([
+    ['none', undefined, '<none>'],
+    ['empty', {}, '<none>'],
+    ['sorted by key', { tier: 'web', app: 'x' }, 'app=x,tier=web'],
+  ])('%s', (_name, labels, expected) => {
+    expect(formatLabels(labels)).toBe(expected);
+  });
+});
+
+describe('renderTable', () => {
+  const columns = [{ header: 'NAME', shrinkable: true, minWidth: 4 }, { header: 'ID' }, { header: 'LABELS', shrinkable: true, minWidth: 6 }];
+  const rows = [['short', 'id-1', 'a=b'], ['a-rather-long-name', 'id-2', 'team=platform,env=production']];
+
+  it('pads columns with three spaces and no trailing blanks', () => {
+    expect(renderTable(columns, [rows[0]!])).toBe('NAME    ID     LABELS\nshort   id-1   a=b');
+  });
+
+  it('leaves everything when no width is given', () => {
+    expect(renderTable(columns, rows)).toContain('team=platform,env=production');
+  });
+
+  it('cuts the widest shrinkable column first, never the fixed ones', () => {
+    const lines = renderTable(columns, rows, 40).split('\n');
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(40);
+    expect(lines[2]).toBe('a-rather-long-…   id-2   team=platform,…');
+    const tight = renderTable(columns, rows, 30).split('\n');
+    for (const line of tight) expect(line.length).toBeLessThanOrEqual(30);
+    expect(tight[2]).toContain('id-2');
+  });
+
+  it('stops at the minimum widths when nothing more can go', () => {
+    const lines = renderTable(columns, rows, 5).split('\n');
+    expect(lines[2]).toBe('a-r…   id-2   team=…');
+  });
+
+  it.each([
+    ['fits', 'abc', 3, 'abc'],
+    ['cut', 'abcdef', 4, 'abc…'],
+    ['one char', 'abcdef', 1, 'a'],
+  ])('truncate: %s', (_name, text, width, expected) => {
+    expect(truncate(text, width)).toBe(expected);
+  });
+});
+
+function batch(overrides: Partial<Batch['status']> = {}, fields: Partial<Batch> = {}): Batch {
+  return {
+    id: 'b-1',
+    name: 'fruit',
+    labels: { jobgroup: 'jobexample' },
+    createdAt: new Date(0).toISOString(),
+    spec: { runtime: 'queue', task: 'rev' },
+    status: {
+      phase: 'Running',
+      counts: { total: 10, pending: 3, running: 2, succeeded: 4, failed: 1, cancelled: 0 },
+      ...overrides,
+    },
+    ...fields,
+  };
+}
+
+describe('renderBatchTable', () => {
+  it('shows succeeded/total, failed, age and labels', () => {
+    const out = renderBatchTable([batch()], 3 * H);
+    expect(out.split('\n')[1]).toMatch(/^fruit\s+b-1\s+Running\s+4\/10\s+1\s+3h\s+jobgroup=jobexample$/);
+  });
+
+  it('prints - for a batch without a name or a readable date', () => {
+    const out = renderBatchTable([batch({}, { name: null, createdAt: 'garbage' })], 0);
+    expect(out.split('\n')[1]).toMatch(/^-\s+b-1\s+Running\s+4\/10\s+1\s+-\s+jobgroup=jobexample$/);
+  });
+});
+
+describe('describeOutcome', () => {
+  it('adds the reason of a failure', () => {
+    const failed = batch({
+      phase: 'Failed',
+      counts: { total: 3, pending: 0, running: 0, succeeded: 1, failed: 2, cancelled: 0 },
+      conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'item 2 failed 3 times' }],
+    });
+    expect(describeOutcome(failed)).toEqual(['batch b-1 Failed: 3/3 done, 1 succeeded, 2 failed', '  BackoffLimitExceeded: item 2 failed 3 times']);
+  });
+
+  it('is one line for a success', () => {
+    const ok = batch({ phase: 'Succeeded', counts: { total: 2, pending: 0, running: 0, succeeded: 2, failed: 0, cancelled: 0 } });
+    expect(describeOutcome(ok)).toEqual(['batch b-1 Succeeded: 2/2 done, 2 succeeded']);
+  });
+});
+
+describe('RateMeter', () => {
+  it('measures items/s over its window and derives the ETA', () => {
+    const meter = new RateMeter(10_000);
+    expect(meter.add(0, 0, 100)).toEqual({ perSecond: 0, etaSeconds: undefined });
+    expect(meter.add(1000, 10, 100)).toEqual({ perSecond: 10, etaSeconds: 9 });
+    expect(meter.add(2000, 20, 100)).toEqual({ perSecond: 10, etaSeconds: 8 });
+    // a stall longer than the window drops the old rate
+    meter.add(20_000, 20, 100);
+    expect(meter.add(21_000, 20, 100)).toEqual({ perSecond: 0, etaSeconds: undefined });
+    expect(meter.add(22_000, 100, 100).etaSeconds).toBe(0);
+  });
+});
+
+describe('formatError', () => {
+  it.each([
+    [
+      'problem with field errors',
+      new ApiProblemError({ status: 422, title: 'Invalid batch spec', detail: '2 problems', errors: [{ pointer: '/items/0', detail: 'bad' }, { pointer: '', detail: 'root' }] }),
+      ['error: Invalid batch spec: 2 problems', '  /items/0: bad', '  /: root'],
+    ],
+    [
+      'NDJSON problem with line numbers',
+      new ApiProblemError({ status: 422, title: 'Invalid request', detail: 'line 3: invalid JSON', errors: [{ pointer: '', line: 3, detail: 'invalid JSON' }, { pointer: '/task', line: 1, detail: 'required' }] }),
+      ['error: Invalid request: line 3: invalid JSON', '  line 3: invalid JSON', '  line 1 /task: required'],
+    ],
+    ['problem without detail', new ApiProblemError({ status: 409, title: 'Conflict' }), ['error: Conflict']],
+    ['unreachable', new ServerUnreachableError('http://x:1', 'connection refused'), ['error: cannot reach the Fanout API at http://x:1: connection refused']],
+    ['cli error', new CliError('give a batch ID'), ['error: give a batch ID']],
+    ['multi-line error keeps the first line', new Error('bad config\n  at stack'), ['error: bad config']],
+  ])('%s', (_name, err, expected) => {
+    expect(formatError(err)).toEqual(expected);
+  });
+});
