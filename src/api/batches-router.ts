@@ -4,7 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { batchHeaderSchema, batchSpecSchema, customIdOf, type BatchHeader } from '../domain/batch-spec.js';
 import { PHASES } from '../domain/batch-status.js';
 import { parseLabelSelector } from '../domain/label-selector.js';
-import { renderTemplate, TemplateError } from '../domain/template.js';
+import { renderTemplate, templatePlaceholders, TemplateError } from '../domain/template.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
 import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, ItemWriter, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
 import { deleteBatches, getBatch, listBatches, selectBatchIds } from '../store/batch-queries.js';
@@ -24,8 +24,8 @@ const createRouteDef = createRoute({
     'JSON: the batch spec with `items`. `application/x-ndjson`: the first line is the spec without items, each further line one item; streamed, never held whole in memory. `Idempotency-Key` makes retries safe.',
   request: {
     headers: z.object({ 'idempotency-key': z.string().max(255).optional() }),
+    // Not `required`: @hono/zod-openapi would then run the JSON schema on NDJSON uploads too.
     body: {
-      required: true,
       content: {
         'application/json': { schema: batchSpecSchema },
         'application/x-ndjson': { schema: z.string().openapi({ example: '{"task":"rev"}\n"foo"\n"bar"\n' }) },
@@ -98,8 +98,13 @@ export function batchesRouter(deps: ApiDeps) {
   const { store } = deps;
 
   app.use('/v1/batches', async (c, next) => {
+    // Checked before the route's body validator, which would answer a bare 415 without saying what to send.
+    const contentType = c.req.header('content-type');
+    if (c.req.method === 'POST' && !isNdjson(contentType) && !contentType?.startsWith('application/json')) {
+      throw problem(415, 'unsupported-media-type', 'Unsupported Media Type', `send application/json or application/x-ndjson, not ${contentType ?? 'a body without Content-Type'}`);
+    }
     // JSON bodies are bounded in memory; NDJSON is streamed and bounded per item instead.
-    if (c.req.method === 'POST' && !isNdjson(c.req.header('content-type'))) {
+    if (c.req.method === 'POST' && !isNdjson(contentType)) {
       return bodyLimit({
         maxSize: deps.config.limits.maxBodyBytes,
         onError: () => {
@@ -119,11 +124,10 @@ export function batchesRouter(deps: ApiDeps) {
       let id: string;
       if (isNdjson(contentType)) {
         id = await createFromNdjson(deps, tenantId, c.req.raw.body, key);
-      } else if (!contentType || contentType.startsWith('application/json')) {
+      } else {
+        // Anything but JSON was refused with 415 by the middleware above.
         const raw = await c.req.text();
         id = await createFromJson(deps, tenantId, raw, key);
-      } else {
-        throw problem(415, 'unsupported-media-type', 'Unsupported Media Type', `send application/json or application/x-ndjson, not ${contentType}`);
       }
       deps.notify(id);
       const row = getBatch(store, tenantId, id)!;
@@ -190,6 +194,15 @@ async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: nu
     validationProblem([{ pointer, detail, ...(linePrefix ? { line: linePrefix } : {}) }]);
   if (header.runtime !== 'queue') {
     throw at('/runtime', `runtime "${header.runtime}" needs Kubernetes, which this server is not configured for; use "queue"`);
+  }
+  if (header.template?.env) {
+    // A malformed placeholder is wrong whatever the items are: name the template field, not an item.
+    try {
+      templatePlaceholders(header.template.env);
+    } catch (err) {
+      if (err instanceof TemplateError) throw at(`/template/env${err.path}`, err.message);
+      throw err;
+    }
   }
   if (!header.task) throw at('/task', 'a queue batch names the task to run: one that workers registered with --task NAME=…');
   const known = await deps.knownTasks();

@@ -69,6 +69,14 @@ export function validationProblem(errors: FieldError[], detail?: string): Proble
   return problem(422, 'validation', 'Invalid request', detail ?? (first ? `${first.pointer || 'body'}: ${first.detail}` : 'the request is invalid'), { errors });
 }
 
+/** Problem type slug and title for statuses that Hono middleware and validators throw. */
+const HTTP_PROBLEMS: Record<number, [string, string]> = {
+  400: ['bad-request', 'Bad Request'],
+  401: ['unauthorized', 'Unauthorized'],
+  413: ['too-large', 'Payload Too Large'],
+  415: ['unsupported-media-type', 'Unsupported Media Type'],
+};
+
 /** Maps anything thrown in a handler to a problem document. */
 export function toProblem(err: unknown): ProblemError {
   if (err instanceof ProblemError) return err;
@@ -83,8 +91,9 @@ export function toProblem(err: unknown): ProblemError {
     const headers: Record<string, string> = {};
     err.getResponse().headers.forEach((v, k) => (headers[k] = v));
     delete headers['content-type'];
-    const title = err.status === 413 ? 'Payload Too Large' : err.status === 401 ? 'Unauthorized' : 'Error';
-    return new ProblemError({ type: TYPE_BASE + (err.status === 413 ? 'too-large' : 'http'), title, status: err.status, detail: err.message || title }, headers);
+    const known = err.status === 400 && /^Malformed JSON/.test(err.message) ? (['malformed-json', 'Malformed JSON'] as const) : HTTP_PROBLEMS[err.status];
+    const title = known?.[1] ?? 'Error';
+    return new ProblemError({ type: TYPE_BASE + (known?.[0] ?? 'http'), title, status: err.status, detail: err.message || title }, headers);
   }
   return problem(500, 'internal', 'Internal Server Error', 'an unexpected error occurred; see the server log with this request id');
 }
