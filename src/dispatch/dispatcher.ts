@@ -23,6 +23,9 @@ import type { Metrics } from '../main/metrics.js';
  * resync that also finds leases Redis lost. Reconciles run one at a time: SQLite has one writer.
  */
 
+/** BullMQ's largest job priority (2^21). */
+const MAX_PRIORITY = 2_097_152;
+
 export interface DispatcherOptions {
   store: StoreHandle;
   redisUrl: string;
@@ -155,7 +158,7 @@ export class Dispatcher {
     });
     if (plan.count > 0 && row.task) {
       const released = this.leases.release(batchId, row.task, row.releaseCursor, plan.count, plan.leaseSize, now);
-      await this.enqueue(batchId, row.task, header, released);
+      await this.enqueue(batchId, row.task, header, released, row.running);
     }
     store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
     const nextRetry = this.leases.nextRetryAt(batchId);
@@ -163,11 +166,20 @@ export class Dispatcher {
     if (wake !== undefined) this.wakeAt(batchId, Math.max(wake, now + 50));
   }
 
-  private async enqueue(batchId: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[]): Promise<void> {
+  /**
+   * Adds released leases to the task's queue. A lease's BullMQ priority is the rank of its first
+   * item among the items of its batch already out (lower runs first), so the work queue interleaves
+   * batches instead of serving them first come, first served: a small batch submitted after a huge
+   * one gets its items near the front instead of behind the whole huge batch.
+   */
+  private async enqueue(batchId: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[], runningBefore: number): Promise<void> {
     if (released.length === 0) return;
     const token = this.o.tokenFor(batchId);
     const envTemplate = header.template?.env;
+    let rank = runningBefore;
     const jobs = released.map((lease) => {
+      const priority = Math.min(MAX_PRIORITY, rank + 1);
+      rank += lease.items.length;
       const data: LeaseJob = {
         batchId,
         leaseId: lease.leaseId,
@@ -180,7 +192,7 @@ export class Dispatcher {
         data.env = {};
         for (const it of data.items) data.env[it.i] = renderTemplate(envTemplate, it.v, it.i) as Record<string, string>;
       }
-      return { name: 'lease', data, opts: { jobId: lease.leaseId, removeOnComplete: true, removeOnFail: { age: 86_400 } } };
+      return { name: 'lease', data, opts: { jobId: lease.leaseId, priority, removeOnComplete: true, removeOnFail: { age: 86_400 } } };
     });
     try {
       await this.side.workQueue(task).addBulk(jobs);
