@@ -3,13 +3,14 @@ import type { AttemptCondition } from '../../domain/batch-spec.js';
 /**
  * The wire contract between the dispatcher and `fanout worker` processes, carried by BullMQ.
  *
- * The dispatcher releases a *lease range*: one BullMQ job on {@link WORK_QUEUE} holding a few
- * items of one batch. The BullMQ job lock is the lease: the worker renews it while it runs the
- * items; when a worker dies the lock expires and BullMQ's stalled check hands the job to another
- * worker. Workers never open the store: they add one {@link Report} job to {@link REPORT_QUEUE}
- * (results for some items of a lease) and the dispatcher records it. Each item carries the
- * attempt number it was released with; the store ignores a result whose attempt is not the
- * item's current one, so a stale lease never overwrites a newer attempt.
+ * The dispatcher releases a *lease range*: one BullMQ job on the work queue of the batch's task
+ * ({@link workQueueName}) holding a few items of one batch. The BullMQ job lock is the lease: the
+ * worker renews it while it runs the items; when a worker dies the lock expires and BullMQ's
+ * stalled check hands the job to another worker. Workers never open the store: they add
+ * {@link Report} jobs to {@link REPORT_QUEUE} (results for some items of a lease) and the
+ * dispatcher records them. Each item carries the attempt number it was released with; the store
+ * ignores a result whose attempt is not the item's current one, so a stale lease never
+ * overwrites a newer attempt.
  */
 
 export const WORK_QUEUE = 'fanout-work';
@@ -37,7 +38,7 @@ export interface LeasedItem {
   v: unknown;
 }
 
-/** Data of one job on {@link WORK_QUEUE} (job name `lease`). */
+/** Data of one job on {@link workQueueName}(task) (job name `lease`). */
 export interface LeaseJob {
   batchId: string;
   /** deterministic: `${batchId}.${firstIndex}.${firstAttempt}`; also the BullMQ job id */

@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { describeError } from './errors.js';
+import { ResultSpool, TailBuffer, stripOneNewline } from './output-capture.js';
+import { settleSpooledResult } from './result-upload.js';
+import type { TaskContext, TaskResult } from './tasks.js';
+
+/**
+ * A command task: `/bin/sh -c COMMAND` exactly as the operator wrote it. The item goes on stdin
+ * (a string raw, anything else as JSON) and is never interpolated into the command; stdout is the
+ * result; the exit code feeds the batch's failure rules.
+ */
+
+/** Milliseconds between SIGTERM and SIGKILL when an item times out. */
+export const KILL_GRACE_MS = 2000;
+const STDERR_TAIL_BYTES = 4096;
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null } | { spawnError: Error };
+
+/** Runs one attempt of a command task; resolves with its outcome, never rejects. */
+export async function runCommandTask(command: string, ctx: TaskContext): Promise<TaskResult> {
+  const child = spawn('/bin/sh', ['-c', command], {
+    env: commandEnv(ctx),
+    stdio: ['pipe', 'pipe', 'pipe'],
+    // its own process group: a timeout kills the shell and everything it started, and a Ctrl-C
+    // or SIGTERM aimed at the worker does not interrupt items it is draining
+    detached: true,
+  });
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('error', (spawnError) => resolve({ spawnError }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  const spool = new ResultSpool(ctx.inlineResultLimit);
+  const stderr = new TailBuffer(STDERR_TAIL_BYTES);
+  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stdin.on('error', () => {}); // EPIPE: the command did not read its stdin, which is fine
+  child.stdin.end(stdinPayload(ctx.input));
+  const captured = pipeline(child.stdout, spool).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const timeoutTimer =
+    ctx.timeoutMs !== undefined
+      ? setTimeout(() => {
+          timedOut = true;
+          killGroup(child.pid, 'SIGTERM');
+          killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+        }, ctx.timeoutMs)
+      : undefined;
+
+  const exit = await exited;
+  clearTimeout(timeoutTimer);
+  clearTimeout(killTimer);
+  if ('spawnError' in exit) {
+    child.stdout.destroy();
+    await captured;
+    await spool.cleanup();
+    return { outcome: 'failed', error: `could not start /bin/sh: ${describeError(exit.spawnError)}` };
+  }
+  const captureError = await captured;
+  const tail = stderr.text();
+  if (timedOut) {
+    await spool.cleanup();
+    const error = `timed out after ${ctx.timeoutMs} ms` + (tail ? `\n${tail}` : '');
+    return { outcome: 'failed', condition: 'Timeout', error };
+  }
+  if (exit.signal) {
+    await spool.cleanup();
+    const exitCode = 128 + (constants.signals[exit.signal] ?? 0);
+    return { outcome: 'failed', exitCode, error: tail || `killed by ${exit.signal}` };
+  }
+  const exitCode = exit.code ?? 1;
+  if (exitCode !== 0) {
+    await spool.cleanup();
+    return { outcome: 'failed', exitCode, error: tail || `exited with code ${exitCode}` };
+  }
+  if (captureError) {
+    await spool.cleanup();
+    return { outcome: 'failed', exitCode, error: `could not capture stdout: ${describeError(captureError)}` };
+  }
+  const result = await settleSpooledResult(spool, ctx, (data) => stripOneNewline(data.toString('utf8')), true);
+  return result.outcome === 'succeeded' ? { ...result, exitCode } : result;
+}
+
+/**
+ * The command's environment: the worker's own, then the item's rendered template env, then the
+ * FANOUT_* variables, which the item env can never override.
+ */
+export function commandEnv(ctx: TaskContext): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...ctx.env,
+    FANOUT_BATCH_ID: ctx.batchId,
+    FANOUT_ITEM_INDEX: String(ctx.index),
+    JOB_COMPLETION_INDEX: String(ctx.index),
+    FANOUT_ATTEMPT: String(ctx.attempt),
+  };
+}
+
+/** A string item goes to stdin as is; any other value as JSON. */
+export function stdinPayload(input: unknown): string {
+  if (typeof input === 'string') return input;
+  return JSON.stringify(input) ?? 'null';
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,68 @@
+import { NonRetriableError, RetryAfterError, describeError } from './errors.js';
+import type { FunctionTaskDefinition, TaskContext, TaskResult } from './tasks.js';
+
+/**
+ * A function task: an in-process TypeScript function gets the item and returns the result.
+ * Whatever it throws becomes a recorded outcome; {@link NonRetriableError} and
+ * {@link RetryAfterError} tell the dispatcher how to retry.
+ */
+
+/** Runs one attempt of a function task; resolves with its outcome, never rejects. */
+export async function runFunctionTask(fn: FunctionTaskDefinition['fn'], ctx: TaskContext): Promise<TaskResult> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut =
+    ctx.timeoutMs === undefined
+      ? undefined
+      : new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => {
+            controller.abort(new Error(`timed out after ${ctx.timeoutMs} ms`));
+            resolve('timeout');
+          }, ctx.timeoutMs);
+        });
+  const context = {
+    batchId: ctx.batchId,
+    index: ctx.index,
+    attempt: ctx.attempt,
+    signal: controller.signal,
+    logger: ctx.logger,
+  };
+  // a synchronous throw becomes a rejection; a late rejection after a timeout is ignored
+  const run = Promise.resolve()
+    .then(() => fn(ctx.input, context))
+    .then((value) => ({ value }));
+  run.catch(() => {});
+  try {
+    const settled = timedOut ? await Promise.race([run, timedOut]) : await run;
+    if (settled === 'timeout') {
+      return { outcome: 'failed', condition: 'Timeout', error: `timed out after ${ctx.timeoutMs} ms` };
+    }
+    return resultOf(settled.value);
+  } catch (error) {
+    return failureOf(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function resultOf(value: unknown): TaskResult {
+  if (value === undefined) return { outcome: 'succeeded' };
+  try {
+    // reports travel as JSON: a value that cannot round-trip must fail here, not in the reporter
+    const json = JSON.stringify(value);
+    return { outcome: 'succeeded', result: json === undefined ? undefined : (JSON.parse(json) as unknown) };
+  } catch (error) {
+    return { outcome: 'failed', error: `the function's result is not JSON-serializable: ${describeError(error)}` };
+  }
+}
+
+/** Maps anything a function threw to a failed outcome. */
+export function failureOf(error: unknown): TaskResult {
+  if (error instanceof NonRetriableError) {
+    return { outcome: 'failed', nonRetriable: true, error: describeError(error) };
+  }
+  if (error instanceof RetryAfterError) {
+    return { outcome: 'failed', retryAfterMs: error.retryAfterMs, error: describeError(error) };
+  }
+  return { outcome: 'failed', error: describeError(error) };
+}

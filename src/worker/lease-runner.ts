@@ -1,0 +1,101 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { ItemReport, LeasedItem, LeaseJob, Report } from '../runtimes/queue/protocol.js';
+import { describeError } from './errors.js';
+import type { HaltCache } from './halt-cache.js';
+import { LeaseReporter } from './lease-reporter.js';
+import type { Semaphore } from './semaphore.js';
+import type { TaskContext, TaskHandler, TaskResult } from './tasks.js';
+
+/**
+ * Runs the items of one lease job. Every item waits for a permit of the process-wide semaphore,
+ * then checks whether it should start at all (worker stopping, batch halted: reported `returned`,
+ * no attempt used), runs, and its outcome goes to the lease's reporter. Resolves only after the
+ * last report was added to the report queue.
+ */
+
+/** What the runner needs from the worker around it. */
+export interface LeaseRunnerDeps {
+  semaphore: Semaphore;
+  halts: HaltCache;
+  reportQueue: Queue<Report>;
+  /** true once the worker is closing: items not yet started are returned */
+  isStopping: () => boolean;
+  workerName: string;
+  apiUrl?: string;
+  inlineResultLimit: number;
+  reportIntervalMs?: number;
+  logger: Logger;
+}
+
+/** Runs every item of `lease` with `handler` and reports all outcomes. */
+export async function runLease(lease: LeaseJob, handler: TaskHandler, deps: LeaseRunnerDeps): Promise<void> {
+  const logger = deps.logger.child({ leaseId: lease.leaseId, batchId: lease.batchId, task: lease.task });
+  const reporter = new LeaseReporter(deps.reportQueue, lease, logger, deps.reportIntervalMs);
+  const counts: Record<string, number> = { succeeded: 0, failed: 0, returned: 0, uploaded: 0 };
+  const startedAt = Date.now();
+  logger.info({ items: lease.items.length }, 'lease started');
+  try {
+    await Promise.all(
+      lease.items.map(async (item) => {
+        const report = await runItem(lease, item, handler, deps, logger);
+        if (report) {
+          counts[report.outcome]++;
+          reporter.add(report);
+        } else {
+          counts.uploaded++;
+        }
+      }),
+    );
+  } catch (error) {
+    reporter.abandon();
+    throw error;
+  }
+  await reporter.finish();
+  logger.info({ ...counts, ms: Date.now() - startedAt }, 'lease finished');
+}
+
+/** One item: the report to send, or undefined when the API already recorded it (large result). */
+async function runItem(
+  lease: LeaseJob,
+  item: LeasedItem,
+  handler: TaskHandler,
+  deps: LeaseRunnerDeps,
+  logger: Logger,
+): Promise<ItemReport | undefined> {
+  const returned: ItemReport = { i: item.i, a: item.a, outcome: 'returned', worker: deps.workerName };
+  if (deps.isStopping()) return returned;
+  const release = await deps.semaphore.acquire();
+  try {
+    try {
+      if (deps.isStopping() || (await deps.halts.isHalted(lease.batchId))) return returned;
+    } catch (error) {
+      // cannot tell whether the batch is halted: do not start, do not spend an attempt
+      logger.warn({ index: item.i, err: describeError(error) }, 'halt check failed; returning the item');
+      return returned;
+    }
+    const ctx: TaskContext = {
+      batchId: lease.batchId,
+      index: item.i,
+      attempt: item.a,
+      input: item.v,
+      env: lease.env?.[String(item.i)] ?? {},
+      timeoutMs: lease.timeoutMs,
+      token: lease.token,
+      apiUrl: deps.apiUrl,
+      inlineResultLimit: deps.inlineResultLimit,
+      logger,
+    };
+    const startedAt = Date.now();
+    const result = await handler(ctx).catch(
+      (error: unknown): TaskResult => ({ outcome: 'failed', error: `worker error: ${describeError(error)}` }),
+    );
+    const finishedAt = Date.now();
+    logger.debug({ index: item.i, attempt: item.a, outcome: result.outcome, ms: finishedAt - startedAt }, 'item done');
+    if (result.recordedByApi) return undefined;
+    const { recordedByApi: _ignored, ...outcome } = result;
+    return { i: item.i, a: item.a, ...outcome, startedAt, finishedAt, worker: deps.workerName };
+  } finally {
+    release();
+  }
+}

@@ -1,0 +1,115 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describeError } from './errors.js';
+import type { ResultSpool } from './output-capture.js';
+import type { TaskContext, TaskResult } from './tasks.js';
+
+/**
+ * Results larger than the inline limit never travel through Redis: the worker streams the spooled
+ * file to `PUT {apiUrl}/v1/batches/{batchId}/items/{index}/result`, and the API records the attempt
+ * as succeeded itself. The item is then left out of the worker's report (see protocol.ts).
+ */
+
+const ANSWER_LIMIT = 64 * 1024;
+const UPLOAD_IDLE_MS = 60_000;
+
+/** The URL a worker PUTs a large result to. */
+export function resultUrl(apiUrl: string, batchId: string, index: number): URL {
+  const base = apiUrl.endsWith('/') ? apiUrl : `${apiUrl}/`;
+  return new URL(`v1/batches/${encodeURIComponent(batchId)}/items/${index}/result`, base);
+}
+
+/**
+ * Streams `length` bytes of the file at `path` to the API. Resolves with the API's `recorded`
+ * flag (false: the attempt was stale, which is still final for this worker); throws on any failure.
+ * Uses node:http rather than fetch: Node 20's fetch keeps every chunk of a streamed request body
+ * until the request ends, which would hold the whole result in memory.
+ */
+export async function uploadResultFile(ctx: TaskContext, path: string, length: number): Promise<boolean> {
+  if (!ctx.apiUrl) throw new Error('no API URL configured for this worker');
+  const { status, body } = await putFile(resultUrl(ctx.apiUrl, ctx.batchId, ctx.index), path, length, {
+    authorization: `Bearer ${ctx.token}`,
+    'fanout-attempt': String(ctx.attempt),
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': String(length),
+  });
+  if (status < 200 || status > 299) throw new Error(`HTTP ${status}: ${body.replace(/\s+/g, ' ').slice(0, 200)}`);
+  try {
+    return (JSON.parse(body) as { recorded?: unknown }).recorded === true;
+  } catch {
+    return false;
+  }
+}
+
+function putFile(
+  url: URL,
+  path: string,
+  length: number,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(url, { method: 'PUT', headers }, (response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        if (size < ANSWER_LIMIT) chunks.push(chunk);
+        size += chunk.length;
+      });
+      response.on('error', reject);
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    request.setTimeout(UPLOAD_IDLE_MS, () => request.destroy(new Error(`upload stalled for ${UPLOAD_IDLE_MS} ms`)));
+    request.on('error', reject);
+    const file = length > 0 ? createReadStream(path, { start: 0, end: length - 1 }) : Readable.from([]);
+    // an early answer (say 401 before the body is read) settles the promise first; the later
+    // pipeline error is then ignored
+    pipeline(file, request).catch(reject);
+  });
+}
+
+/**
+ * Turns a finished spool of a successful attempt into its result: inline (decoded by `decode`)
+ * when small, otherwise uploaded to the API. A text result loses one trailing newline either way.
+ * Always removes the temp file.
+ */
+export async function settleSpooledResult(
+  spool: ResultSpool,
+  ctx: TaskContext,
+  decode: (data: Buffer) => unknown,
+  stripNewline: boolean,
+): Promise<TaskResult> {
+  try {
+    const captured = spool.captured();
+    if (captured.kind === 'inline') return { outcome: 'succeeded', result: decode(captured.data) };
+    let length = captured.bytes;
+    if (stripNewline && length > 0 && (await lastByte(captured.path, length)) === 0x0a) length--;
+    try {
+      const recorded = await uploadResultFile(ctx, captured.path, length);
+      ctx.logger.debug({ batchId: ctx.batchId, index: ctx.index, bytes: length, recorded }, 'large result uploaded');
+      return { outcome: 'succeeded', recordedByApi: true };
+    } catch (error) {
+      return {
+        outcome: 'failed',
+        error: `result of ${length} bytes exceeds the inline limit and could not be uploaded to the API: ${describeError(error)}`,
+      };
+    }
+  } finally {
+    await spool.cleanup();
+  }
+}
+
+async function lastByte(path: string, length: number): Promise<number> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(1);
+    await handle.read(buffer, 0, 1, length - 1);
+    return buffer[0];
+  } finally {
+    await handle.close();
+  }
+}

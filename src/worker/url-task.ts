@@ -1,0 +1,118 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { pipeline } from 'node:stream/promises';
+import { describeError } from './errors.js';
+import { ResultSpool } from './output-capture.js';
+import { settleSpooledResult } from './result-upload.js';
+import type { TaskContext, TaskResult } from './tasks.js';
+
+/**
+ * A URL task: POST the item itself as the JSON body to the operator's URL; the response body is
+ * the result. Non-2xx answers fail the attempt with the status (the dispatcher maps 429/5xx to
+ * retriable, other 4xx to FailItem); network errors fail it without a status. The batch token is
+ * never sent to the URL.
+ */
+
+const ERROR_EXCERPT_BYTES = 512;
+
+/** Runs one attempt of a URL task; resolves with its outcome, never rejects. */
+export async function runUrlTask(url: string, ctx: TaskContext): Promise<TaskResult> {
+  const signal = ctx.timeoutMs !== undefined ? AbortSignal.timeout(ctx.timeoutMs) : undefined;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'fanout-batch-id': ctx.batchId,
+        'fanout-item-index': String(ctx.index),
+        'fanout-attempt': String(ctx.attempt),
+      },
+      body: JSON.stringify(ctx.input) ?? 'null',
+      signal,
+    });
+  } catch (error) {
+    return requestFailure(error, signal, ctx, 'request failed');
+  }
+
+  if (!response.ok) {
+    const excerpt = await readExcerpt(response).catch(() => '');
+    const failed: TaskResult = {
+      outcome: 'failed',
+      httpStatus: response.status,
+      error: `HTTP ${response.status}${excerpt ? `: ${excerpt}` : ''}`,
+    };
+    if (response.status === 429 || response.status === 503) {
+      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+      if (retryAfterMs !== undefined) failed.retryAfterMs = retryAfterMs;
+    }
+    return failed;
+  }
+
+  const spool = new ResultSpool(ctx.inlineResultLimit);
+  try {
+    const body = response.body ? Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>) : Readable.from([]);
+    await pipeline(body, spool);
+  } catch (error) {
+    await spool.cleanup();
+    return requestFailure(error, signal, ctx, 'reading the response failed');
+  }
+  const json = isJsonContentType(response.headers.get('content-type'));
+  const result = await settleSpooledResult(spool, ctx, (data) => decodeBody(data, json), false);
+  return result.outcome === 'succeeded' ? { ...result, httpStatus: response.status } : result;
+}
+
+/**
+ * Milliseconds from a `Retry-After` header: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+ * Undefined when absent or unreadable; never negative.
+ */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  if (!/^[A-Za-z]{3},? /.test(text)) return undefined; // an HTTP date starts with a day name
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** `application/json` and any `application/*+json`. */
+export function isJsonContentType(contentType: string | null): boolean {
+  return contentType !== null && /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(contentType.trim());
+}
+
+function decodeBody(data: Buffer, json: boolean): unknown {
+  const text = data.toString('utf8');
+  if (!json) return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text; // the server said JSON but sent something else: keep what it sent
+  }
+}
+
+function requestFailure(error: unknown, signal: AbortSignal | undefined, ctx: TaskContext, what: string): TaskResult {
+  if (signal?.aborted) {
+    return { outcome: 'failed', condition: 'Timeout', error: `no complete answer within ${ctx.timeoutMs} ms` };
+  }
+  return { outcome: 'failed', networkError: true, error: `${what}: ${describeError(error)}` };
+}
+
+/** The first bytes of an error body, whitespace collapsed; the rest is not read. */
+async function readExcerpt(response: Response): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < ERROR_EXCERPT_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.length;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const text = Buffer.concat(chunks).subarray(0, ERROR_EXCERPT_BYTES).toString('utf8');
+  return text.replace(/\s+/g, ' ').trim();
+}

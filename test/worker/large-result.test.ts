@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Harness, TOKEN, sleep, startRedis, type RedisServer } from './harness.js';
+
+const SIZE = 20_000_000;
+const command = [
+  `case $FANOUT_ITEM_INDEX in`,
+  `0) head -c ${SIZE} /dev/zero | tr '\\0' a; echo ;;`,
+  `2) head -c 4096 /dev/zero | tr '\\0' w ;;`,
+  `*) echo small ;;`,
+  `esac`,
+].join('\n');
+
+let redis: RedisServer;
+let h: Harness;
+let server: Server;
+let base: string;
+let status = 200;
+/** when set, the server pauses the upload after this many bytes until `resume` is called */
+let pause: { at: number; reached: (resume: () => void) => void } | undefined;
+const uploads: Array<{ method: string; url: string; headers: IncomingHttpHeaders; bytes: number; sha256: string }> = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  server = createServer((req, res) => {
+    // count and hash the body as it streams by: the test server holds none of it either
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let paused = false;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+      if (pause && !paused && bytes >= pause.at) {
+        paused = true;
+        req.pause();
+        pause.reached(() => req.resume());
+      }
+    });
+    req.on('end', () => {
+      uploads.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, bytes, sha256: hash.digest('hex') });
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(status === 200 ? JSON.stringify({ recorded: true }) : '{"title":"store unavailable"}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await redis.stop();
+});
+beforeEach(() => {
+  h = new Harness(redis.url);
+  uploads.length = 0;
+  status = 200;
+  pause = undefined;
+});
+afterEach(async () => {
+  await h.close();
+});
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Bytes of heap and buffers still reachable after a full collection. */
+async function retainedBytes(): Promise<number> {
+  gc();
+  await sleep(100); // V8 frees the memory of dead ArrayBuffers in the background
+  gc();
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return heapUsed + arrayBuffers;
+}
+
+async function spoolDirs(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((name) => name.startsWith('fanout-result-'));
+}
+
+/** Waits until the lease job is done (completed and removed), so every report is in. */
+async function leaseDone(task: string): Promise<void> {
+  for (;;) {
+    const counts = await h.queue(task).getJobCounts('active', 'waiting');
+    if (counts.active + counts.waiting === 0) return;
+    await sleep(50);
+  }
+}
+
+describe('results larger than the inline limit', () => {
+  it('streams the result to PUT …/result and leaves the item out of the report', async () => {
+    const dirsBefore = await spoolDirs();
+    await h.worker({ apiUrl: `${base}/`, inlineResultLimit: 1024, tasks: [{ kind: 'command', name: 'big', command }] });
+    // warm up every code path (spawn, spool to file, upload, report) so the baseline includes it
+    const warmUp = await h.lease('big', ['w', 'w'], { batchId: 'b-big', first: 1 });
+    await h.waitForItems(1, warmUp.leaseId);
+    await leaseDone('big');
+    expect(await h.items(warmUp.leaseId)).toMatchObject([{ i: 1, result: 'small' }]);
+    expect(uploads.map((u) => [u.url, u.bytes])).toEqual([['/v1/batches/b-big/items/2/result', 4096]]);
+    uploads.length = 0;
+
+    const baseline = await retainedBytes();
+    const halfway = new Promise<() => void>((resolve) => (pause = { at: SIZE / 2, reached: resolve }));
+    const lease = await h.lease('big', ['x', 'y'], { batchId: 'b-big', attempt: 4 });
+    // with the upload stalled halfway, the worker (this process) must not be holding the result
+    const resume = await halfway;
+    const heldMidUpload = (await retainedBytes()) - baseline;
+    resume();
+    await h.waitForItems(1, lease.leaseId);
+    await leaseDone('big');
+
+    const items = await h.items(lease.leaseId);
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ i: 1, a: 4, outcome: 'succeeded', result: 'small' });
+
+    expect(uploads).toHaveLength(1);
+    const [upload] = uploads;
+    expect(upload.method).toBe('PUT');
+    expect(upload.url).toBe('/v1/batches/b-big/items/0/result');
+    expect(upload.headers).toMatchObject({
+      authorization: `Bearer ${TOKEN}`,
+      'fanout-attempt': '4',
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(SIZE),
+    });
+    expect(upload.bytes).toBe(SIZE); // the one trailing newline is not part of the result
+    expect(upload.sha256).toBe(createHash('sha256').update(Buffer.alloc(SIZE, 'a')).digest('hex'));
+    expect(heldMidUpload).toBeLessThan(4_000_000);
+    expect(await spoolDirs()).toEqual(dirsBefore);
+  });
+
+  it('fails the item, saying so, when the upload is refused', async () => {
+    status = 503;
+    await h.worker({ apiUrl: base, tasks: [{ kind: 'command', name: 'big', command }] });
+    const lease = await h.lease('big', ['x', 'y']);
+    const items = await h.waitForItems(2, lease.leaseId);
+    expect(items[0]).toMatchObject({ i: 0, outcome: 'failed' });
+    expect(items[0].error).toContain('could not be uploaded to the API: HTTP 503');
+    expect(items[0].exitCode).toBeUndefined();
+    expect(items[1]).toMatchObject({ i: 1, outcome: 'succeeded', result: 'small' });
+  });
+
+  it('fails the item when no API URL is configured, keeping small results inline', async () => {
+    await h.worker({ inlineResultLimit: 1024, tasks: [{ kind: 'command', name: 'big', command }] });
+    const lease = await h.lease('big', ['x', 'y']);
+    const items = await h.waitForItems(2, lease.leaseId);
+    expect(items[0].outcome).toBe('failed');
+    expect(items[0].error).toContain('no API URL configured');
+    expect(items[1].result).toBe('small');
+    expect(uploads).toHaveLength(0);
+  });
+});
