@@ -24,7 +24,7 @@ export interface ApplyResult {
   phaseChanged: boolean;
 }
 
-type LiveItem = { status: string; attempt: number; failures: number };
+type LiveItem = { status: string; attempt: number; failures: number; leaseId: string | null };
 
 export class ReportStore {
   private readonly leases: LeaseStore;
@@ -37,7 +37,7 @@ export class ReportStore {
   constructor(private readonly store: StoreHandle) {
     const s = store.sqlite;
     this.leases = new LeaseStore(store);
-    this.current = s.prepare('SELECT status, attempt, failures FROM items WHERE batch_id = ? AND idx = ?');
+    this.current = s.prepare('SELECT status, attempt, failures, lease_id AS leaseId FROM items WHERE batch_id = ? AND idx = ?');
     this.succeed = s.prepare(
       `UPDATE items SET status = 'succeeded', result = ?, result_blob = ?, error = NULL, reason = NULL, lease_id = NULL, finished_at = ? WHERE batch_id = ? AND idx = ?`,
     );
@@ -66,12 +66,18 @@ export class ReportStore {
     const delta: CounterDelta = {};
     const add = (k: keyof CounterDelta, n: number) => (delta[k] = (delta[k] ?? 0) + n);
     const settled = new Set<string>();
+    // A result PUT through the API names no lease: settle the lease the item travelled in.
+    const viaApi = new Map<string, Set<string>>();
     let failBatch: { reason: string; message: string } | undefined;
 
     for (const r of reports) {
       settled.add(`${r.i}.${r.a}`);
       const item = this.current.get(batchId, r.i) as LiveItem | undefined;
       if (!item || item.status !== 'running' || item.attempt !== r.a) continue;
+      if (!leaseId && item.leaseId) {
+        const set = viaApi.get(item.leaseId) ?? new Set<string>();
+        viaApi.set(item.leaseId, set.add(`${r.i}.${r.a}`));
+      }
       out.applied++;
       add('running', -1);
       const error = r.error === undefined ? null : r.error.slice(-MAX_ERROR);
@@ -111,6 +117,7 @@ export class ReportStore {
 
     bumpCounters(this.store, batchId, delta);
     if (leaseId) this.leases.settle(leaseId, settled);
+    for (const [id, pairs] of viaApi) this.leases.settle(id, pairs);
     if (out.failed > 0) {
       const fresh = getBatchById(this.store, batchId)!;
       if (!failBatch && exceedsMaxFailedItems(fresh.failed, policy)) {
