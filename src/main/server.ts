@@ -3,6 +3,7 @@ import type { Flags, ServerRole } from './entrypoints.js';
 import { startLocalRedis } from './local-redis.js';
 import { createLogger } from './logger.js';
 import { EXAMPLE_TASKS, startService } from './service.js';
+import { hasAnyApiKey } from '../store/tenants.js';
 import { exitOnConfigError, onShutdown } from './startup.js';
 
 /** `fanout up | api | dispatcher`. Only `up` starts a local redis-server when REDIS_URL is unset. */
@@ -31,6 +32,9 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
   });
   logger.info({ role, url: service.url, database: config.databasePath, redis: localRedis ? 'local redis-server' : 'REDIS_URL' }, 'fanout started');
   if (service.url) process.stderr.write(`fanout ${role}: listening on ${service.url}\n`);
+  if (service.url && !config.apiKey && !hasAnyApiKey(service.store)) {
+    process.stderr.write('fanout: no API key exists yet, so no client can authenticate: restart with FANOUT_API_KEY=<a secret of your choice>\n');
+  }
   onShutdown(async () => {
     await service.close();
     await localRedis?.stop();

@@ -45,3 +45,8 @@ export function serverSecret(store: StoreHandle): string {
   store.db.insert(settings).values({ key: 'server-secret', value }).onConflictDoNothing().run();
   return store.db.select().from(settings).where(eq(settings.key, 'server-secret')).get()!.value;
 }
+
+/** Whether any API key exists (a server without one cannot serve any client). */
+export function hasAnyApiKey(store: StoreHandle): boolean {
+  return store.db.select({ id: apiKeys.id }).from(apiKeys).limit(1).get() !== undefined;
+}
