@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import type { ApiClient } from '../helpers/api-client.js';
+import type { TestService } from '../helpers/service.js';
 
 /** Shared assertions and small utilities for the API integration tests (not a test file). */
 
@@ -99,3 +101,16 @@ export function ndjsonStream(lines: (n: number) => string | undefined, linesPerC
 }
 
 export const NDJSON = { 'content-type': 'application/x-ndjson' };
+
+/**
+ * Registers `name` in the service's task registry the way a worker's heartbeat does, without a
+ * worker: batches naming it are accepted and their items wait, which lets a test act as the worker.
+ */
+export async function registerTaskWithoutWorker(svc: TestService, name: string): Promise<void> {
+  const redis = new Redis(svc.redisUrl);
+  try {
+    await redis.hset(`${svc.prefix}:tasks`, name, JSON.stringify({ kind: 'command', lastSeen: Date.now() }));
+  } finally {
+    redis.disconnect();
+  }
+}
