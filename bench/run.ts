@@ -1,0 +1,420 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { openStore } from '../src/store/db.js';
+import { newBatchId } from '../src/store/batch-create.js';
+import {
+  api,
+  ITEM_BYTES,
+  itemJson,
+  killAllChildren,
+  peakRss,
+  pollUntil,
+  REPO,
+  startFanout,
+  startRedis,
+  startScript,
+  submitNdjson,
+  usedMemory,
+  type Api,
+  type BatchView,
+  type Child,
+} from './lib.js';
+
+/**
+ * `npm run bench`: Fanout against baselines measured in the same run on the same machine.
+ *
+ *   A. NDJSON ingest over HTTP vs raw better-sqlite3 inserts into a table shaped like `items`
+ *   B. end-to-end no-op items with two worker processes vs raw BullMQ with two worker processes
+ *   C. Redis memory per queued item vs per waiting raw BullMQ job
+ *
+ * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
+ * process; BENCH_ONLY=A,B,C picks measurements; BENCH_SERVER_NODE_ARGS adds node flags to the
+ * server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). Everything runs on 127.0.0.1 and is
+ * stopped at the end; bench/results/latest.md gets the table.
+ */
+
+const SCALE = Number(process.env.BENCH_SCALE || 1);
+if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
+const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C').split(',').map((s) => s.trim().toUpperCase()));
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS || '').split(/\s+/).filter(Boolean);
+const N_A = Math.round(1_000_000 * SCALE);
+const N_B = Math.round(200_000 * SCALE);
+const N_C = Math.round(100_000 * SCALE);
+const PREFIX = 'fanout';
+const RAW_PREFIX = 'rawbench';
+const SQLITE_TX_ROWS = 5_000;
+const BULK_CHUNK = 1_000;
+/** the whole run stops by itself after this long, whatever happens */
+const WATCHDOG_MS = Math.max(6, 12 * SCALE) * 60_000;
+
+interface Row {
+  measurement: string;
+  fanout: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  met: string;
+}
+const rows: Row[] = [];
+const notes: string[] = [];
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-bench-'));
+const apiKey = `bench-${randomBytes(16).toString('hex')}`;
+let redisChild: Child | undefined;
+let redisUrl = '';
+let redis: Redis | undefined;
+
+function cleanupSync(): void {
+  killAllChildren();
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.once('exit', cleanupSync);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: stopping`);
+    cleanupSync();
+    process.exit(130);
+  });
+}
+const watchdog = setTimeout(() => {
+  log(`watchdog: still running after ${WATCHDOG_MS / 60_000} min; stopping`);
+  cleanupSync();
+  process.exit(3);
+}, WATCHDOG_MS);
+watchdog.unref();
+
+async function fanoutServer(name: string, env: Record<string, string> = {}): Promise<{ child: Child; api: Api }> {
+  const dataDir = path.join(tmp, name);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const { child, url } = await startFanout(
+    { REDIS_URL: redisUrl, FANOUT_API_KEY: apiKey, FANOUT_DATA_DIR: dataDir, FANOUT_REDIS_PREFIX: PREFIX, LOG_LEVEL: 'warn', ...env },
+    SERVER_NODE_ARGS,
+  );
+  if (!url.startsWith('http://127.0.0.1:')) throw new Error(`server listens on ${url}, not 127.0.0.1`);
+  return { child, api: { url, key: apiKey } };
+}
+
+/** Registers task `noop` as a live worker would, without running one. */
+async function registerNoop(): Promise<void> {
+  await redis!.hset(`${PREFIX}:tasks`, 'noop', JSON.stringify({ kind: 'function', lastSeen: Date.now() }));
+}
+
+async function getBatch(a: Api, id: string): Promise<BatchView> {
+  return api<BatchView>(a, 'GET', `/v1/batches/${id}`);
+}
+
+function itemJobs(from: number, to: number) {
+  const out = [];
+  for (let k = from; k < to; k++) out.push({ name: 'noop', data: JSON.parse(itemJson(k)) as unknown, opts: { removeOnComplete: true } });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A. NDJSON ingest
+
+async function measureIngest(): Promise<void> {
+  log(`A: NDJSON ingest of ${fmt(N_A)} items over HTTP`);
+  await redis!.flushall();
+  const server = await fanoutServer('a');
+  let fanoutRate = NaN;
+  let rss = NaN;
+  try {
+    await registerNoop();
+    // parallelism 1 and no noop worker running: the batch cannot start during the measurement
+    const { batch, ms } = await submitNdjson(server.api, { task: 'noop', name: 'bench-ingest', parallelism: 1 }, N_A);
+    if (batch.status.counts.total !== N_A) throw new Error(`ingested ${batch.status.counts.total} items, expected ${N_A}`);
+    fanoutRate = N_A / (ms / 1000);
+    rss = peakRss(server.child.pid);
+    notes.push(`A: ${fmt(N_A)} items (${fmt((N_A * (ITEM_BYTES + 1)) / 1e6, 1)} MB) ingested in ${fmt(ms / 1000, 2)} s.`);
+  } finally {
+    await server.child.stop();
+  }
+
+  log('A: baseline: raw better-sqlite3 inserts');
+  const rawRate = sqliteBaseline(N_A);
+  const ratio = fanoutRate / rawRate;
+  rows.push({
+    measurement: `A. NDJSON ingest, ${fmt(N_A)} × ${ITEM_BYTES} B items (items/s)`,
+    fanout: fmt(fanoutRate),
+    baseline: `${fmt(rawRate)} (raw better-sqlite3 inserts)`,
+    ratio: fmt(ratio, 2),
+    target: '≥ 0.40',
+    met: ratio >= 0.4 ? 'yes' : 'NO',
+  });
+  rows.push({
+    measurement: 'A. server peak RSS during ingest (VmHWM)',
+    fanout: `${fmt(rss / 2 ** 20)} MB`,
+    baseline: '—',
+    ratio: '—',
+    target: '< 300 MB',
+    met: rss < 300 * 2 ** 20 ? 'yes' : 'NO',
+  });
+}
+
+/**
+ * Raw better-sqlite3: the same rows with the statement the API uses, into a table created from
+ * the `items` DDL of a freshly migrated store (same columns, primary key, indexes and foreign
+ * key), WAL, synchronous NORMAL, 5,000 rows per transaction. Times the transactions only.
+ */
+function sqliteBaseline(n: number): number {
+  const dir = path.join(tmp, 'sqlite');
+  fs.mkdirSync(dir, { recursive: true });
+  const schemaStore = openStore(path.join(dir, 'schema.db'));
+  const ddl = schemaStore.sqlite
+    .prepare("SELECT type, sql FROM sqlite_master WHERE tbl_name = 'items' AND sql IS NOT NULL ORDER BY type = 'index'")
+    .all() as { type: string; sql: string }[];
+  schemaStore.close();
+  if (!ddl.some((d) => d.type === 'table')) throw new Error('no items table in the migrated schema');
+
+  const db = new Database(path.join(dir, 'raw.db'));
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec('CREATE TABLE `batches` (`id` text PRIMARY KEY NOT NULL)');
+    for (const d of ddl) db.exec(d.sql);
+    db.pragma('foreign_keys = ON');
+    const batchId = newBatchId();
+    db.prepare('INSERT INTO batches (id) VALUES (?)').run(batchId);
+    const insert = db.prepare("INSERT INTO items (batch_id, idx, custom_id, input, status) VALUES (?, ?, ?, ?, 'pending')");
+    const tx = db.transaction((first: number, inputs: string[], ids: string[]) => {
+      for (let k = 0; k < inputs.length; k++) insert.run(batchId, first + k, ids[k], inputs[k]);
+    });
+    let ms = 0;
+    for (let first = 0; first < n; first += SQLITE_TX_ROWS) {
+      const last = Math.min(n, first + SQLITE_TX_ROWS);
+      const inputs: string[] = [];
+      const ids: string[] = [];
+      for (let k = first; k < last; k++) {
+        inputs.push(itemJson(k));
+        ids.push(`item-${String(k).padStart(7, '0')}`);
+      }
+      const t0 = performance.now();
+      tx(first, inputs, ids);
+      ms += performance.now() - t0;
+    }
+    const count = db.prepare('SELECT count(*) FROM items').pluck().get() as number;
+    if (count !== n) throw new Error(`raw insert stored ${count} rows, expected ${n}`);
+    notes.push(`A baseline: ${fmt(n)} rows inserted in ${fmt(ms / 1000, 2)} s (transactions only).`);
+    return n / (ms / 1000);
+  } finally {
+    db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// B. end-to-end
+
+async function measureEndToEnd(): Promise<void> {
+  log(`B: end-to-end, ${fmt(N_B)} no-op items, 2 worker processes × concurrency ${CONCURRENCY}`);
+  await redis!.flushall();
+  const timeoutMs = Math.max(60_000, 300_000 * SCALE);
+  const server = await fanoutServer('b');
+  const workers: Child[] = [];
+  let fanoutRate = NaN;
+  try {
+    const env = { REDIS_URL: redisUrl, FANOUT_REDIS_PREFIX: PREFIX, BENCH_CONCURRENCY: String(CONCURRENCY) };
+    workers.push(...(await Promise.all([startScript('bench/noop-worker.ts', env), startScript('bench/noop-worker.ts', env)])));
+    const { batch, acceptedAt, ms: ingestMs } = await submitNdjson(server.api, { task: 'noop', name: 'bench-e2e', parallelism: N_B }, N_B);
+    let last: BatchView | undefined;
+    const done = await pollUntil('the batch to succeed', 200, timeoutMs, async () => {
+      last = await getBatch(server.api, batch.id);
+      const phase = last.status.phase;
+      if (phase === 'Failed' || phase === 'Cancelled') throw new Error(`batch ended ${phase}: ${JSON.stringify(last.status)}`);
+      return phase === 'Succeeded' ? performance.now() : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; last counts ${JSON.stringify(last?.status.counts)}`);
+    });
+    const s = (done - acceptedAt) / 1000;
+    fanoutRate = N_B / s;
+    notes.push(`B: Fanout ran ${fmt(N_B)} items in ${fmt(s, 2)} s after the 202 (the upload itself took ${fmt(ingestMs / 1000, 2)} s, not counted).`);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await server.child.stop();
+  }
+
+  log('B: baseline: raw BullMQ');
+  await redis!.flushall();
+  const raw = await rawBullmqEndToEnd(N_B, timeoutMs);
+  const ratio = fanoutRate / raw.rate;
+  rows.push({
+    measurement: `B. end-to-end, ${fmt(N_B)} no-op items, 2 workers × ${CONCURRENCY} (items/s)`,
+    fanout: fmt(fanoutRate),
+    baseline: `${fmt(raw.rate)} (raw BullMQ jobs/s)`,
+    ratio: fmt(ratio, 2),
+    target: '≥ 2.00',
+    met: ratio >= 2 ? 'yes' : 'NO',
+  });
+  rows.push({
+    measurement: `B. raw BullMQ addBulk rate, chunks of ${fmt(BULK_CHUNK)} (jobs/s)`,
+    fanout: '—',
+    baseline: fmt(raw.addRate),
+    ratio: '—',
+    target: '—',
+    met: '—',
+  });
+}
+
+async function rawBullmqEndToEnd(n: number, timeoutMs: number): Promise<{ rate: number; addRate: number }> {
+  const queueName = 'noop';
+  const env = { REDIS_URL: redisUrl, BENCH_PREFIX: RAW_PREFIX, BENCH_QUEUE: queueName, BENCH_CONCURRENCY: String(CONCURRENCY) };
+  const workers: Child[] = [];
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(queueName, { connection, prefix: RAW_PREFIX });
+  try {
+    workers.push(...(await Promise.all([startScript('bench/bullmq-worker.ts', env), startScript('bench/bullmq-worker.ts', env)])));
+    const chunks: ReturnType<typeof itemJobs>[] = [];
+    for (let k = 0; k < n; k += BULK_CHUNK) chunks.push(itemJobs(k, Math.min(n, k + BULK_CHUNK)));
+    const t0 = performance.now();
+    for (const chunk of chunks) await queue.addBulk(chunk);
+    const tAdded = performance.now();
+    const done = await pollUntil('raw BullMQ jobs to complete', 50, timeoutMs, async () => {
+      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      return Object.values(c).reduce((a, b) => a + b, 0) === 0 ? performance.now() : undefined;
+    });
+    const failed = await queue.getFailedCount();
+    if (failed > 0) throw new Error(`${failed} raw BullMQ jobs failed`);
+    const s = (done - t0) / 1000;
+    notes.push(`B baseline: raw BullMQ added ${fmt(n)} jobs in ${fmt((tAdded - t0) / 1000, 2)} s and completed them ${fmt(s, 2)} s after the first add.`);
+    return { rate: n / s, addRate: n / ((tAdded - t0) / 1000) };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await queue.close();
+    connection.disconnect();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// C. Redis memory per queued item
+
+async function measureMemory(): Promise<void> {
+  log(`C: Redis memory per queued item, ${fmt(N_C)} items, no workers`);
+  await redis!.flushall();
+  const server = await fanoutServer('c', { FANOUT_RELEASE_WINDOW: String(Math.max(200_000, N_C * 2)) });
+  let fanoutPerItem = NaN;
+  try {
+    await registerNoop();
+    await sleep(1000);
+    const before = await usedMemory(redis!);
+    const { batch } = await submitNdjson(server.api, { task: 'noop', name: 'bench-memory', parallelism: Math.max(100_000, N_C) }, N_C);
+    await pollUntil('every item to be released', 200, 120_000, async () => {
+      const b = await getBatch(server.api, batch.id);
+      return b.status.counts.running === N_C ? true : undefined;
+    });
+    // the release commits before its addBulk: wait until the queued leases stop changing
+    const work = new Queue('fanout-work.noop', { connection: redis!, prefix: PREFIX });
+    let previous = -1;
+    const leases = await pollUntil('the released leases to be in Redis', 250, 60_000, async () => {
+      const c = await work.getJobCounts('waiting', 'prioritized', 'delayed');
+      const n = Object.values(c).reduce((a, b) => a + b, 0);
+      const stable = n > 0 && n === previous;
+      previous = n;
+      return stable ? n : undefined;
+    }).finally(() => work.close());
+    await sleep(500);
+    const after = await usedMemory(redis!);
+    fanoutPerItem = (after - before) / N_C - ITEM_BYTES;
+    notes.push(`C: Fanout queued ${fmt(N_C)} items in ${fmt(leases)} lease jobs; used_memory +${fmt((after - before) / 2 ** 20, 1)} MiB.`);
+  } finally {
+    await server.child.stop();
+  }
+
+  log('C: baseline: raw BullMQ waiting jobs');
+  await redis!.flushall();
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('noop', { connection, prefix: RAW_PREFIX });
+  let rawPerJob = NaN;
+  try {
+    await queue.waitUntilReady();
+    await sleep(500);
+    const before = await usedMemory(redis!);
+    for (let k = 0; k < N_C; k += BULK_CHUNK) await queue.addBulk(itemJobs(k, Math.min(N_C, k + BULK_CHUNK)));
+    const waiting = await queue.getWaitingCount();
+    if (waiting !== N_C) throw new Error(`raw BullMQ has ${waiting} waiting jobs, expected ${N_C}`);
+    await sleep(500);
+    const after = await usedMemory(redis!);
+    rawPerJob = (after - before) / N_C - ITEM_BYTES;
+    notes.push(`C baseline: ${fmt(N_C)} waiting raw BullMQ jobs; used_memory +${fmt((after - before) / 2 ** 20, 1)} MiB.`);
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+  await redis!.flushall();
+  rows.push({
+    measurement: `C. Redis memory per queued item beyond its ${ITEM_BYTES} B payload (${fmt(N_C)} items)`,
+    fanout: `${fmt(fanoutPerItem)} B`,
+    baseline: `${fmt(rawPerJob)} B (raw BullMQ waiting job)`,
+    ratio: fmt(fanoutPerItem / rawPerJob, 2),
+    target: '< 200 B',
+    met: fanoutPerItem < 200 ? 'yes' : 'NO',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function table(): string {
+  const head = ['measurement', 'fanout', 'baseline', 'ratio', 'target', 'met?'];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const r of rows) lines.push(`| ${[r.measurement, r.fanout, r.baseline, r.ratio, r.target, r.met].join(' | ')} |`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const r = await startRedis(tmp);
+  redisChild = r.child;
+  redisUrl = r.url;
+  redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+  const failures: string[] = [];
+  const steps: [string, () => Promise<void>][] = [
+    ['A', measureIngest],
+    ['B', measureEndToEnd],
+    ['C', measureMemory],
+  ];
+  try {
+    for (const [name, step] of steps) {
+      if (!ONLY.has(name)) continue;
+      try {
+        await step();
+      } catch (err) {
+        log(`${name} failed: ${(err as Error).stack ?? err}`);
+        failures.push(`${name}: ${(err as Error).message.split('\n')[0]}`);
+        rows.push({ measurement: `${name}. (failed)`, fanout: 'error', baseline: '—', ratio: '—', target: '—', met: 'NO' });
+      }
+    }
+  } finally {
+    redis.disconnect();
+    await redisChild.stop();
+  }
+  const cpu = os.cpus();
+  const md = [
+    `# Fanout benchmark`,
+    '',
+    `${new Date().toISOString()} · ${cpu.length} × ${cpu[0]?.model ?? 'cpu'} · Node ${process.version} · BENCH_SCALE=${SCALE} · ` +
+      `worker concurrency ${CONCURRENCY} · baselines measured in the same run · ${fmt((Date.now() - started) / 1000)} s`,
+    '',
+    table(),
+    '',
+    ...notes.map((n) => `- ${n}`),
+    ...failures.map((f) => `- FAILED ${f}`),
+    '',
+  ].join('\n');
+  process.stdout.write(`${md}\n`);
+  const outDir = path.join(REPO, 'bench/results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'latest.md'), md);
+  if (failures.length > 0) process.exitCode = 1;
+}
+
+await main();
+process.exit();
