@@ -140,7 +140,7 @@ export function batchesRouter(deps: ApiDeps) {
     const tenantId = deps.tenantOf(c);
     const q = c.req.valid('query');
     const selector = parseLabelSelector(q.labelSelector ?? '');
-    const page = listBatches(store, tenantId, { selector, phase: q.phase, limit: q.limit, after: decodeCursor(q.cursor) });
+    const page = listBatches(store, tenantId, { selector, phase: q.phase, limit: q.limit, after: decodeCursor(q.cursor, /^b[0-9a-z]+$/) });
     const last = page.rows[page.rows.length - 1];
     return c.json({ items: page.rows.map((r) => batchView(store, r)), nextCursor: page.more && last ? encodeCursor(last.id) : null } as never, 200);
   });

@@ -95,7 +95,7 @@ export function itemsRouter(deps: ApiDeps) {
     const { id } = c.req.valid('param');
     const q = c.req.valid('query');
     batchOf(c, id);
-    const after = decodeCursor(q.cursor);
+    const after = decodeCursor(q.cursor, /^\d+$/);
     const page = listItems(store, id, { status: q.status, limit: q.limit, afterIndex: after === undefined ? undefined : Number(after) });
     const attempts = listAttempts(store, id, page.rows.map((r) => r.idx));
     const last = page.rows[page.rows.length - 1];

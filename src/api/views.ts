@@ -2,6 +2,7 @@ import type { StoreHandle } from '../store/db.js';
 import type { BatchRow } from '../store/batch-queries.js';
 import { parseStatus, type StoredStatus } from '../store/batch-state.js';
 import { indexSets, type AttemptRow, type ItemRow } from '../store/item-queries.js';
+import { validationProblem } from './problems.js';
 
 /** Store rows to the JSON the API answers with. */
 
@@ -84,7 +85,10 @@ export function itemView(row: ItemRow, attempts: AttemptRow[], withInput = false
 
 /** Opaque cursors: base64url of the last key of the previous page. */
 export const encodeCursor = (key: string | number) => Buffer.from(String(key)).toString('base64url');
-export function decodeCursor(cursor: string | undefined): string | undefined {
+/** A cursor whose key does not match `shape` was not made by us: 422 rather than a silently wrong page. */
+export function decodeCursor(cursor: string | undefined, shape: RegExp): string | undefined {
   if (!cursor) return undefined;
-  return Buffer.from(cursor, 'base64url').toString();
+  const key = Buffer.from(cursor, 'base64url').toString();
+  if (!shape.test(key)) throw validationProblem([{ pointer: '/query/cursor', detail: 'not a cursor this API returned: pass nextCursor from the previous page unchanged' }]);
+  return key;
 }

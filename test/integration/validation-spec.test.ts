@@ -84,7 +84,7 @@ describe('bad input: the batch spec, queries, auth, routes', () => {
   });
 
   it('bad query params on list → 4xx naming the parameter', async () => {
-    for (const qs of ['limit=0', 'limit=abc', 'limit=100000', 'phase=Sleeping']) {
+    for (const qs of ['limit=0', 'limit=abc', 'limit=100000', 'phase=Sleeping', 'cursor=not-a-cursor']) {
       const res = await svc.client.request('GET', `/v1/batches?${qs}`);
       const p = await expectProblem(res, 422);
       const name = qs.split('=')[0];
