@@ -51,7 +51,9 @@ const resultRoute = createRoute({
   request: {
     params: itemParam,
     headers: z.object({ 'fanout-attempt': z.string().regex(/^\d+$/).optional().openapi({ description: 'The attempt the result belongs to; defaults to the current one' }) }),
-    body: { content: { 'text/plain': { schema: z.string() }, 'application/json': { schema: z.unknown() } } },
+    // Plain schema objects, not zod: a zod body schema makes the route parse the body before the
+    // handler, which then finds the stream locked (and a big result would be buffered whole).
+    body: { content: { 'text/plain': { schema: { type: 'string' } }, 'application/json': { schema: {} } } },
   },
   responses: {
     200: { description: 'Whether the result was recorded (false: the attempt is stale or the item is final)', content: { 'application/json': { schema: z.object({ recorded: z.boolean() }) } } },
