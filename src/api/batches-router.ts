@@ -34,6 +34,7 @@ const createRouteDef = createRoute({
   },
   responses: {
     202: { description: 'Stored: the batch, its items and the dispatch intent are committed.', headers: z.object({ Location: z.string() }), content: { 'application/json': { schema: batchSchema } } },
+    400: problemResponse('Malformed JSON body'),
     409: problemResponse('The Idempotency-Key is being used by a request in progress'),
     413: problemResponse('Body, an item, or the item count over its limit'),
     415: problemResponse('Unsupported content type'),
@@ -90,7 +91,7 @@ const deleteManyRoute = createRoute({
   path: '/v1/batches',
   summary: 'Delete every batch matching a label selector',
   request: { query: z.object({ labelSelector: z.string().min(1) }) },
-  responses: { 200: { description: 'How many were deleted', content: { 'application/json': { schema: z.object({ deleted: z.number().int() }) } } }, 400: problemResponse('Bad label selector') },
+  responses: { 200: { description: 'How many were deleted', content: { 'application/json': { schema: z.object({ deleted: z.number().int() }) } } }, 400: problemResponse('Bad label selector'), 422: problemResponse('No label selector') },
 });
 
 export function batchesRouter(deps: ApiDeps) {

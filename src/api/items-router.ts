@@ -25,7 +25,7 @@ const listRoute = createRoute({
       cursor: z.string().optional(),
     }),
   },
-  responses: { 200: { description: 'A page of items', content: { 'application/json': { schema: itemListSchema } } }, 404: problemResponse('No such batch') },
+  responses: { 200: { description: 'A page of items', content: { 'application/json': { schema: itemListSchema } } }, 404: problemResponse('No such batch'), 422: problemResponse('Bad query') },
 });
 
 const getRoute = createRoute({
@@ -33,7 +33,7 @@ const getRoute = createRoute({
   path: '/v1/batches/{id}/items/{index}',
   summary: 'Get one item with its input and attempts',
   request: { params: itemParam },
-  responses: { 200: { description: 'The item', content: { 'application/json': { schema: itemSchema } } }, 404: problemResponse('No such batch or item') },
+  responses: { 200: { description: 'The item', content: { 'application/json': { schema: itemSchema } } }, 404: problemResponse('No such batch or item'), 422: problemResponse('Bad index') },
 });
 
 const inputRoute = createRoute({
@@ -41,7 +41,12 @@ const inputRoute = createRoute({
   path: '/v1/batches/{id}/items/{index}/input',
   summary: "An item's input, for workers (batch-scoped token or API key)",
   request: { params: itemParam },
-  responses: { 200: { description: 'The item as JSON', content: { 'application/json': { schema: z.unknown() } } }, 404: problemResponse('No such batch or item') },
+  responses: {
+    200: { description: 'The item as JSON', content: { 'application/json': { schema: z.unknown() } } },
+    403: problemResponse('The token is not valid for this batch'),
+    404: problemResponse('No such batch or item'),
+    422: problemResponse('Bad index'),
+  },
 });
 
 const resultRoute = createRoute({
@@ -57,8 +62,11 @@ const resultRoute = createRoute({
   },
   responses: {
     200: { description: 'Whether the result was recorded (false: the attempt is stale or the item is final)', content: { 'application/json': { schema: z.object({ recorded: z.boolean() }) } } },
+    400: problemResponse('Sent as application/json but not valid JSON'),
+    403: problemResponse('The token is not valid for this batch'),
     404: problemResponse('No such batch or item'),
     413: problemResponse('Result over its limit'),
+    422: problemResponse('Bad index or Fanout-Attempt header'),
   },
 });
 
