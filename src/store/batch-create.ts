@@ -23,9 +23,24 @@ export interface IdempotencyRecord {
   requestHash: string;
 }
 
-/** Sortable ids: creation time first, so cursor pagination by id is pagination by age. */
+let lastMs = 0;
+let sequence = 0;
+
+/**
+ * Sortable ids: creation time, then a per-process sequence within the same millisecond, then
+ * randomness. Cursor pagination by id is therefore pagination by age, even for batches created
+ * in one millisecond. 20 characters of [0-9a-z]: valid in Kubernetes labels and BullMQ job ids.
+ */
 export function newBatchId(now = Date.now()): string {
-  return `b${now.toString(36).padStart(9, '0')}${randomBytes(6).toString('hex').slice(0, 10)}`;
+  if (now > lastMs) {
+    lastMs = now;
+    sequence = 0;
+  } else {
+    sequence++;
+  }
+  const time = lastMs.toString(36).padStart(9, '0');
+  const seq = sequence.toString(36).padStart(3, '0');
+  return `b${time}${seq}${randomBytes(4).toString('hex').slice(0, 7)}`;
 }
 
 const EMPTY_DECISIONS: BatchDecisions = { halt: null, suspended: false };
