@@ -71,7 +71,7 @@ export function createApp(base: AppDeps) {
 /** The OpenAPI 3.1 document produced from the route definitions. */
 export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
-  return app.getOpenAPI31Document({
+  const doc = app.getOpenAPI31Document({
     openapi: '3.1.0',
     info: {
       title: 'Fanout',
@@ -80,6 +80,18 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     },
     security: [{ bearer: [] }],
   });
+  // The auth middleware guards every /v1 route; declare its answer once for all of them.
+  doc.components ??= {};
+  doc.components.responses = {
+    Unauthorized: { description: 'Missing or invalid API key', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+  };
+  for (const [p, item] of Object.entries(doc.paths ?? {})) {
+    if (!p.startsWith('/v1/')) continue;
+    for (const op of Object.values(item as Record<string, { responses?: Record<string, unknown> }>)) {
+      if (op && typeof op === 'object' && op.responses) op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+    }
+  }
+  return doc;
 }
 
 let cachedYaml: string | undefined;
