@@ -66,6 +66,8 @@ describe('e2e: parallelism and fairness', () => {
     const bigDone = await c.client.waitForPhase(big.id, undefined, 60_000);
     expect(bigDone.status.phase).toBe('Succeeded');
     expect(Date.parse(smallDone.status.completionTime)).toBeLessThan(Date.parse(bigDone.status.completionTime));
+    // leases that waited in the queue longer than a lease time were not taken for lost
+    for (const id of [big.id, small.id]) expect((await c.client.results(id)).every((r) => r.attempts === 1)).toBe(true);
   });
 
   it('two batches submitted back to back both make progress', { timeout: 90_000 }, async () => {

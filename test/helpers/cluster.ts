@@ -5,7 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { ApiClient } from './api-client.js';
-import { spawnFanout, startFanoutUp, type FanoutProcess } from './processes.js';
+import { spawnFanout, type FanoutProcess } from './processes.js';
+
+const STARTUP_MS = 60_000;
 
 /**
  * A Fanout installation made of real child processes for end-to-end and fault tests: one data
@@ -53,16 +55,18 @@ export function newCluster(redisUrl: string): Cluster {
     env,
     client: undefined as unknown as ApiClient,
     async up(args = [], extra = {}) {
-      const p = await startFanoutUp({ ...env, ...extra }, args);
+      const p = spawnFanout(['up', '--port', '0', ...args], { ...env, ...extra });
       procs.push(p);
-      cluster.client = new ApiClient(p.url, apiKey);
-      return p;
+      // start-up compiles the TypeScript sources: slow on a loaded machine
+      const m = await p.waitFor(/listening on (http:\/\/\S+)/, STARTUP_MS);
+      cluster.client = new ApiClient(m[1], apiKey);
+      return Object.assign(p, { url: m[1] });
     },
     async worker(tasks, extra = {}) {
       const args = ['worker', ...tasks.flatMap((t) => ['--task', t])];
       const p = spawnFanout(args, { ...env, LOG_LEVEL: 'info', ...extra });
       procs.push(p);
-      await p.waitFor(/"msg":"worker started"/);
+      await p.waitFor(/"msg":"worker started"/, STARTUP_MS);
       return p;
     },
     async stopAll() {
