@@ -26,6 +26,10 @@ export interface Cluster {
   /** the client of the most recently started `fanout up` */
   client: ApiClient;
   up(args?: string[], env?: Record<string, string>): Promise<FanoutProcess & { url: string }>;
+  /** `fanout api` alone (HTTP only); its client becomes `client` */
+  api(env?: Record<string, string>): Promise<FanoutProcess & { url: string }>;
+  /** `fanout dispatcher` alone */
+  dispatcher(env?: Record<string, string>): Promise<FanoutProcess>;
   /** starts `fanout worker --task …` and waits until it listens on its queues */
   worker(tasks: string[], env?: Record<string, string>): Promise<FanoutProcess>;
   stopAll(): Promise<void>;
@@ -61,6 +65,19 @@ export function newCluster(redisUrl: string): Cluster {
       const m = await p.waitFor(/listening on (http:\/\/\S+)/, STARTUP_MS);
       cluster.client = new ApiClient(m[1], apiKey);
       return Object.assign(p, { url: m[1] });
+    },
+    async api(extra = {}) {
+      const p = spawnFanout(['api', '--port', '0'], { ...env, ...extra });
+      procs.push(p);
+      const m = await p.waitFor(/listening on (http:\/\/\S+)/, STARTUP_MS);
+      cluster.client = new ApiClient(m[1], apiKey);
+      return Object.assign(p, { url: m[1] });
+    },
+    async dispatcher(extra = {}) {
+      const p = spawnFanout(['dispatcher'], { ...env, LOG_LEVEL: 'info', ...extra });
+      procs.push(p);
+      await p.waitFor(/"msg":"fanout started"/, STARTUP_MS);
+      return p;
     },
     async worker(tasks, extra = {}) {
       const args = ['worker', ...tasks.flatMap((t) => ['--task', t])];
