@@ -1,8 +1,9 @@
 import { decideFailedAttempt, exceedsMaxFailedItems } from '../domain/failure-policy.js';
 import type { ItemReport } from '../runtimes/queue/protocol.js';
 import type { StoreHandle } from './db.js';
+import type { BatchHeader } from '../domain/batch-spec.js';
 import { getBatchById } from './batch-queries.js';
-import { bumpCounters, haltBatch, parseDecisions, parseHeader, refreshStatus, type CounterDelta } from './batch-state.js';
+import { bumpCounters, haltBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
 import { LeaseStore } from './leases.js';
 
 /**
@@ -33,6 +34,8 @@ export class ReportStore {
   private readonly backToPending;
   private readonly failItem;
   private readonly insertAttempt;
+  private readonly batchSpec;
+  private readonly succeedIfCurrent;
 
   constructor(private readonly store: StoreHandle) {
     const s = store.sqlite;
@@ -47,6 +50,11 @@ export class ReportStore {
     this.failItem = s.prepare(
       `UPDATE items SET status = 'failed', failures = failures + 1, error = ?, reason = ?, lease_id = NULL, finished_at = ? WHERE batch_id = ? AND idx = ?`,
     );
+    this.batchSpec = s.prepare("SELECT spec FROM batches WHERE id = ? AND state <> 'uploading'").pluck();
+    this.succeedIfCurrent = s.prepare(
+      `UPDATE items SET status = 'succeeded', result = ?, result_blob = ?, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?
+        WHERE batch_id = ? AND idx = ? AND status = 'running' AND attempt = ?`,
+    );
     this.insertAttempt = s.prepare(
       `INSERT OR IGNORE INTO attempts (batch_id, idx, attempt, outcome, exit_code, http_status, condition, error, decision, worker, started_at, finished_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -60,9 +68,10 @@ export class ReportStore {
 
   private applyInTransaction(batchId: string, leaseId: string | null, reports: ItemReport[], now: number): ApplyResult {
     const out: ApplyResult = { applied: 0, succeeded: 0, failed: 0, phaseChanged: false };
-    const batch = getBatchById(this.store, batchId);
-    if (!batch) return out;
-    const policy = parseHeader(batch).retry;
+    // The spec alone, through a prepared statement: this runs once per report.
+    const spec = this.batchSpec.get(batchId) as string | undefined;
+    if (spec === undefined) return out;
+    const policy = (JSON.parse(spec) as BatchHeader).retry;
     const delta: CounterDelta = {};
     const add = (k: keyof CounterDelta, n: number) => (delta[k] = (delta[k] ?? 0) + n);
     const settled = new Set<string>();
@@ -72,6 +81,21 @@ export class ReportStore {
 
     for (const r of reports) {
       settled.add(`${r.i}.${r.a}`);
+      const error = r.error === undefined ? null : r.error.slice(-MAX_ERROR);
+      const attemptRow = (outcome: string, decision: string | null) =>
+        this.insertAttempt.run(batchId, r.i, r.a, outcome, r.exitCode ?? null, r.httpStatus ?? null, r.condition ?? null, error, decision, r.worker ?? null, r.startedAt ?? null, r.finishedAt ?? now);
+      if (leaseId && r.outcome === 'succeeded') {
+        // A worker's success (the common case): one conditional UPDATE both checks that the item
+        // still runs this attempt and records it, instead of a SELECT and then an UPDATE.
+        const result = r.resultBlob ? null : JSON.stringify(r.result ?? null);
+        if (this.succeedIfCurrent.run(result, r.resultBlob ?? null, now, batchId, r.i, r.a).changes === 0) continue;
+        out.applied++;
+        add('running', -1);
+        attemptRow('succeeded', null);
+        add('succeeded', 1);
+        out.succeeded++;
+        continue;
+      }
       const item = this.current.get(batchId, r.i) as LiveItem | undefined;
       if (!item || item.status !== 'running' || item.attempt !== r.a) continue;
       if (!leaseId && item.leaseId) {
@@ -80,15 +104,12 @@ export class ReportStore {
       }
       out.applied++;
       add('running', -1);
-      const error = r.error === undefined ? null : r.error.slice(-MAX_ERROR);
       if (r.outcome === 'returned') {
         // Not run (worker stopping, batch halted): back to pending, no attempt recorded.
         this.backToPending.run(0, 0, null, batchId, r.i);
         add('pending', 1);
         continue;
       }
-      const attemptRow = (outcome: string, decision: string | null) =>
-        this.insertAttempt.run(batchId, r.i, r.a, outcome, r.exitCode ?? null, r.httpStatus ?? null, r.condition ?? null, error, decision, r.worker ?? null, r.startedAt ?? null, r.finishedAt ?? now);
       if (r.outcome === 'succeeded') {
         this.succeed.run(r.resultBlob ? null : JSON.stringify(r.result ?? null), r.resultBlob ?? null, now, batchId, r.i);
         attemptRow('succeeded', null);
