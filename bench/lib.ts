@@ -164,6 +164,14 @@ export function peakRss(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime is field 14, stime field 15
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 // ---------------------------------------------------------------------------------------------
 // payload
 

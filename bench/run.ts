@@ -10,6 +10,7 @@ import { openStore } from '../src/store/db.js';
 import { newBatchId } from '../src/store/batch-create.js';
 import {
   api,
+  cpuSeconds,
   ITEM_BYTES,
   itemJson,
   killAllChildren,
@@ -35,7 +36,8 @@ import {
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
  * process; BENCH_ONLY=A,B,C picks measurements; BENCH_SERVER_NODE_ARGS adds node flags to the
- * server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). Everything runs on 127.0.0.1 and is
+ * server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"); BENCH_SKIP_BASELINES=1 measures Fanout only
+ * (for profiling; ratios then read n/a). Everything runs on 127.0.0.1 and is
  * stopped at the end; bench/results/latest.md gets the table.
  */
 
@@ -43,6 +45,7 @@ const SCALE = Number(process.env.BENCH_SCALE || 1);
 if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
 const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C').split(',').map((s) => s.trim().toUpperCase()));
+const SKIP_BASELINES = process.env.BENCH_SKIP_BASELINES === '1';
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS || '').split(/\s+/).filter(Boolean);
 const N_A = Math.round(1_000_000 * SCALE);
 const N_B = Math.round(200_000 * SCALE);
@@ -65,7 +68,8 @@ interface Row {
 const rows: Row[] = [];
 const notes: string[] = [];
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  !Number.isFinite(n) ? 'n/a' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-bench-'));
@@ -141,7 +145,7 @@ async function measureIngest(): Promise<void> {
   }
 
   log('A: baseline: raw better-sqlite3 inserts');
-  const rawRate = sqliteBaseline(N_A);
+  const rawRate = SKIP_BASELINES ? NaN : sqliteBaseline(N_A);
   const ratio = fanoutRate / rawRate;
   rows.push({
     measurement: `A. NDJSON ingest, ${fmt(N_A)} × ${ITEM_BYTES} B items (items/s)`,
@@ -149,7 +153,7 @@ async function measureIngest(): Promise<void> {
     baseline: `${fmt(rawRate)} (raw better-sqlite3 inserts)`,
     ratio: fmt(ratio, 2),
     target: '≥ 0.40',
-    met: ratio >= 0.4 ? 'yes' : 'NO',
+    met: Number.isNaN(ratio) ? 'n/a' : ratio >= 0.4 ? 'yes' : 'NO',
   });
   rows.push({
     measurement: 'A. server peak RSS during ingest (VmHWM)',
@@ -226,6 +230,8 @@ async function measureEndToEnd(): Promise<void> {
     const env = { REDIS_URL: redisUrl, FANOUT_REDIS_PREFIX: PREFIX, BENCH_CONCURRENCY: String(CONCURRENCY) };
     workers.push(...(await Promise.all([startScript('bench/noop-worker.ts', env), startScript('bench/noop-worker.ts', env)])));
     const { batch, acceptedAt, ms: ingestMs } = await submitNdjson(server.api, { task: 'noop', name: 'bench-e2e', parallelism: N_B }, N_B);
+    const pids = { server: server.child.pid, workers: workers.map((w) => w.pid), redis: redisChild!.pid };
+    const cpu0 = cpuOf(pids);
     let last: BatchView | undefined;
     const done = await pollUntil('the batch to succeed', 200, timeoutMs, async () => {
       last = await getBatch(server.api, batch.id);
@@ -235,9 +241,13 @@ async function measureEndToEnd(): Promise<void> {
     }).catch((err: Error) => {
       throw new Error(`${err.message}; last counts ${JSON.stringify(last?.status.counts)}`);
     });
+    const cpu = cpuDelta(cpu0, cpuOf(pids));
     const s = (done - acceptedAt) / 1000;
     fanoutRate = N_B / s;
-    notes.push(`B: Fanout ran ${fmt(N_B)} items in ${fmt(s, 2)} s after the 202 (the upload itself took ${fmt(ingestMs / 1000, 2)} s, not counted).`);
+    notes.push(
+      `B: Fanout ran ${fmt(N_B)} items in ${fmt(s, 2)} s after the 202 (the upload itself took ${fmt(ingestMs / 1000, 2)} s, not counted); ` +
+        `CPU used meanwhile: server ${fmt(cpu.server, 1)} s, workers ${cpu.workers.map((w) => fmt(w, 1)).join(' + ')} s, redis ${fmt(cpu.redis, 1)} s.`,
+    );
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await server.child.stop();
@@ -245,7 +255,7 @@ async function measureEndToEnd(): Promise<void> {
 
   log('B: baseline: raw BullMQ');
   await redis!.flushall();
-  const raw = await rawBullmqEndToEnd(N_B, timeoutMs);
+  const raw = SKIP_BASELINES ? { rate: NaN, addRate: NaN } : await rawBullmqEndToEnd(N_B, timeoutMs);
   const ratio = fanoutRate / raw.rate;
   rows.push({
     measurement: `B. end-to-end, ${fmt(N_B)} no-op items, 2 workers × ${CONCURRENCY} (items/s)`,
@@ -253,7 +263,7 @@ async function measureEndToEnd(): Promise<void> {
     baseline: `${fmt(raw.rate)} (raw BullMQ jobs/s)`,
     ratio: fmt(ratio, 2),
     target: '≥ 2.00',
-    met: ratio >= 2 ? 'yes' : 'NO',
+    met: Number.isNaN(ratio) ? 'n/a' : ratio >= 2 ? 'yes' : 'NO',
   });
   rows.push({
     measurement: `B. raw BullMQ addBulk rate, chunks of ${fmt(BULK_CHUNK)} (jobs/s)`,
@@ -263,6 +273,16 @@ async function measureEndToEnd(): Promise<void> {
     target: '—',
     met: '—',
   });
+}
+
+interface CpuPids {
+  server: number;
+  workers: number[];
+  redis: number;
+}
+const cpuOf = (p: CpuPids) => ({ server: cpuSeconds(p.server), workers: p.workers.map(cpuSeconds), redis: cpuSeconds(p.redis) });
+function cpuDelta(a: ReturnType<typeof cpuOf>, b: ReturnType<typeof cpuOf>) {
+  return { server: b.server - a.server, workers: b.workers.map((w, k) => w - a.workers[k]), redis: b.redis - a.redis };
 }
 
 async function rawBullmqEndToEnd(n: number, timeoutMs: number): Promise<{ rate: number; addRate: number }> {
@@ -275,6 +295,8 @@ async function rawBullmqEndToEnd(n: number, timeoutMs: number): Promise<{ rate: 
     workers.push(...(await Promise.all([startScript('bench/bullmq-worker.ts', env), startScript('bench/bullmq-worker.ts', env)])));
     const chunks: ReturnType<typeof itemJobs>[] = [];
     for (let k = 0; k < n; k += BULK_CHUNK) chunks.push(itemJobs(k, Math.min(n, k + BULK_CHUNK)));
+    const pids = { server: process.pid, workers: workers.map((w) => w.pid), redis: redisChild!.pid };
+    const cpu0 = cpuOf(pids);
     const t0 = performance.now();
     for (const chunk of chunks) await queue.addBulk(chunk);
     const tAdded = performance.now();
@@ -284,8 +306,12 @@ async function rawBullmqEndToEnd(n: number, timeoutMs: number): Promise<{ rate: 
     });
     const failed = await queue.getFailedCount();
     if (failed > 0) throw new Error(`${failed} raw BullMQ jobs failed`);
+    const cpu = cpuDelta(cpu0, cpuOf(pids));
     const s = (done - t0) / 1000;
-    notes.push(`B baseline: raw BullMQ added ${fmt(n)} jobs in ${fmt((tAdded - t0) / 1000, 2)} s and completed them ${fmt(s, 2)} s after the first add.`);
+    notes.push(
+      `B baseline: raw BullMQ added ${fmt(n)} jobs in ${fmt((tAdded - t0) / 1000, 2)} s and completed them ${fmt(s, 2)} s after the first add; ` +
+        `CPU used meanwhile: producer (bench) ${fmt(cpu.server, 1)} s, workers ${cpu.workers.map((w) => fmt(w, 1)).join(' + ')} s, redis ${fmt(cpu.redis, 1)} s.`,
+    );
     return { rate: n / s, addRate: n / ((tAdded - t0) / 1000) };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
@@ -331,24 +357,7 @@ async function measureMemory(): Promise<void> {
 
   log('C: baseline: raw BullMQ waiting jobs');
   await redis!.flushall();
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue('noop', { connection, prefix: RAW_PREFIX });
-  let rawPerJob = NaN;
-  try {
-    await queue.waitUntilReady();
-    await sleep(500);
-    const before = await usedMemory(redis!);
-    for (let k = 0; k < N_C; k += BULK_CHUNK) await queue.addBulk(itemJobs(k, Math.min(N_C, k + BULK_CHUNK)));
-    const waiting = await queue.getWaitingCount();
-    if (waiting !== N_C) throw new Error(`raw BullMQ has ${waiting} waiting jobs, expected ${N_C}`);
-    await sleep(500);
-    const after = await usedMemory(redis!);
-    rawPerJob = (after - before) / N_C - ITEM_BYTES;
-    notes.push(`C baseline: ${fmt(N_C)} waiting raw BullMQ jobs; used_memory +${fmt((after - before) / 2 ** 20, 1)} MiB.`);
-  } finally {
-    await queue.close();
-    connection.disconnect();
-  }
+  const rawPerJob = SKIP_BASELINES ? NaN : await rawBullmqMemory(N_C);
   await redis!.flushall();
   rows.push({
     measurement: `C. Redis memory per queued item beyond its ${ITEM_BYTES} B payload (${fmt(N_C)} items)`,
@@ -358,6 +367,27 @@ async function measureMemory(): Promise<void> {
     target: '< 200 B',
     met: fanoutPerItem < 200 ? 'yes' : 'NO',
   });
+}
+
+/** used_memory delta per waiting raw BullMQ job with the same payload, beyond the payload. */
+async function rawBullmqMemory(n: number): Promise<number> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('noop', { connection, prefix: RAW_PREFIX });
+  try {
+    await queue.waitUntilReady();
+    await sleep(500);
+    const before = await usedMemory(redis!);
+    for (let k = 0; k < n; k += BULK_CHUNK) await queue.addBulk(itemJobs(k, Math.min(n, k + BULK_CHUNK)));
+    const waiting = await queue.getWaitingCount();
+    if (waiting !== n) throw new Error(`raw BullMQ has ${waiting} waiting jobs, expected ${n}`);
+    await sleep(500);
+    const after = await usedMemory(redis!);
+    notes.push(`C baseline: ${fmt(n)} waiting raw BullMQ jobs; used_memory +${fmt((after - before) / 2 ** 20, 1)} MiB.`);
+    return (after - before) / n - ITEM_BYTES;
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
