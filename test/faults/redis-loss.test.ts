@@ -20,9 +20,11 @@ describe('faults: Redis loses its data', () => {
   afterEach(async () => c?.stopAll());
   afterAll(async () => redis?.stop());
 
-  async function midBatch(n: number, parallelism: number) {
+  /** `separate`: the items run on a `fanout worker` process, not in `fanout up`. */
+  async function midBatch(n: number, parallelism: number, workers: 'in-process' | 'separate') {
     c = newCluster(redis.url);
-    const up = await c.up(TASK);
+    const up = await c.up(workers === 'separate' ? ['--task', 'other=true'] : TASK);
+    if (workers === 'separate') await c.worker([TASK[1]]);
     const items = Array.from({ length: n }, (_, i) => `item-${i}`);
     const batch = await c.client.createBatch({ task: 'work', items, parallelism });
     await waitUntil('a few items done', async () => (await c.client.getBatch(batch.id)).status.counts.succeeded >= 5, 60_000, 50);
@@ -30,7 +32,7 @@ describe('faults: Redis loses its data', () => {
   }
 
   it('redis-server killed and restarted empty on the same port: the batch completes exactly once', { timeout: 120_000 }, async () => {
-    const { batch, items, up } = await midBatch(30, 4);
+    const { batch, items, up } = await midBatch(30, 4, 'separate');
     await redis.kill();
     // the API keeps answering from the store while Redis is down
     const during = await c.client.getBatch(batch.id);
@@ -47,7 +49,7 @@ describe('faults: Redis loses its data', () => {
   });
 
   it('FLUSHALL mid-batch: the batch completes exactly once', { timeout: 120_000 }, async () => {
-    const { batch, items, up } = await midBatch(30, 4);
+    const { batch, items, up } = await midBatch(30, 4, 'in-process');
     const admin = new Redis(redis.url);
     try {
       await admin.flushall();
