@@ -38,6 +38,7 @@ export class LeaseStore {
   private readonly retryReady;
   private readonly fresh;
   private readonly markRunning;
+  private readonly markRangeRunning;
   private readonly insertLease;
   private readonly moveCounters;
 
@@ -51,6 +52,7 @@ export class LeaseStore {
     );
     this.fresh = s.prepare(`SELECT idx, attempt, input FROM items WHERE batch_id = ? AND idx >= ? AND status = 'pending' ORDER BY idx LIMIT ?`);
     this.markRunning = s.prepare(`UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx = ?`);
+    this.markRangeRunning = s.prepare(`UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx BETWEEN ? AND ?`);
     this.insertLease = s.prepare('INSERT INTO leases (id, batch_id, task, outstanding, created_at) VALUES (?, ?, ?, ?, ?)');
     this.moveCounters = s.prepare('UPDATE batches SET pending = pending - ?, running = running + ?, release_cursor = max(release_cursor, ?) WHERE id = ?');
   }
@@ -72,7 +74,15 @@ export class LeaseStore {
       for (let k = 0; k < rows.length; k += leaseSize) {
         const chunk = rows.slice(k, k + leaseSize).map((r) => ({ index: r.idx, attempt: r.attempt + 1, input: r.input }));
         const leaseId = leaseIdFor(batchId, chunk[0]);
-        for (const item of chunk) this.markRunning.run(item.attempt, leaseId, now, batchId, item.index);
+        const first = chunk[0];
+        const last = chunk[chunk.length - 1];
+        // Consecutive indexes with one attempt number (fresh items: the usual case): one range
+        // UPDATE. The rows between first and last are exactly the ones just read (idx is the key).
+        if (last.index - first.index === chunk.length - 1 && chunk.every((c, j) => c.index === first.index + j && c.attempt === first.attempt)) {
+          this.markRangeRunning.run(first.attempt, leaseId, now, batchId, first.index, last.index);
+        } else {
+          for (const item of chunk) this.markRunning.run(item.attempt, leaseId, now, batchId, item.index);
+        }
         this.insertLease.run(leaseId, batchId, task, JSON.stringify(chunk.map((c) => [c.index, c.attempt])), now);
         out.push({ leaseId, items: chunk });
       }
