@@ -36,12 +36,14 @@ function normalize(ranges: readonly IndexRange[]): IndexRange[] {
 
 /**
  * Formats ranges as Kubernetes interval notation, e.g. `[{first:1,last:1},{first:3,last:5}]` →
- * `"1,3-5"`. The input is normalized first, so unsorted or overlapping ranges still print the
- * canonical string; the empty set prints `""`.
+ * `"1,3-5"`. Like the job controller, a run of two prints as two indexes (`"0,1"`, the spelling
+ * the pod-failure-policy example shows), a dash only for three or more. The input is normalized
+ * first, so unsorted or overlapping ranges still print the canonical string; the empty set
+ * prints `""`.
  */
 export function formatIndexRanges(ranges: readonly IndexRange[]): string {
   return normalize(ranges)
-    .map((r) => (r.first === r.last ? String(r.first) : `${r.first}-${r.last}`))
+    .map((r) => (r.first === r.last ? String(r.first) : `${r.first}${r.last === r.first + 1 ? ',' : '-'}${r.last}`))
     .join(',');
 }
 

@@ -35,7 +35,7 @@ describe('items of a batch', () => {
   it('the batch failed on exactly the bad items', () => {
     expect(batch.status.phase).toBe('Failed');
     expect(batch.status.failedIndexes).toBe('1,3');
-    expect(batch.status.completedIndexes).toBe('0,2,4-5');
+    expect(batch.status.completedIndexes).toBe('0,2,4,5');
     expect(batch.status.counts).toMatchObject({ total: 6, succeeded: 4, failed: 2 });
   });
 

@@ -23,8 +23,8 @@ describe('formatIndexRanges', () => {
     { name: 'unsorted input is sorted', ranges: [r(7), r(1), r(3, 5)], want: '1,3-5,7' },
     { name: 'adjacent ranges merge', ranges: [r(1, 2), r(3, 4)], want: '1-4' },
     { name: 'overlapping ranges merge', ranges: [r(1, 5), r(3, 9), r(2)], want: '1-9' },
-    { name: 'two-element range keeps dash', ranges: [r(4, 5)], want: '4-5' },
-    { name: 'huge index', ranges: [r(BIG - 1, BIG)], want: `${BIG - 1}-${BIG}` },
+    { name: 'a run of two prints as two indexes, like the job controller', ranges: [r(4, 5)], want: '4,5' },
+    { name: 'huge index', ranges: [r(BIG - 1, BIG)], want: `${BIG - 1},${BIG}` },
   ])('$name', ({ ranges, want }) => {
     expect(formatIndexRanges(ranges)).toBe(want);
   });
@@ -45,7 +45,7 @@ describe('IndexRangeBuilder', () => {
     { name: 'one index', adds: [4], ranges: [r(4)], str: '4', count: 1 },
     { name: 'consecutive run', adds: [0, 1, 2], ranges: [r(0, 2)], str: '0-2', count: 3 },
     { name: 'gaps', adds: [1, 3, 4, 5, 7], ranges: [r(1), r(3, 5), r(7)], str: '1,3-5,7', count: 5 },
-    { name: 'duplicates ignored', adds: [1, 1, 2, 2, 2, 5, 5], ranges: [r(1, 2), r(5)], str: '1-2,5', count: 3 },
+    { name: 'duplicates ignored', adds: [1, 1, 2, 2, 2, 5, 5], ranges: [r(1, 2), r(5)], str: '1,2,5', count: 3 },
     { name: 'zero then huge', adds: [0, BIG], ranges: [r(0), r(BIG)], str: `0,${BIG}`, count: 2 },
   ])('$name', ({ adds, ranges, str, count }) => {
     const b = new IndexRangeBuilder();
@@ -73,7 +73,7 @@ describe('IndexRangeBuilder', () => {
     b.add(5);
     expect(() => b.add(4)).toThrow(RangeError);
     b.add(6);
-    expect(b.toString()).toBe('5-6');
+    expect(b.toString()).toBe('5,6');
     expect(b.count).toBe(2);
   });
 
@@ -98,7 +98,7 @@ describe('formatIndexes', () => {
     { name: 'sorted', indexes: [1, 3, 4, 5, 7], want: '1,3-5,7' },
     { name: 'unsorted', indexes: [7, 5, 1, 4, 3], want: '1,3-5,7' },
     { name: 'duplicates', indexes: [2, 2, 1, 1, 0], want: '0-2' },
-    { name: 'numeric not lexical sort', indexes: [10, 9, 100], want: '9-10,100' },
+    { name: 'numeric not lexical sort', indexes: [10, 9, 100], want: '9,10,100' },
   ])('$name', ({ indexes, want }) => {
     expect(formatIndexes(indexes)).toBe(want);
   });
