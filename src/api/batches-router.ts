@@ -8,6 +8,7 @@ import { renderTemplate, templatePlaceholders, TemplateError } from '../domain/t
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
 import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, ItemWriter, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
 import { deleteBatches, getBatch, listBatches, selectBatchIds } from '../store/batch-queries.js';
+import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
 import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
 import { fieldErrors, notFound, problem, validationProblem } from './problems.js';
@@ -161,7 +162,7 @@ export function batchesRouter(deps: ApiDeps) {
     app.openapi(actionRoute(action, summary), async (c) => {
       const id = c.req.valid('param').id;
       const row = applyBatchAction(store, deps.tenantOf(c), id, action);
-      if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id]);
+      if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
       deps.notify(id);
       return c.json(batchView(store, row) as never, 200);
     });

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { StoreHandle } from '../store/db.js';
 import type { Metrics } from '../main/metrics.js';
+import type { HaltMode } from '../runtimes/queue/protocol.js';
 
 /** Variables the middleware puts on the context. */
 export type ApiEnv = { Variables: { tenantId?: string; workerToken?: string; requestId: string } };
@@ -19,7 +20,8 @@ export interface ApiDeps {
   notify(batchId: string): void;
   /** task names registered by workers, or null when Redis cannot be asked right now */
   knownTasks(): Promise<Set<string> | null>;
-  haltInRedis(batchIds: string[]): Promise<void>;
+  /** `stop`: abort running items too (cancel); `pause`: let them finish (suspend) */
+  haltInRedis(batchIds: string[], mode: HaltMode): Promise<void>;
   forgetInRedis(deleted: { id: string; task: string | null; leaseIds: string[] }[]): Promise<void>;
   /** store + Redis reachable */
   ready(): Promise<{ store: boolean; redis: boolean }>;

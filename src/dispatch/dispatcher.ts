@@ -10,7 +10,7 @@ import { LeaseStore, type ReleasedLease } from '../store/leases.js';
 import { ReportStore } from '../store/reports.js';
 import { takeOutbox } from '../store/outbox.js';
 import { getSetting, putSetting } from '../store/settings.js';
-import { epochKey, REPORT_QUEUE, type ItemReport, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
+import { epochKey, HALT_PAUSE, HALT_STOP, REPORT_QUEUE, type ItemReport, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
 import { deadlineAt, planRelease } from './planner.js';
 import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
@@ -144,7 +144,7 @@ export class Dispatcher {
       return this.side.halt([batchId]);
     }
     if (decisions.halt || decisions.suspended) {
-      await this.side.halt([batchId]);
+      await this.side.halt([batchId], decisions.halt ? HALT_STOP : HALT_PAUSE);
       store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
       return;
     }

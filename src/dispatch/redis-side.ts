@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { haltKey, taskRegistryKey, workQueueName } from '../runtimes/queue/protocol.js';
+import { HALT_STOP, haltKey, taskRegistryKey, workQueueName, type HaltMode } from '../runtimes/queue/protocol.js';
 
 /**
  * What the API and the dispatcher do to Redis besides adding leases: halt flags that tell
@@ -27,11 +27,14 @@ export class RedisSide {
     return q;
   }
 
-  /** Tells workers not to start more items of these batches (kept a day, then the leases are long gone). */
-  async halt(batchIds: string[]): Promise<void> {
+  /**
+   * Tells workers not to start more items of these batches, and with `stop` to abort the ones
+   * running (kept a day, by then the leases are long gone).
+   */
+  async halt(batchIds: string[], mode: HaltMode = HALT_STOP): Promise<void> {
     if (batchIds.length === 0) return;
     const m = this.redis.multi();
-    for (const id of batchIds) m.set(haltKey(this.prefix, id), '1', 'EX', 86_400);
+    for (const id of batchIds) m.set(haltKey(this.prefix, id), mode, 'EX', 86_400);
     await m.exec();
   }
 

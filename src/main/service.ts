@@ -87,7 +87,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
           return null;
         }
       },
-      haltInRedis: (ids) => side.halt(ids).catch((err) => logger.warn({ err: err.message }, 'could not halt in redis; the dispatcher will')),
+      haltInRedis: (ids, mode) => side.halt(ids, mode).catch((err) => logger.warn({ err: err.message }, 'could not halt in redis; the dispatcher will')),
       async forgetInRedis(deleted) {
         try {
           await side.halt(deleted.map((d) => d.id));

@@ -99,7 +99,15 @@ export interface Report {
   items: ItemReport[];
 }
 
-/** Redis key set while a batch must not start new items (cancelled, suspended, final). */
+/**
+ * Redis key set while a batch must not start new items. Its value says what to do with items
+ * already running: {@link HALT_STOP} (cancelled, failed, deleted: abort them, nothing they
+ * return is recorded) or {@link HALT_PAUSE} (suspended: let them finish).
+ */
+export const HALT_STOP = 'stop';
+export const HALT_PAUSE = 'pause';
+export type HaltMode = typeof HALT_STOP | typeof HALT_PAUSE;
+
 export function haltKey(prefix: string, batchId: string): string {
   return `${prefix}:halt:${batchId}`;
 }
