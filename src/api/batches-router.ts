@@ -1,17 +1,14 @@
-import { createHash } from 'node:crypto';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
-import { batchHeaderSchema, batchSpecSchema, customIdOf, type BatchHeader } from '../domain/batch-spec.js';
+import { batchSpecSchema } from '../domain/batch-spec.js';
 import { PHASES } from '../domain/batch-status.js';
 import { parseLabelSelector } from '../domain/label-selector.js';
-import { renderTemplate, templatePlaceholders, TemplateError } from '../domain/template.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
-import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, ItemWriter, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
 import { deleteBatches, getBatch, listBatches, selectBatchIds } from '../store/batch-queries.js';
 import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
+import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
-import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
-import { fieldErrors, notFound, problem, validationProblem } from './problems.js';
+import { notFound, problem } from './problems.js';
 import { batchListSchema, batchSchema, idParam, problemResponse } from './schemas.js';
 import { batchView, decodeCursor, encodeCursor } from './views.js';
 
@@ -186,155 +183,7 @@ export function batchesRouter(deps: ApiDeps) {
   return app;
 }
 
-function isNdjson(contentType: string | undefined): boolean {
+export function isNdjson(contentType: string | undefined): boolean {
   // Only the media type the route declares: the route's body gate refuses any other with 415.
   return !!contentType && /^application\/x-ndjson\b/i.test(contentType);
-}
-
-/** Checks what a spec needs from this server: a runtime it runs, a task some worker has. */
-async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: number): Promise<void> {
-  const at = (pointer: string, detail: string) =>
-    validationProblem([{ pointer, detail, ...(linePrefix ? { line: linePrefix } : {}) }]);
-  if (header.runtime !== 'queue') {
-    throw at('/runtime', `runtime "${header.runtime}" needs Kubernetes, which this server is not configured for; use "queue"`);
-  }
-  if (header.template?.env) {
-    // A malformed placeholder is wrong whatever the items are: name the template field, not an item.
-    try {
-      templatePlaceholders(header.template.env);
-    } catch (err) {
-      if (err instanceof TemplateError) throw at(`/template/env${err.path}`, err.message);
-      throw err;
-    }
-  }
-  if (!header.task) throw at('/task', 'a queue batch names the task to run: one that workers registered with --task NAME=…');
-  const known = await deps.knownTasks();
-  if (known && !known.has(header.task)) {
-    const list = [...known].sort().join(', ') || 'none';
-    throw at('/task', `unknown task "${header.task}": no worker has registered it (registered: ${list})`);
-  }
-}
-
-/** Renders the template for each item at submission, so a missing field is a 422 now, not a failure later. */
-function checkTemplate(header: BatchHeader, item: unknown, index: number, pointerBase: string): void {
-  if (!header.template?.env) return;
-  try {
-    renderTemplate(header.template.env, item, index);
-  } catch (err) {
-    if (err instanceof TemplateError) throw validationProblem([{ pointer: `${pointerBase}`, detail: err.message }]);
-    throw err;
-  }
-}
-
-function idempotentReplay(deps: ApiDeps, tenantId: string, key: string | undefined, requestHash: string): string | undefined {
-  if (!key) return undefined;
-  const found = findIdempotentBatch(deps.store, tenantId, key);
-  if (!found) return undefined;
-  if (found.requestHash !== requestHash) {
-    throw problem(422, 'idempotency-key-reused', 'Idempotency-Key reused', `Idempotency-Key ${JSON.stringify(key)} was already used with a different request body`);
-  }
-  return found.batchId;
-}
-
-async function createFromJson(deps: ApiDeps, tenantId: string, raw: string, key: string | undefined): Promise<string> {
-  const requestHash = createHash('sha256').update(raw).digest('hex');
-  const replay = idempotentReplay(deps, tenantId, key, requestHash);
-  if (replay) return replay;
-  let body: unknown;
-  try {
-    body = JSON.parse(raw);
-  } catch (err) {
-    throw problem(400, 'malformed-json', 'Malformed JSON', `the body is not valid JSON: ${(err as Error).message}`);
-  }
-  const parsed = batchSpecSchema.safeParse(body);
-  if (!parsed.success) throw validationProblem(fieldErrors(parsed.error.issues));
-  const { items, ...header } = parsed.data;
-  const limits = deps.config.limits;
-  if (items.length > limits.maxItemsPerBatch) {
-    throw problem(413, 'too-large', 'Payload Too Large', `${items.length} items is more than the ${limits.maxItemsPerBatch}-item limit per batch`, {
-      errors: [{ pointer: '/items', detail: `at most ${limits.maxItemsPerBatch} items` }],
-    });
-  }
-  await checkRunnable(deps, header);
-  const rows: NewItem[] = items.map((item, i) => {
-    const input = JSON.stringify(item === undefined ? null : item);
-    if (Buffer.byteLength(input) > limits.maxItemBytes) {
-      throw problem(413, 'too-large', 'Payload Too Large', `item ${i} is larger than the ${limits.maxItemBytes}-byte item limit`, {
-        errors: [{ pointer: `/items/${i}`, detail: `larger than ${limits.maxItemBytes} bytes` }],
-      });
-    }
-    checkTemplate(header, item, i, `/items/${i}`);
-    return { input, customId: customIdOf(item) };
-  });
-  const idem: IdempotencyRecord | undefined = key ? { key, requestHash } : undefined;
-  return withIdempotencyRace(deps, tenantId, key, requestHash, () => createBatch(deps.store, tenantId, header, rows, idem));
-}
-
-async function createFromNdjson(deps: ApiDeps, tenantId: string, body: ReadableStream<Uint8Array> | null, key: string | undefined): Promise<string> {
-  const hash = createHash('sha256');
-  if (key && findIdempotentBatch(deps.store, tenantId, key)) {
-    // Compare the whole body's hash without storing it, then answer as the first time.
-    const reader = body?.getReader();
-    for (;;) {
-      const r = await reader?.read();
-      if (!r || r.done) break;
-      hash.update(r.value);
-    }
-    return idempotentReplay(deps, tenantId, key, hash.digest('hex'))!;
-  }
-  let header: BatchHeader | undefined;
-  let id: string | undefined;
-  const writer = new ItemWriter(deps.store);
-  try {
-    const { total } = await ingestNdjson(body, {
-      maxItemBytes: deps.config.limits.maxItemBytes,
-      maxItems: deps.config.limits.maxItemsPerBatch,
-      hash,
-      onHeader: async (line) => {
-        let value: unknown;
-        try {
-          value = JSON.parse(line);
-        } catch (err) {
-          throw lineProblem(1, `the first line must be the batch spec as JSON: ${(err as Error).message}`);
-        }
-        const parsed = batchHeaderSchema.safeParse(value);
-        if (!parsed.success) {
-          const errors = fieldErrors(parsed.error.issues).map((e) => ({ ...e, line: 1 }));
-          throw validationProblem(errors, `line 1: ${errors[0].pointer}: ${errors[0].detail}`);
-        }
-        header = parsed.data;
-        await checkRunnable(deps, header, 1);
-        id = beginUpload(deps.store, tenantId, header);
-      },
-      onItems: (first, rows) => {
-        if (header?.template?.env) rows.forEach((r, k) => checkTemplate(header!, JSON.parse(r.input), first + k, `/items/${first + k}`));
-        writer.writeChunk(id!, first, rows);
-      },
-    });
-    const requestHash = hash.digest('hex');
-    const idem = key ? { key, requestHash } : undefined;
-    const created = withIdempotencyRace(deps, tenantId, key, requestHash, () => {
-      finishUpload(deps.store, tenantId, id!, total, idem);
-      return id!;
-    });
-    if (created !== id) abortUpload(deps.store, id!);
-    return created;
-  } catch (err) {
-    if (id) abortUpload(deps.store, id);
-    throw err;
-  }
-}
-
-/** Two requests with one new key at once: the loser answers with the winner's batch. */
-function withIdempotencyRace(deps: ApiDeps, tenantId: string, key: string | undefined, requestHash: string, create: () => string): string {
-  try {
-    return create();
-  } catch (err) {
-    if (key && /UNIQUE constraint failed: idempotency_keys/.test((err as Error).message)) {
-      const replay = idempotentReplay(deps, tenantId, key, requestHash);
-      if (replay) return replay;
-      throw problem(409, 'conflict', 'Conflict', `a request with Idempotency-Key ${JSON.stringify(key)} is in progress`);
-    }
-    throw err;
-  }
 }
