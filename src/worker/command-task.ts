@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { describeError } from './errors.js';
+import { abortedAttempt, onAbort } from './item-abort.js';
 import { ResultSpool, TailBuffer, stripOneNewline } from './output-capture.js';
 import { settleSpooledResult } from './result-upload.js';
 import type { TaskContext, TaskResult } from './tasks.js';
@@ -12,7 +13,7 @@ import type { TaskContext, TaskResult } from './tasks.js';
  * result; the exit code feeds the batch's failure rules.
  */
 
-/** Milliseconds between SIGTERM and SIGKILL when an item times out. */
+/** Milliseconds between SIGTERM and SIGKILL when an item is aborted (timeout, batch stopped). */
 export const KILL_GRACE_MS = 2000;
 const STDERR_TAIL_BYTES = 4096;
 
@@ -23,7 +24,7 @@ export async function runCommandTask(command: string, ctx: TaskContext): Promise
   const child = spawn('/bin/sh', ['-c', command], {
     env: commandEnv(ctx),
     stdio: ['pipe', 'pipe', 'pipe'],
-    // its own process group: a timeout kills the shell and everything it started, and a Ctrl-C
+    // its own process group: an abort kills the shell and everything it started, and a Ctrl-C
     // or SIGTERM aimed at the worker does not interrupt items it is draining
     detached: true,
   });
@@ -41,19 +42,17 @@ export async function runCommandTask(command: string, ctx: TaskContext): Promise
     (error: unknown) => error,
   );
 
-  let timedOut = false;
+  // timeout or stopped batch: SIGTERM to the group, SIGKILL for whatever ignores it
+  let killed = false;
   let killTimer: NodeJS.Timeout | undefined;
-  const timeoutTimer =
-    ctx.timeoutMs !== undefined
-      ? setTimeout(() => {
-          timedOut = true;
-          killGroup(child.pid, 'SIGTERM');
-          killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
-        }, ctx.timeoutMs)
-      : undefined;
+  const stopListening = onAbort(ctx.signal, () => {
+    killed = true;
+    killGroup(child.pid, 'SIGTERM');
+    killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+  });
 
   const exit = await exited;
-  clearTimeout(timeoutTimer);
+  stopListening();
   clearTimeout(killTimer);
   if ('spawnError' in exit) {
     child.stdout.destroy();
@@ -63,10 +62,9 @@ export async function runCommandTask(command: string, ctx: TaskContext): Promise
   }
   const captureError = await captured;
   const tail = stderr.text();
-  if (timedOut) {
+  if (killed) {
     await spool.cleanup();
-    const error = `timed out after ${ctx.timeoutMs} ms` + (tail ? `\n${tail}` : '');
-    return { outcome: 'failed', condition: 'Timeout', error };
+    return abortedAttempt(ctx.signal, describeError(ctx.signal.reason) + (tail ? `\n${tail}` : ''));
   }
   if (exit.signal) {
     await spool.cleanup();

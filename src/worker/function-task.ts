@@ -1,4 +1,5 @@
 import { NonRetriableError, RetryAfterError, describeError } from './errors.js';
+import { abortedAttempt, onAbort } from './item-abort.js';
 import type { FunctionTaskDefinition, TaskContext, TaskResult } from './tasks.js';
 
 /**
@@ -9,39 +10,32 @@ import type { FunctionTaskDefinition, TaskContext, TaskResult } from './tasks.js
 
 /** Runs one attempt of a function task; resolves with its outcome, never rejects. */
 export async function runFunctionTask(fn: FunctionTaskDefinition['fn'], ctx: TaskContext): Promise<TaskResult> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut =
-    ctx.timeoutMs === undefined
-      ? undefined
-      : new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => {
-            controller.abort(new Error(`timed out after ${ctx.timeoutMs} ms`));
-            resolve('timeout');
-          }, ctx.timeoutMs);
-        });
   const context = {
     batchId: ctx.batchId,
     index: ctx.index,
     attempt: ctx.attempt,
-    signal: controller.signal,
+    signal: ctx.signal,
     logger: ctx.logger,
   };
-  // a synchronous throw becomes a rejection; a late rejection after a timeout is ignored
+  // a synchronous throw becomes a rejection; a late rejection after an abort is ignored
   const run = Promise.resolve()
     .then(() => fn(ctx.input, context))
     .then((value) => ({ value }));
   run.catch(() => {});
+  // the attempt ends when the signal aborts (timeout, stopped batch), even if the function
+  // ignores it: its slot is free and whatever it returns later is dropped
+  let stopListening = () => {};
+  const aborted = new Promise<'aborted'>((resolve) => {
+    stopListening = onAbort(ctx.signal, () => resolve('aborted'));
+  });
   try {
-    const settled = timedOut ? await Promise.race([run, timedOut]) : await run;
-    if (settled === 'timeout') {
-      return { outcome: 'failed', condition: 'Timeout', error: `timed out after ${ctx.timeoutMs} ms` };
-    }
+    const settled = await Promise.race([run, aborted]);
+    if (settled === 'aborted') return abortedAttempt(ctx.signal, describeError(ctx.signal.reason));
     return resultOf(settled.value);
   } catch (error) {
     return failureOf(error);
   } finally {
-    clearTimeout(timer);
+    stopListening();
   }
 }
 

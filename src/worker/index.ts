@@ -14,3 +14,4 @@ export type {
   UrlTaskDefinition,
 } from './tasks.js';
 export { NonRetriableError, RetryAfterError, TaskFlagError } from './errors.js';
+export { BatchStoppedError, ItemTimeoutError } from './item-abort.js';

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { ItemReport, LeasedItem, LeaseJob, Report } from '../runtimes/queue/protocol.js';
 import { describeError } from './errors.js';
 import type { HaltCache } from './halt-cache.js';
+import type { HaltWatch } from './halt-watch.js';
+import { ItemTimeoutError, abortedByStop } from './item-abort.js';
 import { LeaseReporter } from './lease-reporter.js';
 import type { Semaphore } from './semaphore.js';
 import type { TaskContext, TaskHandler, TaskResult } from './tasks.js';
@@ -12,12 +14,18 @@ import type { TaskContext, TaskHandler, TaskResult } from './tasks.js';
  * then checks whether it should start at all (worker stopping, batch halted: reported `returned`,
  * no attempt used), runs, and its outcome goes to the lease's reporter. Resolves only after the
  * last report was added to the report queue.
+ *
+ * A running item has one AbortController, aborted by its timeout or by the {@link HaltWatch} when
+ * its batch is stopped; the task kills or cancels whatever it runs. An item aborted that way is
+ * reported `returned` too: the store has already cancelled it and ignores the report (were it
+ * still running there, `returned` would put it back to pending without spending an attempt).
  */
 
 /** What the runner needs from the worker around it. */
 export interface LeaseRunnerDeps {
   semaphore: Semaphore;
   halts: HaltCache;
+  haltWatch: HaltWatch;
   reportQueue: Queue<Report>;
   /** true once the worker is closing: items not yet started are returned */
   isStopping: () => boolean;
@@ -68,12 +76,14 @@ async function runItem(
   const release = await deps.semaphore.acquire();
   try {
     try {
-      if (deps.isStopping() || (await deps.halts.isHalted(lease.batchId))) return returned;
+      // stop or pause: either way nothing new starts
+      if (deps.isStopping() || (await deps.halts.mode(lease.batchId)) !== null) return returned;
     } catch (error) {
       // cannot tell whether the batch is halted: do not start, do not spend an attempt
       logger.warn({ index: item.i, err: describeError(error) }, 'halt check failed; returning the item');
       return returned;
     }
+    const controller = new AbortController();
     const ctx: TaskContext = {
       batchId: lease.batchId,
       index: item.i,
@@ -81,18 +91,32 @@ async function runItem(
       input: item.v,
       env: lease.env?.[String(item.i)] ?? {},
       timeoutMs: lease.timeoutMs,
+      signal: controller.signal,
       token: lease.token,
       apiUrl: deps.apiUrl,
       inlineResultLimit: deps.inlineResultLimit,
       logger,
     };
+    const { timeoutMs } = lease;
+    const timer =
+      timeoutMs !== undefined ? setTimeout(() => controller.abort(new ItemTimeoutError(timeoutMs)), timeoutMs) : undefined;
+    const untrack = deps.haltWatch.track(lease.batchId, controller);
     const startedAt = Date.now();
-    const result = await handler(ctx).catch(
-      (error: unknown): TaskResult => ({ outcome: 'failed', error: `worker error: ${describeError(error)}` }),
-    );
+    let result: TaskResult;
+    try {
+      result = await handler(ctx);
+    } catch (error) {
+      result = { outcome: 'failed', error: `worker error: ${describeError(error)}` };
+    } finally {
+      clearTimeout(timer);
+      untrack();
+    }
     const finishedAt = Date.now();
     logger.debug({ index: item.i, attempt: item.a, outcome: result.outcome, ms: finishedAt - startedAt }, 'item done');
     if (result.recordedByApi) return undefined;
+    if (abortedByStop(controller.signal)) {
+      return { ...returned, error: describeError(controller.signal.reason), startedAt, finishedAt };
+    }
     const { recordedByApi: _ignored, ...outcome } = result;
     return { i: item.i, a: item.a, ...outcome, startedAt, finishedAt, worker: deps.workerName };
   } finally {

@@ -19,8 +19,14 @@ export interface TaskContext {
   input: unknown;
   /** per-item environment rendered from the batch template (command tasks only) */
   env: Record<string, string>;
-  /** itemTimeoutSeconds * 1000 when the batch sets it */
+  /** itemTimeoutSeconds * 1000 when the batch sets it; the runner enforces it through `signal` */
   timeoutMs?: number;
+  /**
+   * Aborted when the attempt must end now: its timeout passed (reason `ItemTimeoutError`)
+   * or its batch was stopped (reason `BatchStoppedError`). A task kills or cancels what it
+   * runs and resolves promptly.
+   */
+  signal: AbortSignal;
   /** batch-scoped bearer token for the API; never logged, never sent to a URL task */
   token: string;
   /** base URL of the Fanout API, for streaming results larger than the inline limit */
@@ -44,7 +50,11 @@ export interface FunctionTaskContext {
   batchId: string;
   index: number;
   attempt: number;
-  /** aborted when the item's timeout passes */
+  /**
+   * Aborted when the item's timeout passes (reason `ItemTimeoutError`) or its batch is stopped:
+   * cancelled, failed or deleted (reason `BatchStoppedError`). The attempt ends at that moment
+   * whatever the function does; pass the signal on to whatever it awaits.
+   */
   signal: AbortSignal;
   logger: Logger;
 }

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { describeError } from './errors.js';
+import { abortedAttempt, abortedByTimeout } from './item-abort.js';
 import { ResultSpool } from './output-capture.js';
 import { settleSpooledResult } from './result-upload.js';
 import type { TaskContext, TaskResult } from './tasks.js';
@@ -17,7 +18,8 @@ const ERROR_EXCERPT_BYTES = 512;
 
 /** Runs one attempt of a URL task; resolves with its outcome, never rejects. */
 export async function runUrlTask(url: string, ctx: TaskContext): Promise<TaskResult> {
-  const signal = ctx.timeoutMs !== undefined ? AbortSignal.timeout(ctx.timeoutMs) : undefined;
+  // aborted on the item's timeout or when its batch is stopped; covers reading the body too
+  const { signal } = ctx;
   let response: Response;
   try {
     response = await fetch(url, {
@@ -90,10 +92,9 @@ function decodeBody(data: Buffer, json: boolean): unknown {
   }
 }
 
-function requestFailure(error: unknown, signal: AbortSignal | undefined, ctx: TaskContext, what: string): TaskResult {
-  if (signal?.aborted) {
-    return { outcome: 'failed', condition: 'Timeout', error: `no complete answer within ${ctx.timeoutMs} ms` };
-  }
+function requestFailure(error: unknown, signal: AbortSignal, ctx: TaskContext, what: string): TaskResult {
+  if (abortedByTimeout(signal)) return abortedAttempt(signal, `no complete answer within ${ctx.timeoutMs} ms`);
+  if (signal.aborted) return abortedAttempt(signal, describeError(signal.reason));
   return { outcome: 'failed', networkError: true, error: `${what}: ${describeError(error)}` };
 }
 

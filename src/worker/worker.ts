@@ -11,6 +11,7 @@ import {
 } from '../runtimes/queue/protocol.js';
 import { describeError } from './errors.js';
 import { HaltCache } from './halt-cache.js';
+import { HaltWatch } from './halt-watch.js';
 import { watchIdle } from './idle-watch.js';
 import { runLease, type LeaseRunnerDeps } from './lease-runner.js';
 import { Semaphore } from './semaphore.js';
@@ -73,9 +74,11 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const reportQueue = new Queue<Report>(REPORT_QUEUE, { connection: redis, prefix });
   reportQueue.on('error', () => {}); // the connection's own listener logs it
   let stopping = false;
+  const halts = new HaltCache(redis, prefix);
   const deps: LeaseRunnerDeps = {
     semaphore: new Semaphore(concurrency),
-    halts: new HaltCache(redis, prefix),
+    halts,
+    haltWatch: new HaltWatch(halts, logger),
     reportQueue,
     isStopping: () => stopping,
     workerName: name,

@@ -115,7 +115,7 @@ describe('output capture', () => {
 describe('command environment and stdin', () => {
   const ctx = {
     batchId: 'b1', index: 7, attempt: 3, input: null, env: { FANOUT_ATTEMPT: '99', URL: 'u' },
-    token: 't', inlineResultLimit: 1, logger: silentLogger,
+    token: 't', inlineResultLimit: 1, logger: silentLogger, signal: new AbortController().signal,
   } as TaskContext;
   it('puts FANOUT_* last so the item env cannot override them', () => {
     expect(commandEnv(ctx)).toMatchObject({

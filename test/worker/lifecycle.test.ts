@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Harness, sleep, startRedis, type RedisServer } from './harness.js';
-import { haltKey, taskRegistryKey } from '../../src/runtimes/queue/protocol.js';
+import { HALT_PAUSE, HALT_STOP, haltKey, taskRegistryKey } from '../../src/runtimes/queue/protocol.js';
 import { parseTaskFlag } from '../../src/worker/index.js';
 
 let redis: RedisServer;
@@ -51,7 +51,7 @@ describe('worker lifecycle', () => {
   it('returns every item of a halted batch without running it', async () => {
     const ran = join(dir, 'ran');
     await h.worker({ tasks: [{ kind: 'command', name: 'mark', command: `echo x >> ${ran}` }] });
-    await h.redis.set(haltKey(h.prefix, 'halted'), 'cancelled');
+    await h.redis.set(haltKey(h.prefix, 'halted'), HALT_STOP);
     const lease = await h.lease('mark', ['a', 'b', 'c'], { batchId: 'halted' });
     const items = await h.waitForItems(3, lease.leaseId);
     expect(items.map((item) => item.outcome)).toEqual(['returned', 'returned', 'returned']);
@@ -67,7 +67,8 @@ describe('worker lifecycle', () => {
     });
     const lease = await h.lease('mark', ['a', 'b', 'c', 'd'], { batchId: 'halt-later' });
     await waitFor(async () => (await lines(ran)).length === 1);
-    await h.redis.set(haltKey(h.prefix, 'halt-later'), 'suspended');
+    // pause: the running item finishes (stop would abort it, see halt.test.ts)
+    await h.redis.set(haltKey(h.prefix, 'halt-later'), HALT_PAUSE);
     const items = await h.waitForItems(4, lease.leaseId);
     expect(items.map((item) => item.outcome)).toEqual(['succeeded', 'returned', 'returned', 'returned']);
     expect(await lines(ran)).toEqual(['0']);

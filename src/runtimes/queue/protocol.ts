@@ -59,7 +59,10 @@ export type ItemOutcome = 'succeeded' | 'failed' | 'returned';
 export interface ItemReport {
   i: number;
   a: number;
-  /** `returned`: not run (worker stopping, batch halted); goes back to pending without an attempt */
+  /**
+   * `returned`: not run (worker stopping, batch halted), or aborted because its batch was stopped;
+   * goes back to pending without an attempt (a stopped batch's item is already final: ignored)
+   */
   outcome: ItemOutcome;
   /** inline result (stdout string, HTTP body, or a function's value) */
   result?: unknown;
