@@ -68,7 +68,8 @@ export class LeaseStore {
       if (rows.length < max) {
         const fresh = this.fresh.all(batchId, releaseCursor, max - rows.length) as PendingRow[];
         if (fresh.length > 0) cursor = fresh[fresh.length - 1].idx + 1;
-        rows.push(...fresh);
+        // not push(...fresh): spreading more than ~120,000 rows overflows the call stack
+        for (const row of fresh) rows.push(row);
       }
       const out: ReleasedLease[] = [];
       for (let k = 0; k < rows.length; k += leaseSize) {
