@@ -8,26 +8,31 @@ import { validationProblem } from './problems.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
-/** Index sets of big running batches are recomputed at most this often. */
-const INDEX_REFRESH_MS = 5000;
+/** Index sets of running batches are recomputed at most this often (big ones less often). */
+const INDEX_REFRESH_MS = 1000;
+const BIG_INDEX_REFRESH_MS = 5000;
 const CHEAP_TOTAL = 100_000;
 
 /**
  * completedIndexes/failedIndexes are one ordered scan each, so they are cached in the row's
- * status and recomputed when item counts moved (at most every few seconds for big batches).
+ * status and recomputed when item counts moved: at once for a final batch, at most every second
+ * (every few seconds for big batches) while it runs, so a client polling progress does not turn
+ * every GET into a scan of the batch. The counts are always current.
  */
 function freshIndexes(store: StoreHandle, row: BatchRow, status: StoredStatus): Pick<StoredStatus, 'completedIndexes' | 'failedIndexes'> {
-  const finishedNow = row.succeeded + row.failed;
-  if (status.indexesAt === finishedNow) return status;
+  // Both counts: after a retry, succeeded+failed can be what it was before with other indexes.
+  const key = `${row.succeeded},${row.failed},${row.cancelled}`;
+  if (status.indexesKey === key) return status;
   const now = Date.now();
   const final = row.state === 'final';
-  if (!final && row.total > CHEAP_TOTAL && status.indexesComputedAt && now - status.indexesComputedAt < INDEX_REFRESH_MS) return status;
+  const refreshMs = row.total > CHEAP_TOTAL ? BIG_INDEX_REFRESH_MS : INDEX_REFRESH_MS;
+  if (!final && status.indexesComputedAt && now - status.indexesComputedAt < refreshMs) return status;
   const sets = indexSets(store, row.id);
-  const next = { ...status, ...sets, indexesAt: finishedNow, indexesComputedAt: now };
+  const next = { ...status, ...sets, indexesKey: key, indexesComputedAt: now };
   // Only the cache fields change; a concurrent status write elsewhere wins over this one.
   store.sqlite
-    .prepare("UPDATE batches SET status = json_set(status, '$.completedIndexes', ?, '$.failedIndexes', ?, '$.indexesAt', ?, '$.indexesComputedAt', ?) WHERE id = ?")
-    .run(next.completedIndexes, next.failedIndexes, next.indexesAt, next.indexesComputedAt, row.id);
+    .prepare("UPDATE batches SET status = json_set(status, '$.completedIndexes', ?, '$.failedIndexes', ?, '$.indexesKey', ?, '$.indexesComputedAt', ?) WHERE id = ?")
+    .run(next.completedIndexes, next.failedIndexes, next.indexesKey, next.indexesComputedAt, row.id);
   return next;
 }
 

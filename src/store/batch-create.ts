@@ -44,7 +44,7 @@ export function newBatchId(now = Date.now()): string {
 }
 
 const EMPTY_DECISIONS: BatchDecisions = { halt: null, suspended: false };
-const INITIAL_STATUS = JSON.stringify({ conditions: [], startTime: null, completionTime: null, completedIndexes: '', failedIndexes: '', indexesAt: -1 });
+const INITIAL_STATUS = JSON.stringify({ conditions: [], startTime: null, completionTime: null, completedIndexes: '', failedIndexes: '', indexesKey: '' });
 
 /** Prepared statements for the ingest path: drizzle's builder costs too much per row here. */
 export class ItemWriter {

@@ -16,8 +16,8 @@ export interface StoredStatus {
   completionTime: string | null;
   completedIndexes: string;
   failedIndexes: string;
-  /** succeeded+failed when the index sets were computed; -1 = never */
-  indexesAt: number;
+  /** `succeeded,failed,cancelled` counts when the index sets were computed ('' = never) */
+  indexesKey: string;
   indexesComputedAt?: number;
 }
 

@@ -42,7 +42,7 @@ export const batches = sqliteTable(
     phase: text('phase').notNull(),
     /** JSON {halt, suspended}: facts decided by a request or a rule, input to deriveStatus */
     decisions: text('decisions').notNull(),
-    /** JSON {conditions, startTime, completionTime, completedIndexes, failedIndexes, indexesAt} */
+    /** JSON {conditions, startTime, completionTime, completedIndexes, failedIndexes, indexesKey} */
     status: text('status').notNull(),
     /** items with idx >= this were never released (fresh items are released in index order) */
     releaseCursor: integer('release_cursor').notNull().default(0),
