@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
@@ -9,8 +8,8 @@ import type { StoreHandle } from '../store/db.js';
 import { LeaseStore, type ReleasedLease } from '../store/leases.js';
 import { ReportStore } from '../store/reports.js';
 import { takeOutbox } from '../store/outbox.js';
-import { getSetting, putSetting } from '../store/settings.js';
-import { epochKey, HALT_PAUSE, HALT_STOP, REPORT_QUEUE, type ItemReport, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
+import { HALT_PAUSE, HALT_STOP, REPORT_QUEUE, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
+import { LeaseRecovery } from './lease-recovery.js';
 import { deadlineAt, planRelease } from './planner.js';
 import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
@@ -52,8 +51,8 @@ export class Dispatcher {
   private reportWorker?: Worker;
   private pumping = false;
   private stopped = false;
+  private recovery!: LeaseRecovery;
   private intervals: NodeJS.Timeout[] = [];
-  private epoch: string | null = null;
 
   constructor(private readonly o: DispatcherOptions) {
     this.leases = new LeaseStore(o.store);
@@ -66,7 +65,8 @@ export class Dispatcher {
     this.redis.on('error', (err) => this.o.logger.debug({ err: err.message }, 'dispatcher redis error'));
     await this.redis.connect();
     this.side = new RedisSide(this.redis, this.o.prefix);
-    await this.checkEpoch();
+    this.recovery = new LeaseRecovery({ ...this.o, redis: this.redis, side: this.side, leases: this.leases, reports: this.reports });
+    for (const id of (await this.recovery.checkEpoch()) ?? []) this.notify(id);
     this.reportWorker = new Worker(REPORT_QUEUE, async (job: Job<Report>) => this.onReport(job.data), {
       connection: new Redis(this.o.redisUrl, { maxRetriesPerRequest: null }),
       prefix: this.o.prefix,
@@ -199,7 +199,7 @@ export class Dispatcher {
     } catch (err) {
       // Never delivered: hand the items back now (no attempt counted) rather than letting the
       // resync later take the missing leases for lost workers.
-      for (const lease of released) this.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
+      for (const lease of released) this.recovery.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
       throw err;
     }
   }
@@ -219,90 +219,23 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * Redis lost its data when the epoch it holds differs from the one the store remembers. Then
-   * every outstanding lease is handed back (not counted as an attempt) and released again.
-   */
-  private async checkEpoch(): Promise<boolean> {
-    const inRedis = await this.redis.get(epochKey(this.o.prefix));
-    const remembered = this.epoch ?? getSetting(this.o.store, 'redis-epoch');
-    if (inRedis !== null && inRedis === remembered) {
-      this.epoch = inRedis;
-      return false;
-    }
-    const fresh = randomBytes(8).toString('hex');
-    let returned = 0;
-    for (const batchId of activeBatchIds(this.o.store)) {
-      for (const lease of this.leases.leasesOf(batchId)) {
-        returned += this.returnLease(lease.batchId, lease.id, JSON.parse(lease.outstanding) as [number, number][]);
-      }
-      this.notify(batchId);
-    }
-    putSetting(this.o.store, 'redis-epoch', fresh);
-    await this.redis.set(epochKey(this.o.prefix), fresh);
-    this.epoch = fresh;
-    if (remembered !== null) this.o.logger.warn({ returned }, 'redis lost its data: released outstanding items again');
-    return true;
-  }
-
-  private returnLease(batchId: string, leaseId: string, outstanding: [number, number][]): number {
-    const items: ItemReport[] = outstanding.map(([i, a]) => ({ i, a, outcome: 'returned' }));
-    return this.reports.apply(batchId, leaseId, items).applied;
-  }
-
   /** The periodic resync: Redis data loss, leases lost with their worker, and every active batch. */
   async resync(): Promise<void> {
     if (this.stopped) return;
     try {
-      if (await this.checkEpoch()) return;
-      const backlog = await this.reportBacklog();
+      const touched = await this.recovery.checkEpoch();
+      if (touched) {
+        for (const id of touched) this.notify(id);
+        return;
+      }
+      const backlog = await this.recovery.reportBacklog();
       const now = Date.now();
       for (const batchId of activeBatchIds(this.o.store)) {
-        if (backlog === 0) await this.checkLeases(batchId, now);
+        if (backlog === 0) await this.recovery.checkLeases(batchId, now);
         this.notify(batchId);
       }
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message }, 'resync failed');
-    }
-  }
-
-  /** Reports waiting in Redis: while there are some, a lease missing from Redis may just be done. */
-  private async reportBacklog(): Promise<number> {
-    const key = `${this.o.prefix}:${REPORT_QUEUE}`;
-    const [waiting, active] = await Promise.all([this.redis.llen(`${key}:wait`), this.redis.llen(`${key}:active`)]);
-    return waiting + active;
-  }
-
-  /**
-   * A lease the store still has but Redis does not (its job failed after stalling, or vanished)
-   * is lost once it stays missing for a whole resync with no reports waiting to be applied: its
-   * outstanding items then fail with the `Disruption` condition, which the rules may `Ignore`.
-   */
-  private async checkLeases(batchId: string, now: number): Promise<void> {
-    for (const lease of this.leases.leasesOf(batchId)) {
-      if (now - lease.createdAt < this.o.leaseMs) continue;
-      const state = await this.side.workQueue(lease.task).getJobState(lease.id);
-      const present = state !== 'unknown' && state !== 'failed' && state !== 'completed';
-      if (present) {
-        if (lease.missingSince !== null) this.leases.markMissing(lease.id, null);
-        continue;
-      }
-      if (lease.missingSince === null) {
-        this.leases.markMissing(lease.id, now);
-        continue;
-      }
-      if (now - lease.missingSince < this.o.resyncMs) continue;
-      const outstanding = JSON.parse(lease.outstanding) as [number, number][];
-      const items: ItemReport[] = outstanding.map(([i, a]) => ({
-        i,
-        a,
-        outcome: 'failed',
-        condition: 'Disruption',
-        error: 'the worker running this item was lost: its lease expired and was not recovered',
-        finishedAt: now,
-      }));
-      this.reports.apply(batchId, lease.id, items, now);
-      this.o.logger.warn({ batchId, leaseId: lease.id, items: items.length }, 'lease lost');
     }
   }
 }

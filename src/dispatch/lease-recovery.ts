@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { activeBatchIds } from '../store/batch-queries.js';
+import type { StoreHandle } from '../store/db.js';
+import type { LeaseStore } from '../store/leases.js';
+import type { ReportStore } from '../store/reports.js';
+import { getSetting, putSetting } from '../store/settings.js';
+import { epochKey, REPORT_QUEUE, type ItemReport } from '../runtimes/queue/protocol.js';
+import type { RedisSide } from './redis-side.js';
+
+/**
+ * Finding work Redis no longer holds, for the dispatcher's resync: Redis that lost its data
+ * (every outstanding lease is handed back, no attempt counted), and single leases whose job is
+ * gone while the store still waits for them (their items fail with condition `Disruption`).
+ */
+export interface LeaseRecoveryDeps {
+  store: StoreHandle;
+  redis: Redis;
+  side: RedisSide;
+  leases: LeaseStore;
+  reports: ReportStore;
+  prefix: string;
+  logger: Logger;
+  leaseMs: number;
+  resyncMs: number;
+}
+
+export class LeaseRecovery {
+  private epoch: string | null = null;
+
+  constructor(private readonly d: LeaseRecoveryDeps) {}
+
+  /**
+   * Redis lost its data when the epoch it holds differs from the one the store remembers. Then
+   * every outstanding lease is handed back (not counted as an attempt) and released again.
+   * Returns the active batches to reconcile after such a loss, or null when Redis kept its data.
+   */
+  async checkEpoch(): Promise<string[] | null> {
+    const inRedis = await this.d.redis.get(epochKey(this.d.prefix));
+    const remembered = this.epoch ?? getSetting(this.d.store, 'redis-epoch');
+    if (inRedis !== null && inRedis === remembered) {
+      this.epoch = inRedis;
+      return null;
+    }
+    const fresh = randomBytes(8).toString('hex');
+    let returned = 0;
+    const batches = activeBatchIds(this.d.store);
+    for (const batchId of batches) {
+      for (const lease of this.d.leases.leasesOf(batchId)) {
+        returned += this.returnLease(lease.batchId, lease.id, JSON.parse(lease.outstanding) as [number, number][]);
+      }
+    }
+    putSetting(this.d.store, 'redis-epoch', fresh);
+    await this.d.redis.set(epochKey(this.d.prefix), fresh);
+    this.epoch = fresh;
+    if (remembered !== null) this.d.logger.warn({ returned }, 'redis lost its data: released outstanding items again');
+    return batches;
+  }
+
+  /** Hands a lease's outstanding items back to pending without counting an attempt. */
+  returnLease(batchId: string, leaseId: string, outstanding: [number, number][]): number {
+    const items: ItemReport[] = outstanding.map(([i, a]) => ({ i, a, outcome: 'returned' }));
+    return this.d.reports.apply(batchId, leaseId, items).applied;
+  }
+
+  /** Reports waiting in Redis: while there are some, a lease missing from Redis may just be done. */
+  async reportBacklog(): Promise<number> {
+    const key = `${this.d.prefix}:${REPORT_QUEUE}`;
+    const [waiting, active] = await Promise.all([this.d.redis.llen(`${key}:wait`), this.d.redis.llen(`${key}:active`)]);
+    return waiting + active;
+  }
+
+  /**
+   * A lease the store still has but Redis does not (its job failed after stalling, or vanished)
+   * is lost once it stays missing for a whole resync with no reports waiting to be applied: its
+   * outstanding items then fail with the `Disruption` condition, which the rules may `Ignore`.
+   */
+  async checkLeases(batchId: string, now: number): Promise<void> {
+    for (const lease of this.d.leases.leasesOf(batchId)) {
+      if (now - lease.createdAt < this.d.leaseMs) continue;
+      const state = await this.d.side.workQueue(lease.task).getJobState(lease.id);
+      const present = state !== 'unknown' && state !== 'failed' && state !== 'completed';
+      if (present) {
+        if (lease.missingSince !== null) this.d.leases.markMissing(lease.id, null);
+        continue;
+      }
+      if (lease.missingSince === null) {
+        this.d.leases.markMissing(lease.id, now);
+        continue;
+      }
+      if (now - lease.missingSince < this.d.resyncMs) continue;
+      const outstanding = JSON.parse(lease.outstanding) as [number, number][];
+      const items: ItemReport[] = outstanding.map(([i, a]) => ({
+        i,
+        a,
+        outcome: 'failed',
+        condition: 'Disruption',
+        error: 'the worker running this item was lost: its lease expired and was not recovered',
+        finishedAt: now,
+      }));
+      this.d.reports.apply(batchId, lease.id, items, now);
+      this.d.logger.warn({ batchId, leaseId: lease.id, items: items.length }, 'lease lost');
+    }
+  }
+}
