@@ -42,7 +42,7 @@ export async function runLease(lease: LeaseJob, handler: TaskHandler, deps: Leas
   const reporter = new LeaseReporter(deps.reportQueue, lease, logger, deps.reportIntervalMs);
   const counts: Record<string, number> = { succeeded: 0, failed: 0, returned: 0, uploaded: 0 };
   const startedAt = Date.now();
-  logger.info({ items: lease.items.length }, 'lease started');
+  logger.debug({ items: lease.items.length }, 'lease started');
   try {
     await Promise.all(
       lease.items.map(async (item) => {
@@ -60,7 +60,7 @@ export async function runLease(lease: LeaseJob, handler: TaskHandler, deps: Leas
     throw error;
   }
   await reporter.finish();
-  logger.info({ ...counts, ms: Date.now() - startedAt }, 'lease finished');
+  logger.debug({ ...counts, ms: Date.now() - startedAt }, 'lease finished');
 }
 
 /** One item: the report to send, or undefined when the API already recorded it (large result). */
