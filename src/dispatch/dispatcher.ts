@@ -22,6 +22,9 @@ import type { Metrics } from '../main/metrics.js';
  * resync that also finds leases Redis lost. Reconciles run one at a time: SQLite has one writer.
  */
 
+/** Longest single timer; see wakeAt. */
+const MAX_WAKE_MS = 3_600_000;
+
 /** BullMQ's largest job priority (2^21). */
 const MAX_PRIORITY = 2_097_152;
 
@@ -49,6 +52,7 @@ export class Dispatcher {
   private redis!: Redis;
   private side!: RedisSide;
   private reportWorker?: Worker;
+  private reportConnection?: Redis;
   private pumping = false;
   private stopped = false;
   private recovery!: LeaseRecovery;
@@ -66,9 +70,11 @@ export class Dispatcher {
     await this.redis.connect();
     this.side = new RedisSide(this.redis, this.o.prefix);
     this.recovery = new LeaseRecovery({ ...this.o, redis: this.redis, side: this.side, leases: this.leases, reports: this.reports });
-    for (const id of (await this.recovery.checkEpoch()) ?? []) this.notify(id);
+    await this.recovery.checkEpoch();
+    // BullMQ does not close a connection it was given: kept to disconnect it in stop().
+    this.reportConnection = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
     this.reportWorker = new Worker(REPORT_QUEUE, async (job: Job<Report>) => this.onReport(job.data), {
-      connection: new Redis(this.o.redisUrl, { maxRetriesPerRequest: null }),
+      connection: this.reportConnection,
       prefix: this.o.prefix,
       concurrency: 8,
     });
@@ -91,6 +97,7 @@ export class Dispatcher {
     for (const t of this.intervals) clearInterval(t);
     for (const t of this.timers.values()) clearTimeout(t);
     await this.reportWorker?.close();
+    this.reportConnection?.disconnect();
     await this.side?.close();
     this.redis?.disconnect();
   }
@@ -117,10 +124,12 @@ export class Dispatcher {
   private wakeAt(batchId: string, at: number): void {
     const existing = this.timers.get(batchId);
     if (existing) clearTimeout(existing);
+    // Capped: a far deadline must not overflow setTimeout (it would fire at once, in a loop);
+    // waking early is harmless, reconcile just sets the next timer.
     const t = setTimeout(() => {
       this.timers.delete(batchId);
       this.notify(batchId);
-    }, Math.max(0, at - Date.now()));
+    }, Math.min(MAX_WAKE_MS, Math.max(0, at - Date.now())));
     t.unref();
     this.timers.set(batchId, t);
   }
