@@ -65,7 +65,7 @@ describe('faults: workers', () => {
     await c.up(['--task', 'other=true']);
     const task = `work=${MARK}; sleep 1.5; cat`;
     // two items at a time, two leases of two items each: two started, two waiting in the worker
-    const a = await c.worker([task], { WORKER_NAME: 'wa', FANOUT_CONCURRENCY: '2' });
+    const a = await c.worker([task], { WORKER_NAME: 'wa', FANOUT_CONCURRENCY: '2', LOG_LEVEL: 'debug' }); // debug: the per-lease log lines count returned items
     const items = Array.from({ length: 17 }, (_, i) => `item-${i}`);
     const batch = await c.client.createBatch({ task: 'work', items, parallelism: 17, retry: { backoffLimitPerItem: 0 } });
 
