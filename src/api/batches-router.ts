@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { batchSpecSchema } from '../domain/batch-spec.js';
@@ -168,7 +170,7 @@ export function batchesRouter(deps: ApiDeps) {
   app.openapi(deleteRoute, async (c) => {
     const deleted = deleteBatches(store, deps.tenantOf(c), [c.req.valid('param').id]);
     if (deleted.length === 0) throw notFound('batch');
-    await deps.forgetInRedis(deleted);
+    await forget(deps, deleted);
     return c.body(null, 204);
   });
 
@@ -176,11 +178,17 @@ export function batchesRouter(deps: ApiDeps) {
     const tenantId = deps.tenantOf(c);
     const selector = parseLabelSelector(c.req.valid('query').labelSelector);
     const deleted = deleteBatches(store, tenantId, selectBatchIds(store, tenantId, selector));
-    await deps.forgetInRedis(deleted);
+    await forget(deps, deleted);
     return c.json({ deleted: deleted.length }, 200);
   });
 
   return app;
+}
+
+/** After a delete commits: drop the batches' results from the blob directory and their work from Redis. */
+async function forget(deps: ApiDeps, deleted: { id: string; task: string | null; leaseIds: string[] }[]): Promise<void> {
+  for (const d of deleted) await rm(path.join(deps.blobDir, d.id), { recursive: true, force: true });
+  await deps.forgetInRedis(deleted);
 }
 
 export function isNdjson(contentType: string | undefined): boolean {

@@ -144,4 +144,11 @@ describe('worker endpoints', () => {
     // The other batch is untouched by all of the above.
     expect((await svc.client.getBatch(other.id)).status.counts.running).toBe(1);
   });
+
+  it('deleting the batch removes its blob results too', async () => {
+    const blobDir = path.join(svc.dataDir, 'blobs', batch.id);
+    expect(fs.existsSync(blobDir)).toBe(true);
+    expect((await svc.client.request('DELETE', `/v1/batches/${batch.id}`)).status).toBe(204);
+    expect(fs.existsSync(blobDir)).toBe(false);
+  });
 });
