@@ -129,7 +129,9 @@ describe('results larger than the inline limit', () => {
     });
     expect(upload.bytes).toBe(SIZE); // the one trailing newline is not part of the result
     expect(upload.sha256).toBe(createHash('sha256').update(Buffer.alloc(SIZE, 'a')).digest('hex'));
-    expect(heldMidUpload).toBeLessThan(4_000_000);
+    // Buffering the whole result would hold all 20 MB here (measured 20.3 MB); streaming holds a few
+    // MB of pipe and socket buffers, which vary with GC timing on a loaded machine.
+    expect(heldMidUpload).toBeLessThan(SIZE / 2);
     expect(await spoolDirs()).toEqual(dirsBefore);
   });
 
