@@ -72,9 +72,13 @@ export class LeaseRecovery {
   }
 
   /**
-   * A lease the store still has but Redis does not (its job failed after stalling, or vanished)
-   * is lost once it stays missing for a whole resync with no reports waiting to be applied: its
-   * outstanding items then fail with the `Disruption` condition, which the rules may `Ignore`.
+   * A lease the store still has but Redis does not is settled once it stays missing for a whole
+   * resync with no reports waiting to be applied:
+   * - its job `failed` (BullMQ gave up after the workers holding it died): the outstanding items
+   *   fail with the `Disruption` condition, which the rules may `Ignore`;
+   * - its job does not exist (the dispatcher died between committing the release and adding it
+   *   to Redis, or a report was lost): the items are handed back without counting an attempt,
+   *   since no worker ever failed them.
    */
   async checkLeases(batchId: string, now: number): Promise<void> {
     for (const lease of this.d.leases.leasesOf(batchId)) {
@@ -91,12 +95,17 @@ export class LeaseRecovery {
       }
       if (now - lease.missingSince < this.d.resyncMs) continue;
       const outstanding = JSON.parse(lease.outstanding) as [number, number][];
+      if (state !== 'failed') {
+        const returned = this.returnLease(batchId, lease.id, outstanding);
+        this.d.logger.warn({ batchId, leaseId: lease.id, returned }, 'lease never reached a worker or its report was lost: released again');
+        continue;
+      }
       const items: ItemReport[] = outstanding.map(([i, a]) => ({
         i,
         a,
         outcome: 'failed',
         condition: 'Disruption',
-        error: 'the worker running this item was lost: its lease expired and was not recovered',
+        error: 'the workers running this item were lost: its lease expired too often and was given up',
         finishedAt: now,
       }));
       this.d.reports.apply(batchId, lease.id, items, now);
