@@ -42,7 +42,6 @@ const SERVER_FLAGS = {
     new Option('--lease-seconds <n>', 'how long a worker holds an item before it is handed out again').argParser(
       parseIntIn(1, 86_400, 'a number of seconds from 1 to 86400'),
     ),
-  namespace: () => new Option('--namespace <ns>', 'Kubernetes namespace for Jobs of the Kubernetes runtimes'),
   apiUrl: () => new Option('--api-url <url>', 'URL of the Fanout API the worker reports to'),
   batch: () => new Option('--batch <id>', 'only run items of this batch'),
   exitWhenEmpty: () => new Option('--exit-when-empty', 'exit once there is no work left (a worker Job per batch)'),

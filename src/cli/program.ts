@@ -15,17 +15,17 @@ const SERVER_COMMANDS: Array<{ name: 'up' | 'api' | 'dispatcher'; summary: strin
   {
     name: 'up',
     summary: 'run API, dispatcher and workers in one process (SQLite; a local Redis when REDIS_URL is unset)',
-    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'task', 'concurrency', 'leaseSeconds', 'namespace', 'logLevel'],
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'task', 'concurrency', 'leaseSeconds', 'logLevel'],
   },
   {
     name: 'api',
     summary: 'run the HTTP API',
-    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'namespace', 'logLevel'],
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'logLevel'],
   },
   {
     name: 'dispatcher',
     summary: 'run the dispatcher (the controller that releases items and finalizes batches)',
-    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'leaseSeconds', 'namespace', 'logLevel'],
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'leaseSeconds', 'logLevel'],
   },
 ];
 
