@@ -1,28 +1,18 @@
 /**
  * The shapes the Fanout API answers with (DESIGN.md "Public contract"), as the CLI reads them.
- * Only what the client commands use is typed; anything else passes through untouched.
+ * Only what the client commands use is typed; anything else passes through untouched. The
+ * phase, counts and condition shapes are the domain's own.
  */
 
-export type BatchPhase = 'Pending' | 'Running' | 'Suspended' | 'Succeeded' | 'Failed' | 'Cancelled';
+import { isFinalPhase, PHASES, type Condition, type ItemCounts, type Phase } from '../domain/batch-status.js';
 
-export const FINAL_PHASES: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+export type BatchPhase = Phase;
 
-export interface BatchCounts {
-  total: number;
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  cancelled: number;
-}
+export const FINAL_PHASES: ReadonlySet<string> = new Set(PHASES.filter(isFinalPhase));
 
-export interface BatchCondition {
-  type: string;
-  status: string;
-  reason?: string;
-  message?: string;
-  lastTransitionTime?: string;
-}
+export type BatchCounts = ItemCounts;
+
+export type BatchCondition = Condition;
 
 export interface BatchStatus {
   phase: BatchPhase;

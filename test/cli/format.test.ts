@@ -109,7 +109,7 @@ describe('describeOutcome', () => {
     const failed = batch({
       phase: 'Failed',
       counts: { total: 3, pending: 0, running: 0, succeeded: 1, failed: 2, cancelled: 0 },
-      conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'item 2 failed 3 times' }],
+      conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'item 2 failed 3 times', lastTransitionTime: '2026-01-01T00:00:00Z' }],
     });
     expect(describeOutcome(failed)).toEqual(['batch b-1 Failed: 3/3 done, 1 succeeded, 2 failed', '  BackoffLimitExceeded: item 2 failed 3 times']);
   });
