@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { findFreePort as freePort } from '../src/main/local-redis.js';
 
 /**
  * Helpers for bench/run.ts: child processes (redis-server, `fanout up`, worker scripts) that are
@@ -99,16 +99,6 @@ export function startChild(cmd: string, args: string[], env: Record<string, stri
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Debian's redis-server on a free port, persistence off. */
 export async function startRedis(dir: string): Promise<{ child: Child; url: string }> {

@@ -166,7 +166,8 @@ function ping(port: number): Promise<string | undefined> {
   });
 }
 
-function findFreePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now (the caller must cope with losing a race for it). */
+export function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
