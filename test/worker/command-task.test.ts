@@ -1,27 +1,14 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, startRedis, type RedisServer } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { useWorkerHarness } from './harness.js';
 import { parseTaskFlag } from '../../src/worker/index.js';
 
-let redis: RedisServer;
-let h: Harness;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-});
-beforeEach(() => {
-  h = new Harness(redis.url);
-});
-afterEach(async () => {
-  await h.close();
-});
+const t = useWorkerHarness();
 
 describe('command tasks', () => {
   it('runs rev over string items and reports stdout without its trailing newline', async () => {
-    await h.worker({ tasks: [parseTaskFlag('rev=rev')] });
-    const lease = await h.lease('rev', ['foo', 'bar', 'apple']);
-    const items = await h.waitForItems(3, lease.leaseId);
+    await t.h.worker({ tasks: [parseTaskFlag('rev=rev')] });
+    const lease = await t.h.lease('rev', ['foo', 'bar', 'apple']);
+    const items = await t.h.waitForItems(3, lease.leaseId);
     expect(items.map((item) => [item.i, item.a, item.outcome, item.result, item.exitCode])).toEqual([
       [0, 1, 'succeeded', 'oof', 0],
       [1, 1, 'succeeded', 'rab', 0],
@@ -35,32 +22,32 @@ describe('command tasks', () => {
   });
 
   it('gives a string item raw on stdin and anything else as JSON, removing only one newline', async () => {
-    await h.worker({ tasks: [parseTaskFlag('cat=cat'), parseTaskFlag(`nl=printf 'a\\n\\n'`)] });
-    const lease = await h.lease('cat', ['plain "text"\n', { a: 1, b: [true, null] }, 42, null]);
-    const items = await h.waitForItems(4, lease.leaseId);
+    await t.h.worker({ tasks: [parseTaskFlag('cat=cat'), parseTaskFlag(`nl=printf 'a\\n\\n'`)] });
+    const lease = await t.h.lease('cat', ['plain "text"\n', { a: 1, b: [true, null] }, 42, null]);
+    const items = await t.h.waitForItems(4, lease.leaseId);
     expect(items.map((item) => item.result)).toEqual(['plain "text"', '{"a":1,"b":[true,null]}', '42', 'null']);
-    const nl = await h.lease('nl', ['x']);
-    expect((await h.waitForItems(1, nl.leaseId))[0].result).toBe('a\n');
+    const nl = await t.h.lease('nl', ['x']);
+    expect((await t.h.waitForItems(1, nl.leaseId))[0].result).toBe('a\n');
   });
 
   it('fails with the exit code and the stdin it read', async () => {
-    await h.worker({ tasks: [parseTaskFlag(`catfail=cat; echo "bad thing" >&2; exit 3`)] });
-    const lease = await h.lease('catfail', ['hello']);
-    const [item] = await h.waitForItems(1, lease.leaseId);
+    await t.h.worker({ tasks: [parseTaskFlag(`catfail=cat; echo "bad thing" >&2; exit 3`)] });
+    const lease = await t.h.lease('catfail', ['hello']);
+    const [item] = await t.h.waitForItems(1, lease.leaseId);
     expect(item).toMatchObject({ outcome: 'failed', exitCode: 3, error: 'bad thing' });
     expect(item.result).toBeUndefined();
   });
 
   it('sets FANOUT_* and JOB_COMPLETION_INDEX, adds the item env, and never lets it override them', async () => {
     const command = 'echo "$FANOUT_BATCH_ID|$FANOUT_ITEM_INDEX|$JOB_COMPLETION_INDEX|$FANOUT_ATTEMPT|$URL|$PATH"';
-    await h.worker({ tasks: [{ kind: 'command', name: 'env', command }] });
-    const lease = await h.lease('env', ['a', 'b'], {
+    await t.h.worker({ tasks: [{ kind: 'command', name: 'env', command }] });
+    const lease = await t.h.lease('env', ['a', 'b'], {
       batchId: 'batch-env',
       first: 3,
       attempt: 2,
       env: { '3': { URL: 'http://x/3', FANOUT_ITEM_INDEX: '999', JOB_COMPLETION_INDEX: '999' }, '4': { URL: 'http://x/4' } },
     });
-    const items = await h.waitForItems(2, lease.leaseId);
+    const items = await t.h.waitForItems(2, lease.leaseId);
     const [batch, index, completion, attempt, url, path] = String(items[0].result).split('|');
     expect([batch, index, completion, attempt, url]).toEqual(['batch-env', '3', '3', '2', 'http://x/3']);
     expect(path).toBe(process.env.PATH);
@@ -69,9 +56,9 @@ describe('command tasks', () => {
 
   it('keeps only the last 4 KiB of stderr as the error', async () => {
     const command = `head -c 10000 /dev/zero | tr '\\0' x >&2; echo END >&2; exit 7`;
-    await h.worker({ tasks: [{ kind: 'command', name: 'noisy', command }] });
-    const lease = await h.lease('noisy', ['x']);
-    const [item] = await h.waitForItems(1, lease.leaseId);
+    await t.h.worker({ tasks: [{ kind: 'command', name: 'noisy', command }] });
+    const lease = await t.h.lease('noisy', ['x']);
+    const [item] = await t.h.waitForItems(1, lease.leaseId);
     expect(item.outcome).toBe('failed');
     expect(item.exitCode).toBe(7);
     expect(item.error!.length).toBeLessThanOrEqual(4096);
@@ -80,28 +67,28 @@ describe('command tasks', () => {
   });
 
   it('reports a command killed by a signal as 128 + signo', async () => {
-    await h.worker({ tasks: [{ kind: 'command', name: 'suicide', command: 'kill -9 $$' }] });
-    const lease = await h.lease('suicide', ['x']);
-    const [item] = await h.waitForItems(1, lease.leaseId);
+    await t.h.worker({ tasks: [{ kind: 'command', name: 'suicide', command: 'kill -9 $$' }] });
+    const lease = await t.h.lease('suicide', ['x']);
+    const [item] = await t.h.waitForItems(1, lease.leaseId);
     expect(item).toMatchObject({ outcome: 'failed', exitCode: 137 });
   });
 
   it('times out with SIGTERM, then SIGKILL for a command that ignores it', async () => {
-    await h.worker({
+    await t.h.worker({
       tasks: [
         { kind: 'command', name: 'slow', command: 'sleep 30' },
         { kind: 'command', name: 'stubborn', command: `trap '' TERM; sleep 30; echo never` },
       ],
     });
     const started = Date.now();
-    const slow = await h.lease('slow', ['x'], { timeoutMs: 300 });
-    const stubborn = await h.lease('stubborn', ['x'], { timeoutMs: 300 });
-    const [slowItem] = await h.waitForItems(1, slow.leaseId);
+    const slow = await t.h.lease('slow', ['x'], { timeoutMs: 300 });
+    const stubborn = await t.h.lease('stubborn', ['x'], { timeoutMs: 300 });
+    const [slowItem] = await t.h.waitForItems(1, slow.leaseId);
     expect(slowItem).toMatchObject({ outcome: 'failed', condition: 'Timeout' });
     expect(slowItem.exitCode).toBeUndefined();
     expect(slowItem.error).toContain('timed out after 300 ms');
     expect(slowItem.finishedAt! - slowItem.startedAt!).toBeLessThan(1500);
-    const [stubbornItem] = await h.waitForItems(1, stubborn.leaseId);
+    const [stubbornItem] = await t.h.waitForItems(1, stubborn.leaseId);
     expect(stubbornItem).toMatchObject({ outcome: 'failed', condition: 'Timeout' });
     const took = stubbornItem.finishedAt! - stubbornItem.startedAt!;
     expect(took).toBeGreaterThanOrEqual(2200);

@@ -1,32 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, sleep, startRedis, type RedisServer } from './harness.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sleep, useWorkerHarness } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
 const fixture = join(here, 'fixtures', 'run-worker.ts');
 
-let redis: RedisServer;
-let h: Harness;
-let dir: string;
+// Registered first: its afterEach runs after this file's, which kills the workers it started.
+const t = useWorkerHarness({ tempDirPrefix: 'fanout-crash-test-' });
 let child: ChildProcess | undefined;
 const strayGroups: number[] = [];
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-});
-beforeEach(async () => {
-  h = new Harness(redis.url);
-  dir = await mkdtemp(join(tmpdir(), 'fanout-crash-test-'));
-});
 afterEach(async () => {
   if (child && child.exitCode === null && child.signalCode === null) {
     child.kill('SIGKILL');
@@ -40,8 +28,6 @@ afterEach(async () => {
       // already gone
     }
   }
-  await h.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** Starts the fixture worker as a child process and waits for its `ready` line. */
@@ -67,16 +53,16 @@ async function lines(file: string): Promise<string[]> {
 
 describe('a worker killed mid-lease', () => {
   it('loses its lease to another worker once the lock expires', async () => {
-    const started = join(dir, 'started');
+    const started = join(t.dir, 'started');
     child = await spawnWorker({
-      connection: redis.url,
-      prefix: h.prefix,
+      connection: t.redis.url,
+      prefix: t.h.prefix,
       name: 'doomed',
       leaseMs: 1000,
       concurrency: 2,
       tasks: [`mark=echo $$ >> ${started}; sleep 30; echo never`],
     });
-    const lease = await h.lease('mark', ['a', 'b', 'c'], { attempt: 1 });
+    const lease = await t.h.lease('mark', ['a', 'b', 'c'], { attempt: 1 });
     const deadline = Date.now() + 15_000;
     while ((await lines(started)).length < 2) {
       if (Date.now() > deadline) throw new Error('the child worker never started the items');
@@ -87,12 +73,12 @@ describe('a worker killed mid-lease', () => {
     strayGroups.push(...(await lines(started)).map(Number));
 
     const killedAt = Date.now();
-    await h.worker({
+    await t.h.worker({
       name: 'rescuer',
       leaseMs: 1000,
       tasks: [{ kind: 'command', name: 'mark', command: 'echo "recovered $FANOUT_ITEM_INDEX"' }],
     });
-    const items = await h.waitForItems(3, lease.leaseId, 30_000);
+    const items = await t.h.waitForItems(3, lease.leaseId, 30_000);
     expect(items.map((item) => [item.i, item.a, item.outcome, item.result, item.worker])).toEqual([
       [0, 1, 'succeeded', 'recovered 0', 'rescuer'],
       [1, 1, 'succeeded', 'recovered 1', 'rescuer'],
@@ -103,20 +89,20 @@ describe('a worker killed mid-lease', () => {
   });
 
   it('on SIGTERM finishes the running item, returns the rest and exits 0', async () => {
-    const started = join(dir, 'started');
+    const started = join(t.dir, 'started');
     child = await spawnWorker({
-      connection: redis.url,
-      prefix: h.prefix,
+      connection: t.redis.url,
+      prefix: t.h.prefix,
       name: 'graceful',
       concurrency: 1,
       tasks: [`slow=echo $$ >> ${started}; sleep 1; echo done`],
     });
-    const lease = await h.lease('slow', ['a', 'b', 'c']);
+    const lease = await t.h.lease('slow', ['a', 'b', 'c']);
     while ((await lines(started)).length < 1) await sleep(25);
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     expect(code).toBe(0);
-    const items = await h.items(lease.leaseId);
+    const items = await t.h.items(lease.leaseId);
     expect(items.map((item) => [item.i, item.outcome, item.result, item.worker])).toEqual([
       [0, 'succeeded', 'done', 'graceful'],
       [1, 'returned', undefined, 'graceful'],

@@ -1,26 +1,13 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, startRedis, type RedisServer } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { useWorkerHarness } from './harness.js';
 import { NonRetriableError, RetryAfterError, type FunctionTaskContext } from '../../src/worker/index.js';
 
-let redis: RedisServer;
-let h: Harness;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-});
-beforeEach(() => {
-  h = new Harness(redis.url);
-});
-afterEach(async () => {
-  await h.close();
-});
+const t = useWorkerHarness();
 
 describe('function tasks', () => {
   it('maps returns and throws to outcomes the dispatcher can act on', async () => {
     const seen: Array<{ input: unknown; ctx: Omit<FunctionTaskContext, 'signal' | 'logger'> }> = [];
-    await h.worker({
+    await t.h.worker({
       tasks: [
         {
           kind: 'function',
@@ -40,8 +27,8 @@ describe('function tasks', () => {
       ],
     });
     const modes = ['ok', 'nothing', 'fatal', 'later', 'bigint', 'sync', 'plain'];
-    const lease = await h.lease('fn', modes.map((mode) => ({ mode })), { batchId: 'b-fn', attempt: 2 });
-    const items = await h.waitForItems(modes.length, lease.leaseId);
+    const lease = await t.h.lease('fn', modes.map((mode) => ({ mode })), { batchId: 'b-fn', attempt: 2 });
+    const items = await t.h.waitForItems(modes.length, lease.leaseId);
     const view = items.map(({ i, outcome, result, error, nonRetriable, retryAfterMs, exitCode }) => ({
       i, outcome, result, error, nonRetriable, retryAfterMs, exitCode,
     }));
@@ -58,7 +45,7 @@ describe('function tasks', () => {
 
   it('times out a function and aborts its signal', async () => {
     let aborted = false;
-    await h.worker({
+    await t.h.worker({
       tasks: [
         {
           kind: 'function',
@@ -73,8 +60,8 @@ describe('function tasks', () => {
         },
       ],
     });
-    const lease = await h.lease('hang', [1], { timeoutMs: 200 });
-    const [item] = await h.waitForItems(1, lease.leaseId);
+    const lease = await t.h.lease('hang', [1], { timeoutMs: 200 });
+    const [item] = await t.h.waitForItems(1, lease.leaseId);
     expect(item).toMatchObject({ outcome: 'failed', condition: 'Timeout' });
     expect(item.result).toBeUndefined();
     expect(aborted).toBe(true);

@@ -1,32 +1,15 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, sleep, startRedis, type RedisServer } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { closeServer, listenOnLoopback, sleep, useWorkerHarness } from './harness.js';
 import { HALT_PAUSE, HALT_STOP, haltKey } from '../../src/runtimes/queue/protocol.js';
 import { parseHaltMode } from '../../src/worker/halt-cache.js';
 import { BatchStoppedError, parseTaskFlag } from '../../src/worker/index.js';
 
 /** Running items of a stopped batch are aborted (their slots freed); a paused batch's finish. */
 
-let redis: RedisServer;
-let h: Harness;
-let dir: string;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-});
-beforeEach(async () => {
-  h = new Harness(redis.url);
-  dir = await mkdtemp(join(tmpdir(), 'fanout-halt-test-'));
-});
-afterEach(async () => {
-  await h.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const t = useWorkerHarness({ tempDirPrefix: 'fanout-halt-test-' });
 
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -40,7 +23,7 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 10_0
 async function pidOf(index: number): Promise<number> {
   let pid = NaN;
   await waitFor(async () => {
-    pid = Number((await readFile(join(dir, `pid-${index}`), 'utf8').catch(() => '')).trim());
+    pid = Number((await readFile(join(t.dir, `pid-${index}`), 'utf8').catch(() => '')).trim());
     return pid > 0;
   });
   return pid;
@@ -57,21 +40,21 @@ function probe(pid: number): string | undefined {
 }
 
 /** Writes its shell's pid, then holds its slot for a minute unless killed. */
-const holdCommand = () => `echo $$ > ${dir}/pid-$FANOUT_ITEM_INDEX; sleep 60`;
+const holdCommand = () => `echo $$ > ${t.dir}/pid-$FANOUT_ITEM_INDEX; sleep 60`;
 
 describe('halt of running items', () => {
   it('stop kills the running commands of the batch, returns every item and frees the slots', async () => {
-    await h.worker({
+    await t.h.worker({
       concurrency: 2,
       tasks: [{ kind: 'command', name: 'hold', command: holdCommand() }, parseTaskFlag('rev=rev')],
     });
-    const lease = await h.lease('hold', ['a', 'b', 'c'], { batchId: 'doomed' });
+    const lease = await t.h.lease('hold', ['a', 'b', 'c'], { batchId: 'doomed' });
     const pids = [await pidOf(0), await pidOf(1)];
     expect(pids.map(probe)).toEqual([undefined, undefined]);
 
     const stoppedAt = Date.now();
-    await h.redis.set(haltKey(h.prefix, 'doomed'), HALT_STOP);
-    const items = await h.waitForItems(3, lease.leaseId, 6000);
+    await t.h.redis.set(haltKey(t.h.prefix, 'doomed'), HALT_STOP);
+    const items = await t.h.waitForItems(3, lease.leaseId, 6000);
     expect(Date.now() - stoppedAt).toBeLessThan(5000);
     expect(pids.map(probe)).toEqual(['ESRCH', 'ESRCH']);
     expect(items.map((item) => [item.i, item.outcome])).toEqual([
@@ -86,11 +69,11 @@ describe('halt of running items', () => {
     }
     // the third item waited for a slot and never started
     expect(items[2].startedAt).toBeUndefined();
-    await expect(readFile(join(dir, 'pid-2'))).rejects.toThrow();
+    await expect(readFile(join(t.dir, 'pid-2'))).rejects.toThrow();
 
     // both slots are free again: a new lease runs at once
-    const next = await h.lease('rev', ['ab', 'cd'], { batchId: 'next' });
-    const after = await h.waitForItems(2, next.leaseId, 5000);
+    const next = await t.h.lease('rev', ['ab', 'cd'], { batchId: 'next' });
+    const after = await t.h.waitForItems(2, next.leaseId, 5000);
     expect(after.map((item) => [item.outcome, item.result])).toEqual([
       ['succeeded', 'ba'],
       ['succeeded', 'dc'],
@@ -98,15 +81,15 @@ describe('halt of running items', () => {
   }, 20_000);
 
   it('pause lets the running item finish and returns the ones not started', async () => {
-    const command = `echo $$ > ${dir}/pid-$FANOUT_ITEM_INDEX; sleep 2; echo done-$FANOUT_ITEM_INDEX`;
-    await h.worker({ concurrency: 1, tasks: [{ kind: 'command', name: 'finish', command }] });
-    const lease = await h.lease('finish', ['a', 'b'], { batchId: 'paused' });
+    const command = `echo $$ > ${t.dir}/pid-$FANOUT_ITEM_INDEX; sleep 2; echo done-$FANOUT_ITEM_INDEX`;
+    await t.h.worker({ concurrency: 1, tasks: [{ kind: 'command', name: 'finish', command }] });
+    const lease = await t.h.lease('finish', ['a', 'b'], { batchId: 'paused' });
     const pid = await pidOf(0);
-    await h.redis.set(haltKey(h.prefix, 'paused'), HALT_PAUSE);
+    await t.h.redis.set(haltKey(t.h.prefix, 'paused'), HALT_PAUSE);
     // longer than a halt check: a stop would have killed it by now
     await sleep(1500);
     expect(probe(pid)).toBeUndefined();
-    const items = await h.waitForItems(2, lease.leaseId);
+    const items = await t.h.waitForItems(2, lease.leaseId);
     expect(items.map((item) => [item.i, item.outcome, item.result])).toEqual([
       [0, 'succeeded', 'done-0'],
       [1, 'returned', undefined],
@@ -117,7 +100,7 @@ describe('halt of running items', () => {
     const reasons = new Map<string, unknown>();
     const started = new Set<string>();
     let releaseKept: (() => void) | undefined;
-    await h.worker({
+    await t.h.worker({
       concurrency: 2,
       tasks: [
         {
@@ -133,19 +116,19 @@ describe('halt of running items', () => {
         },
       ],
     });
-    const stopped = await h.lease('wait', [1], { batchId: 'stopme' });
-    const kept = await h.lease('wait', [2], { batchId: 'kept' });
+    const stopped = await t.h.lease('wait', [1], { batchId: 'stopme' });
+    const kept = await t.h.lease('wait', [2], { batchId: 'kept' });
     await waitFor(() => started.size === 2);
 
-    await h.redis.set(haltKey(h.prefix, 'stopme'), HALT_STOP);
-    const [item] = await h.waitForItems(1, stopped.leaseId, 5000);
+    await t.h.redis.set(haltKey(t.h.prefix, 'stopme'), HALT_STOP);
+    const [item] = await t.h.waitForItems(1, stopped.leaseId, 5000);
     expect(item).toMatchObject({ outcome: 'returned', error: expect.stringContaining('stopped') });
     expect(reasons.get('stopme')).toBeInstanceOf(BatchStoppedError);
 
     await sleep(1200);
     expect(reasons.has('kept')).toBe(false);
     releaseKept!();
-    const [keptItem] = await h.waitForItems(1, kept.leaseId);
+    const [keptItem] = await t.h.waitForItems(1, kept.leaseId);
     expect(keptItem).toMatchObject({ outcome: 'succeeded', result: 'kept' });
   }, 20_000);
 
@@ -157,21 +140,18 @@ describe('halt of running items', () => {
       arrived.push(req.url ?? '');
       res.on('close', () => closed.push(req.url ?? ''));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hang`;
+    const url = `${await listenOnLoopback(server)}/hang`;
     try {
-      await h.worker({ tasks: [parseTaskFlag(`hang=${url}`)] });
-      const lease = await h.lease('hang', ['x'], { batchId: 'url-stop' });
+      await t.h.worker({ tasks: [parseTaskFlag(`hang=${url}`)] });
+      const lease = await t.h.lease('hang', ['x'], { batchId: 'url-stop' });
       await waitFor(() => arrived.length === 1);
-      await h.redis.set(haltKey(h.prefix, 'url-stop'), HALT_STOP);
-      const [item] = await h.waitForItems(1, lease.leaseId, 5000);
+      await t.h.redis.set(haltKey(t.h.prefix, 'url-stop'), HALT_STOP);
+      const [item] = await t.h.waitForItems(1, lease.leaseId, 5000);
       expect(item).toMatchObject({ outcome: 'returned', error: expect.stringContaining('stopped') });
       await waitFor(() => closed.length === 1, 3000);
       expect(closed).toEqual(['/hang']);
     } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await closeServer(server);
     }
   }, 20_000);
 

@@ -1,4 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -26,6 +31,51 @@ export { freePort };
 export async function startRedis(): Promise<RedisServer> {
   const server = await startTestRedis();
   return { url: server.url, port: server.port, stop: server.kill };
+}
+
+/** What {@link useWorkerHarness} gives a test file; the fields are set by the hooks it registers. */
+export interface WorkerTestContext {
+  redis: RedisServer;
+  h: Harness;
+  /** a fresh temporary directory per test, when asked for */
+  dir: string;
+}
+
+/**
+ * Registers the hooks every worker test file needs: one redis-server for the file, a fresh
+ * Harness (random prefix) per test, closed afterwards, and optionally a temp dir per test.
+ * Hooks the file registers later run after these before a test, and before these after it.
+ */
+export function useWorkerHarness(opts: { tempDirPrefix?: string } = {}): WorkerTestContext {
+  const t = {} as WorkerTestContext;
+  beforeAll(async () => {
+    t.redis = await startRedis();
+  });
+  afterAll(async () => {
+    await t.redis.stop();
+  });
+  beforeEach(async () => {
+    t.h = new Harness(t.redis.url);
+    if (opts.tempDirPrefix) t.dir = await mkdtemp(join(tmpdir(), opts.tempDirPrefix));
+  });
+  afterEach(async () => {
+    await t.h.close();
+    if (opts.tempDirPrefix) await rm(t.dir, { recursive: true, force: true });
+  });
+  return t;
+}
+
+/** Listens on a free loopback port; returns the base URL. */
+export async function listenOnLoopback(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+}
+
+/** Closes a test server, dropping connections a worker may still hold open. */
+export async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

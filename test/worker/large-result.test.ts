@@ -4,8 +4,8 @@ import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, TOKEN, sleep, startRedis, type RedisServer } from './harness.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { closeServer, listenOnLoopback, sleep, TOKEN, useWorkerHarness } from './harness.js';
 
 const SIZE = 20_000_000;
 const command = [
@@ -16,8 +16,7 @@ const command = [
   `esac`,
 ].join('\n');
 
-let redis: RedisServer;
-let h: Harness;
+const t = useWorkerHarness();
 let server: Server;
 let base: string;
 let status = 200;
@@ -26,7 +25,6 @@ let pause: { at: number; reached: (resume: () => void) => void } | undefined;
 const uploads: Array<{ method: string; url: string; headers: IncomingHttpHeaders; bytes: number; sha256: string }> = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
   server = createServer((req, res) => {
     // count and hash the body as it streams by: the test server holds none of it either
     const hash = createHash('sha256');
@@ -47,23 +45,13 @@ beforeAll(async () => {
       res.end(status === 200 ? JSON.stringify({ recorded: true }) : '{"title":"store unavailable"}');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  base = await listenOnLoopback(server);
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-  await redis.stop();
-});
+afterAll(() => closeServer(server));
 beforeEach(() => {
-  h = new Harness(redis.url);
   uploads.length = 0;
   status = 200;
   pause = undefined;
-});
-afterEach(async () => {
-  await h.close();
 });
 
 setFlagsFromString('--expose-gc');
@@ -85,7 +73,7 @@ async function spoolDirs(): Promise<string[]> {
 /** Waits until the lease job is done (completed and removed), so every report is in. */
 async function leaseDone(task: string): Promise<void> {
   for (;;) {
-    const counts = await h.queue(task).getJobCounts('active', 'waiting');
+    const counts = await t.h.queue(task).getJobCounts('active', 'waiting');
     if (counts.active + counts.waiting === 0) return;
     await sleep(50);
   }
@@ -94,26 +82,26 @@ async function leaseDone(task: string): Promise<void> {
 describe('results larger than the inline limit', () => {
   it('streams the result to PUT …/result and leaves the item out of the report', async () => {
     const dirsBefore = await spoolDirs();
-    await h.worker({ apiUrl: `${base}/`, inlineResultLimit: 1024, tasks: [{ kind: 'command', name: 'big', command }] });
+    await t.h.worker({ apiUrl: `${base}/`, inlineResultLimit: 1024, tasks: [{ kind: 'command', name: 'big', command }] });
     // warm up every code path (spawn, spool to file, upload, report) so the baseline includes it
-    const warmUp = await h.lease('big', ['w', 'w'], { batchId: 'b-big', first: 1 });
-    await h.waitForItems(1, warmUp.leaseId);
+    const warmUp = await t.h.lease('big', ['w', 'w'], { batchId: 'b-big', first: 1 });
+    await t.h.waitForItems(1, warmUp.leaseId);
     await leaseDone('big');
-    expect(await h.items(warmUp.leaseId)).toMatchObject([{ i: 1, result: 'small' }]);
+    expect(await t.h.items(warmUp.leaseId)).toMatchObject([{ i: 1, result: 'small' }]);
     expect(uploads.map((u) => [u.url, u.bytes])).toEqual([['/v1/batches/b-big/items/2/result', 4096]]);
     uploads.length = 0;
 
     const baseline = await retainedBytes();
     const halfway = new Promise<() => void>((resolve) => (pause = { at: SIZE / 2, reached: resolve }));
-    const lease = await h.lease('big', ['x', 'y'], { batchId: 'b-big', attempt: 4 });
+    const lease = await t.h.lease('big', ['x', 'y'], { batchId: 'b-big', attempt: 4 });
     // with the upload stalled halfway, the worker (this process) must not be holding the result
     const resume = await halfway;
     const heldMidUpload = (await retainedBytes()) - baseline;
     resume();
-    await h.waitForItems(1, lease.leaseId);
+    await t.h.waitForItems(1, lease.leaseId);
     await leaseDone('big');
 
-    const items = await h.items(lease.leaseId);
+    const items = await t.h.items(lease.leaseId);
     expect(items).toHaveLength(1);
     expect(items[0]).toMatchObject({ i: 1, a: 4, outcome: 'succeeded', result: 'small' });
 
@@ -137,9 +125,9 @@ describe('results larger than the inline limit', () => {
 
   it('fails the item, saying so, when the upload is refused', async () => {
     status = 503;
-    await h.worker({ apiUrl: base, tasks: [{ kind: 'command', name: 'big', command }] });
-    const lease = await h.lease('big', ['x', 'y']);
-    const items = await h.waitForItems(2, lease.leaseId);
+    await t.h.worker({ apiUrl: base, tasks: [{ kind: 'command', name: 'big', command }] });
+    const lease = await t.h.lease('big', ['x', 'y']);
+    const items = await t.h.waitForItems(2, lease.leaseId);
     expect(items[0]).toMatchObject({ i: 0, outcome: 'failed' });
     expect(items[0].error).toContain('could not be uploaded to the API: HTTP 503');
     expect(items[0].exitCode).toBeUndefined();
@@ -147,9 +135,9 @@ describe('results larger than the inline limit', () => {
   });
 
   it('fails the item when no API URL is configured, keeping small results inline', async () => {
-    await h.worker({ inlineResultLimit: 1024, tasks: [{ kind: 'command', name: 'big', command }] });
-    const lease = await h.lease('big', ['x', 'y']);
-    const items = await h.waitForItems(2, lease.leaseId);
+    await t.h.worker({ inlineResultLimit: 1024, tasks: [{ kind: 'command', name: 'big', command }] });
+    const lease = await t.h.lease('big', ['x', 'y']);
+    const items = await t.h.waitForItems(2, lease.leaseId);
     expect(items[0].outcome).toBe('failed');
     expect(items[0].error).toContain('no API URL configured');
     expect(items[1].result).toBe('small');

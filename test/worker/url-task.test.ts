@@ -1,16 +1,14 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, freePort, startRedis, type RedisServer } from './harness.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { closeServer, freePort, listenOnLoopback, useWorkerHarness } from './harness.js';
 import { parseTaskFlag } from '../../src/worker/index.js';
 
-let redis: RedisServer;
-let h: Harness;
+const t = useWorkerHarness();
 let server: Server;
 let base: string;
 const received: Array<{ url: string; headers: IncomingHttpHeaders; body: string }> = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -47,28 +45,18 @@ beforeAll(async () => {
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  base = await listenOnLoopback(server);
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-  await redis.stop();
-});
+afterAll(() => closeServer(server));
 beforeEach(() => {
-  h = new Harness(redis.url);
   received.length = 0;
-});
-afterEach(async () => {
-  await h.close();
 });
 
 describe('URL tasks', () => {
   it('POSTs the item itself as JSON with the Fanout headers and parses a JSON answer', async () => {
-    await h.worker({ tasks: [parseTaskFlag(`echo=${base}/echo`), parseTaskFlag(`text=${base}/text`)] });
-    const lease = await h.lease('echo', [{ name: 'apple' }, 'foo'], { batchId: 'b-url', first: 5, attempt: 3 });
-    const items = await h.waitForItems(2, lease.leaseId);
+    await t.h.worker({ tasks: [parseTaskFlag(`echo=${base}/echo`), parseTaskFlag(`text=${base}/text`)] });
+    const lease = await t.h.lease('echo', [{ name: 'apple' }, 'foo'], { batchId: 'b-url', first: 5, attempt: 3 });
+    const items = await t.h.waitForItems(2, lease.leaseId);
     expect(items.map((item) => [item.i, item.outcome, item.httpStatus, item.result])).toEqual([
       [5, 'succeeded', 200, { got: { name: 'apple' } }],
       [6, 'succeeded', 200, { got: 'foo' }],
@@ -82,33 +70,33 @@ describe('URL tasks', () => {
     });
     expect(first.headers.authorization).toBeUndefined();
 
-    const text = await h.lease('text', ['x']);
-    const [textItem] = await h.waitForItems(1, text.leaseId);
+    const text = await t.h.lease('text', ['x']);
+    const [textItem] = await t.h.waitForItems(1, text.leaseId);
     expect(textItem).toMatchObject({ outcome: 'succeeded', httpStatus: 201, result: 'hello\n' });
   });
 
   it('fails non-2xx answers with the status and a short excerpt, honouring Retry-After', async () => {
-    await h.worker({
+    await t.h.worker({
       tasks: [
         parseTaskFlag(`missing=${base}/missing`),
         parseTaskFlag(`busy=${base}/busy`),
         parseTaskFlag(`down=${base}/down`),
       ],
     });
-    const missing = await h.lease('missing', ['x']);
-    const busy = await h.lease('busy', ['x']);
-    const down = await h.lease('down', ['x']);
-    const [missingItem] = await h.waitForItems(1, missing.leaseId);
+    const missing = await t.h.lease('missing', ['x']);
+    const busy = await t.h.lease('busy', ['x']);
+    const down = await t.h.lease('down', ['x']);
+    const [missingItem] = await t.h.waitForItems(1, missing.leaseId);
     expect(missingItem).toMatchObject({ outcome: 'failed', httpStatus: 404 });
     expect(missingItem.error!.startsWith('HTTP 404: no such thing zzz')).toBe(true);
     expect(missingItem.error!.length).toBeLessThan(600);
     expect(missingItem.retryAfterMs).toBeUndefined();
     expect(missingItem.networkError).toBeUndefined();
 
-    const [busyItem] = await h.waitForItems(1, busy.leaseId);
+    const [busyItem] = await t.h.waitForItems(1, busy.leaseId);
     expect(busyItem).toMatchObject({ outcome: 'failed', httpStatus: 429, retryAfterMs: 7000, error: 'HTTP 429: slow down' });
 
-    const [downItem] = await h.waitForItems(1, down.leaseId);
+    const [downItem] = await t.h.waitForItems(1, down.leaseId);
     expect(downItem).toMatchObject({ outcome: 'failed', httpStatus: 503 });
     expect(downItem.retryAfterMs).toBeGreaterThan(25_000);
     expect(downItem.retryAfterMs).toBeLessThanOrEqual(30_000);
@@ -116,18 +104,18 @@ describe('URL tasks', () => {
 
   it('fails a refused connection as a network error without a status', async () => {
     const port = await freePort();
-    await h.worker({ tasks: [parseTaskFlag(`refused=http://127.0.0.1:${port}/x`)] });
-    const lease = await h.lease('refused', ['x']);
-    const [item] = await h.waitForItems(1, lease.leaseId);
+    await t.h.worker({ tasks: [parseTaskFlag(`refused=http://127.0.0.1:${port}/x`)] });
+    const lease = await t.h.lease('refused', ['x']);
+    const [item] = await t.h.waitForItems(1, lease.leaseId);
     expect(item).toMatchObject({ outcome: 'failed', networkError: true });
     expect(item.httpStatus).toBeUndefined();
     expect(item.error).toContain('ECONNREFUSED');
   });
 
   it('times out a slow endpoint with condition Timeout', async () => {
-    await h.worker({ tasks: [parseTaskFlag(`slow=${base}/slow`)] });
-    const lease = await h.lease('slow', ['x'], { timeoutMs: 300 });
-    const [item] = await h.waitForItems(1, lease.leaseId);
+    await t.h.worker({ tasks: [parseTaskFlag(`slow=${base}/slow`)] });
+    const lease = await t.h.lease('slow', ['x'], { timeoutMs: 300 });
+    const [item] = await t.h.waitForItems(1, lease.leaseId);
     expect(item).toMatchObject({ outcome: 'failed', condition: 'Timeout' });
     expect(item.httpStatus).toBeUndefined();
     expect(item.finishedAt! - item.startedAt!).toBeLessThan(2000);
