@@ -77,6 +77,11 @@ export class Dispatcher {
       connection: this.reportConnection,
       prefix: this.o.prefix,
       concurrency: 8,
+      // A report taken by a dispatcher that then died waits for its lock to lapse, and the resync
+      // will not judge any lease while it waits: recover it on the lease's time scale.
+      lockDuration: this.o.leaseMs,
+      stalledInterval: this.o.leaseMs,
+      maxStalledCount: 5,
     });
     this.reportWorker.on('error', (err) => this.o.logger.warn({ err: err.message }, 'report worker error'));
     this.intervals.push(setInterval(() => void this.resync(), this.o.resyncMs));
