@@ -26,6 +26,27 @@ export interface Config {
   limits: Limits;
   batchId?: string;
   exitWhenEmpty: boolean;
+  /** set when Fanout can reach a Kubernetes cluster (kubeconfig or in-cluster) */
+  kubernetes?: KubernetesConfig;
+}
+
+export interface KubernetesConfig {
+  /** a kubeconfig file; unset: in-cluster configuration */
+  kubeconfig?: string;
+  /** where Jobs go when a batch names no namespace */
+  namespace: string;
+  /** namespaces a batch may ask for (always includes `namespace`) */
+  allowedNamespaces: string[];
+  /** the API URL pods use to reach Fanout (`fanout exec`, Kubernetes workers) */
+  publicUrl: string;
+  /** the Redis URL Kubernetes worker pods use; unset: the dispatcher's own */
+  redisUrl?: string;
+  /** kept on finished Jobs when a batch sets no ttlSecondsAfterFinished */
+  ttlSecondsAfterFinished: number;
+  /** most object creations per second against the API server (Jobs of job-per-item batches) */
+  createQps: number;
+  /** most indexes in one Indexed Job; bigger batches get one Job per shard */
+  shardSize: number;
 }
 
 export interface Limits {
@@ -104,5 +125,38 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     },
     batchId: pick(flags, 'batch', env, 'FANOUT_BATCH_ID'),
     exitWhenEmpty: Boolean(flags.exitWhenEmpty),
+    kubernetes: kubernetesConfig(flags, env, port),
+  };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * Kubernetes is on when a kubeconfig is given (`--kubeconfig`/KUBECONFIG) or Fanout runs in a
+ * pod (KUBERNETES_SERVICE_HOST); FANOUT_KUBERNETES=off turns it off either way.
+ */
+function kubernetesConfig(flags: Flags, env: Env, port: number): KubernetesConfig | undefined {
+  const kubeconfig = pick(flags, 'kubeconfig', env, 'KUBECONFIG');
+  if (env.FANOUT_KUBERNETES === 'off' || (kubeconfig === undefined && !env.KUBERNETES_SERVICE_HOST)) return undefined;
+  const namespace = pick(flags, 'namespace', env, 'FANOUT_NAMESPACE') ?? 'default';
+  const allowed = (env.FANOUT_ALLOWED_NAMESPACES ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+  for (const ns of [namespace, ...allowed]) {
+    if (!DNS_LABEL.test(ns)) throw new ConfigError(`namespace ${JSON.stringify(ns)} is not a valid Kubernetes namespace name`);
+  }
+  const publicUrl = pick(flags, 'publicUrl', env, 'FANOUT_PUBLIC_URL') ?? pick(flags, 'apiUrl', env, 'FANOUT_API_URL') ?? `http://127.0.0.1:${port}`;
+  if (!/^https?:\/\//.test(publicUrl)) throw new ConfigError(`FANOUT_PUBLIC_URL must be an http(s) URL, got ${JSON.stringify(publicUrl)}`);
+  const redisUrl = env.FANOUT_KUBERNETES_REDIS_URL || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(`FANOUT_KUBERNETES_REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
+  }
+  return {
+    kubeconfig,
+    namespace,
+    allowedNamespaces: [...new Set([namespace, ...allowed])],
+    publicUrl: publicUrl.replace(/\/+$/, ''),
+    redisUrl,
+    ttlSecondsAfterFinished: integer(env.FANOUT_KUBERNETES_TTL_SECONDS, 'FANOUT_KUBERNETES_TTL_SECONDS', 3600, 0),
+    createQps: integer(env.FANOUT_KUBERNETES_CREATE_QPS, 'FANOUT_KUBERNETES_CREATE_QPS', 20, 1),
+    shardSize: integer(env.FANOUT_KUBERNETES_SHARD_SIZE, 'FANOUT_KUBERNETES_SHARD_SIZE', 100_000, 1),
   };
 }
