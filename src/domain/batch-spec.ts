@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseQuantity, quantityProblem } from './quantity.js';
 
 /**
  * The batch spec a client sends (DESIGN.md "Batch spec"). Pure validation: every rule here is
@@ -83,6 +84,79 @@ export type RetryPolicy = z.infer<typeof retrySchema>;
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A DNS-1123 label (namespaces, Job and Service names): at most 63 lowercase alphanumerics or `-`. */
+export function isDnsLabel(s: string): boolean {
+  return s.length <= 63 && DNS_LABEL.test(s);
+}
+
+/** A DNS-1123 subdomain (service account names): dot-separated DNS labels, at most 253 characters. */
+export function isDnsSubdomain(s: string): boolean {
+  return s.length <= 253 && DNS_SUBDOMAIN.test(s) && s.split('.').every((label) => label.length <= 63);
+}
+
+const serviceAccountNameSchema = z
+  .string()
+  .refine(isDnsSubdomain, { message: 'a service account name is a DNS subdomain: lowercase letters, digits, "-" and ".", at most 253 characters' });
+
+/** Resource name → quantity, as in a container's `resources.requests` / `resources.limits`. */
+const quantitiesSchema = z.record(z.string(), z.string()).superRefine((quantities, ctx) => {
+  for (const [name, value] of Object.entries(quantities)) {
+    if (!isValidLabelKey(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `invalid resource name ${JSON.stringify(name)}: like "cpu", "memory" or "nvidia.com/gpu"` });
+      continue;
+    }
+    const problem = quantityProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: [name], message: `${name}: ${problem}` });
+  }
+});
+
+export const resourcesSchema = z
+  .object({ requests: quantitiesSchema.optional(), limits: quantitiesSchema.optional() })
+  .strict()
+  .superRefine((resources, ctx) => {
+    // Kubernetes refuses a container whose request exceeds its limit; say so before anything is stored.
+    for (const [name, request] of Object.entries(resources.requests ?? {})) {
+      const limit = resources.limits?.[name];
+      if (limit === undefined) continue;
+      const r = parseQuantity(request);
+      const l = parseQuantity(limit);
+      if (r !== null && l !== null && r > l) {
+        ctx.addIssue({ code: 'custom', path: ['requests', name], message: `requests.${name} ${request} is more than limits.${name} ${limit}` });
+      }
+    }
+  })
+  .meta({ id: 'Resources', description: 'Container resource requests and limits, as Kubernetes quantities.', example: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } } });
+
+export const tolerationSchema = z
+  .object({
+    key: z.string().optional(),
+    operator: z.enum(['Exists', 'Equal']).optional(),
+    value: z.string().optional(),
+    effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+    tolerationSeconds: z.number().int().optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    // The same checks the API server makes (validateTolerations), so a bad toleration is a 422 here.
+    if (t.key !== undefined && t.key !== '' && !isValidLabelKey(t.key)) {
+      ctx.addIssue({ code: 'custom', path: ['key'], message: `invalid toleration key ${JSON.stringify(t.key)}: a label key` });
+    }
+    if ((t.key === undefined || t.key === '') && t.operator !== 'Exists') {
+      ctx.addIssue({ code: 'custom', path: ['operator'], message: 'a toleration without a key must use operator "Exists"' });
+    }
+    if (t.operator === 'Exists' && t.value !== undefined && t.value !== '') {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: 'a toleration with operator "Exists" has no value' });
+    } else if (t.value !== undefined && !isValidLabelValue(t.value)) {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: `invalid toleration value ${JSON.stringify(t.value)}: a label value` });
+    }
+    if (t.tolerationSeconds !== undefined && t.effect !== 'NoExecute') {
+      ctx.addIssue({ code: 'custom', path: ['tolerationSeconds'], message: 'tolerationSeconds only applies to effect "NoExecute"' });
+    }
+  })
+  .meta({ id: 'Toleration' });
+
 export const templateSchema = z
   .object({
     image: z.string().min(1).optional(),
@@ -91,10 +165,33 @@ export const templateSchema = z
     env: z
       .record(z.string().regex(envName, 'environment variable names are letters, digits and _'), z.string())
       .optional(),
+    resources: resourcesSchema.optional(),
+    serviceAccountName: serviceAccountNameSchema.optional(),
+    nodeSelector: labelsSchema.optional(),
+    tolerations: z.array(tolerationSchema).max(50).optional(),
   })
-  .passthrough()
+  .strict()
   .meta({ id: 'Template', description: 'Strings may hold `{{ field }}` placeholders filled from each item.' });
 export type Template = z.infer<typeof templateSchema>;
+
+export const networkingSchema = z
+  .object({ headless: z.boolean() })
+  .strict()
+  .meta({ id: 'Networking', description: 'indexed-job: a headless Service so pods reach each other as `<job>-<index>.<service>`.' });
+
+export const workersSchema = z
+  .object({
+    kubernetes: z
+      .object({
+        image: z.string().min(1),
+        parallelism: z.number().int().min(1).max(10_000),
+        resources: resourcesSchema.optional(),
+        serviceAccountName: serviceAccountNameSchema.optional(),
+      })
+      .strict(),
+  })
+  .strict()
+  .meta({ id: 'Workers', description: 'queue: run the batch\'s workers as one Kubernetes Job of `parallelism` pods that exit when the queue is empty.' });
 
 /** The fields shared by JSON and NDJSON submissions (NDJSON sends items as further lines). */
 export const batchSpecFields = {
@@ -107,6 +204,13 @@ export const batchSpecFields = {
   retry: retrySchema.default(() => retrySchema.parse({})),
   activeDeadlineSeconds: z.number().int().min(1).optional(),
   itemTimeoutSeconds: z.number().int().min(1).optional(),
+  namespace: z
+    .string()
+    .refine(isDnsLabel, { message: 'a namespace is a DNS label: at most 63 lowercase letters, digits or "-", alphanumeric at both ends' })
+    .optional(),
+  networking: networkingSchema.optional(),
+  workers: workersSchema.optional(),
+  ttlSecondsAfterFinished: z.number().int().min(0).optional(),
 };
 
 export const batchHeaderSchema = z.object(batchSpecFields).strict().meta({ id: 'BatchSpecHeader' });
@@ -126,4 +230,88 @@ export function customIdOf(item: unknown): string | null {
     if (typeof id === 'string') return id;
   }
   return null;
+}
+
+/** One cross-field problem: a JSON path into the spec and what is wrong there. */
+export interface SpecProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/** The runtimes that run the batch's `template` as Kubernetes Jobs. */
+export function isKubernetesRuntime(runtime: Runtime): boolean {
+  return runtime === 'indexed-job' || runtime === 'job-per-item';
+}
+
+/** Kubernetes refuses `maxFailedIndexes` (and completions with backoffLimitPerIndex) above this. */
+export const MAX_FAILED_INDEXES = 100_000;
+
+/** Label keys Kubernetes or Fanout set on Jobs and pods; a batch label must not shadow them there. */
+export function isReservedLabelKey(key: string): boolean {
+  return key === 'job-name' || key === 'controller-uid' || key.startsWith('batch.kubernetes.io/') || key.startsWith('fanout.dev/');
+}
+
+/**
+ * The rules a spec must follow that no single field can state: which fields each runtime needs
+ * or forbids, and the parts of the retry policy Kubernetes cannot express (a pod failure policy
+ * matches exit codes and pod conditions only). Pure; an empty list means the spec is coherent.
+ */
+export function runtimeProblems(header: BatchHeader): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  const add = (path: (string | number)[], message: string) => problems.push({ path, message });
+  const { runtime } = header;
+  const kubernetes = isKubernetesRuntime(runtime);
+
+  if (kubernetes) {
+    if (header.template?.image === undefined) {
+      add(['template', 'image'], `runtime "${runtime}" runs the batch's template as Kubernetes pods: set template.image`);
+    }
+    if (header.task !== undefined) {
+      add(['task'], `runtime "${runtime}" runs template.image, not a worker task: drop task, or use runtime "queue"`);
+    }
+    for (const name of Object.keys(header.template?.env ?? {})) {
+      if (name.startsWith('FANOUT_') || name === 'JOB_COMPLETION_INDEX') {
+        add(['template', 'env', name], `environment variable ${name} is set by Fanout or Kubernetes in every pod; choose another name`);
+      }
+    }
+  } else if (header.task === undefined) {
+    add(['task'], 'a queue batch names the task to run: one that workers registered with --task NAME=…');
+  }
+  if (runtime === 'indexed-job' && header.template?.image?.includes('{{')) {
+    add(['template', 'image'], 'every pod of an indexed-job runs the same image: placeholders are filled in command, args and env only (use runtime "job-per-item" for an image per item)');
+  }
+  if (header.workers !== undefined && runtime !== 'queue') {
+    add(['workers'], `workers run the queue runtime's tasks; runtime "${runtime}" runs template.image instead`);
+  }
+  if (header.networking !== undefined && runtime !== 'indexed-job') {
+    add(['networking'], `networking (a headless Service between pods) needs runtime "indexed-job", not "${runtime}"`);
+  }
+  if (kubernetes || header.workers !== undefined) {
+    for (const key of Object.keys(header.labels ?? {})) {
+      if (isReservedLabelKey(key)) add(['labels', key], `label ${key} is reserved for Kubernetes and Fanout on Jobs and pods`);
+    }
+  }
+
+  if (kubernetes) {
+    header.retry.rules.forEach((rule, i) => {
+      if (rule.onHttpStatus !== undefined) {
+        add(['retry', 'rules', i, 'onHttpStatus'], `Kubernetes cannot match onHttpStatus: a pod failure policy matches exit codes and conditions; runtime "${runtime}" needs onExitCodes or onConditions`);
+      }
+      rule.onConditions?.forEach((c, j) => {
+        if (c.type === 'Timeout') {
+          add(['retry', 'rules', i, 'onConditions', j, 'type'], 'Kubernetes cannot match the Timeout condition in a pod failure policy (a pod past itemTimeoutSeconds fails like any other); use Disruption or onExitCodes');
+        }
+      });
+      if (rule.onExitCodes?.operator === 'In') {
+        const zero = rule.onExitCodes.values.indexOf(0);
+        if (zero >= 0) {
+          add(['retry', 'rules', i, 'onExitCodes', 'values', zero], 'Kubernetes rejects exit code 0 in onExitCodes with operator "In": a successful exit never fails a pod');
+        }
+      }
+    });
+  }
+  if (runtime === 'indexed-job' && header.retry.maxFailedItems !== undefined && header.retry.maxFailedItems > MAX_FAILED_INDEXES) {
+    add(['retry', 'maxFailedItems'], `runtime "indexed-job" allows maxFailedItems up to ${MAX_FAILED_INDEXES} (the Kubernetes limit on maxFailedIndexes), got ${header.retry.maxFailedItems}`);
+  }
+  return problems;
 }
