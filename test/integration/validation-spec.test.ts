@@ -33,6 +33,28 @@ describe('bad input: the batch spec, queries, auth, routes', () => {
     { name: 'invalid template placeholder', body: { task: 'rev', items: [{ a: 1, b: 2 }], template: { env: { X: '{{ a + b }}' } } }, status: 422, pointer: '/template/env/X', detail: /a \+ b/ },
     { name: 'unclosed template placeholder', body: { task: 'rev', items: [{ a: 1 }], template: { env: { X: 'v={{ a }' } } }, status: 422, pointer: '/template/env/X', detail: /unclosed/ },
     { name: 'template field missing from an item', body: { task: 'rev', items: [{ a: 1 }, { b: 2 }], template: { env: { X: '{{ a }}' } } }, status: 422, pointer: '/items/1', detail: /item 1 has no field "a"/ },
+    // Kubernetes fields: checked by the schema, whatever the runtime.
+    { name: 'a quantity in a unit Kubernetes lacks', body: { task: 'rev', items: ['a'], template: { resources: { limits: { memory: '1GB' } } } }, status: 422, pointer: '/template/resources/limits/memory', detail: /"1GB"/ },
+    { name: 'a negative quantity', body: { task: 'rev', items: ['a'], template: { resources: { requests: { cpu: '-1' } } } }, status: 422, pointer: '/template/resources/requests/cpu', detail: /"-1"/ },
+    { name: 'a quantity that is not a number', body: { task: 'rev', items: ['a'], template: { resources: { requests: { cpu: 'abc' } } } }, status: 422, pointer: '/template/resources/requests/cpu', detail: /"abc"/ },
+    { name: 'a request above its limit', body: { task: 'rev', items: ['a'], template: { resources: { requests: { memory: '2Gi' }, limits: { memory: '1Gi' } } } }, status: 422, pointer: '/template/resources/requests/memory', detail: /more than limits\.memory/ },
+    { name: 'an unknown template field', body: { task: 'rev', items: ['a'], template: { image: 'x', imagePullPolicy: 'Always' } }, status: 422, pointer: '/template/imagePullPolicy', detail: /imagePullPolicy/ },
+    { name: 'a toleration operator', body: { task: 'rev', items: ['a'], template: { tolerations: [{ key: 'k', operator: 'Gt' }] } }, status: 422, pointer: '/template/tolerations/0/operator' },
+    { name: 'tolerationSeconds without NoExecute', body: { task: 'rev', items: ['a'], template: { tolerations: [{ key: 'k', operator: 'Exists', tolerationSeconds: 5 }] } }, status: 422, pointer: '/template/tolerations/0/tolerationSeconds', detail: /NoExecute/ },
+    { name: 'a nodeSelector value', body: { task: 'rev', items: ['a'], template: { nodeSelector: { pool: 'a b' } } }, status: 422, pointer: '/template/nodeSelector/pool' },
+    { name: 'a service account name', body: { task: 'rev', items: ['a'], template: { serviceAccountName: 'Runner' } }, status: 422, pointer: '/template/serviceAccountName', detail: /DNS subdomain/ },
+    { name: 'a namespace that is not a DNS label', body: { task: 'rev', items: ['a'], namespace: 'Team_A' }, status: 422, pointer: '/namespace', detail: /DNS label/ },
+    { name: 'workers parallelism 0', body: { task: 'rev', items: ['a'], workers: { kubernetes: { image: 'fanout', parallelism: 0 } } }, status: 422, pointer: '/workers/kubernetes/parallelism' },
+    { name: 'a negative ttlSecondsAfterFinished', body: { task: 'rev', items: ['a'], ttlSecondsAfterFinished: -1 }, status: 422, pointer: '/ttlSecondsAfterFinished' },
+    // Cross-field rules (runtimeProblems), answered before asking whether Kubernetes is configured.
+    { name: 'networking on the queue runtime', body: { task: 'rev', items: ['a'], networking: { headless: true } }, status: 422, pointer: '/networking', detail: /indexed-job/ },
+    { name: 'an indexed-job without an image', body: { runtime: 'indexed-job', template: { command: ['echo'] }, items: ['a'] }, status: 422, pointer: '/template/image', detail: /template\.image/ },
+    { name: 'an indexed-job naming a task', body: { runtime: 'indexed-job', task: 'rev', template: { image: 'busybox' }, items: ['a'] }, status: 422, pointer: '/task', detail: /drop task/ },
+    { name: 'workers on a job-per-item batch', body: { runtime: 'job-per-item', template: { image: 'busybox' }, workers: { kubernetes: { image: 'fanout', parallelism: 1 } }, items: ['a'] }, status: 422, pointer: '/workers', detail: /queue/ },
+    { name: 'onHttpStatus on a Kubernetes runtime', body: { runtime: 'indexed-job', template: { image: 'busybox' }, items: ['a'], retry: { rules: [{ action: 'FailItem', onHttpStatus: { operator: 'In', values: [404] } }] } }, status: 422, pointer: '/retry/rules/0/onHttpStatus', detail: /Kubernetes cannot match/ },
+    { name: 'the Timeout condition on a Kubernetes runtime', body: { runtime: 'job-per-item', template: { image: 'busybox' }, items: ['a'], retry: { rules: [{ action: 'Ignore', onConditions: [{ type: 'Timeout' }] }] } }, status: 422, pointer: '/retry/rules/0/onConditions/0/type', detail: /Kubernetes cannot match the Timeout/ },
+    { name: 'exit code 0 with In on a Kubernetes runtime', body: { runtime: 'indexed-job', template: { image: 'busybox' }, items: ['a'], retry: { rules: [{ action: 'FailItem', onExitCodes: { operator: 'In', values: [0] } }] } }, status: 422, pointer: '/retry/rules/0/onExitCodes/values/0', detail: /exit code 0/ },
+    { name: 'maxFailedItems above the indexed-job limit', body: { runtime: 'indexed-job', template: { image: 'busybox' }, items: ['a'], retry: { maxFailedItems: 100_001 } }, status: 422, pointer: '/retry/maxFailedItems', detail: /100000/ },
   ];
 
   for (const c of specCases) {
