@@ -43,8 +43,9 @@ const SERVER_FLAGS = {
       parseIntIn(1, 86_400, 'a number of seconds from 1 to 86400'),
     ),
   apiUrl: () => new Option('--api-url <url>', 'URL of the Fanout API the worker reports to'),
-  batch: () => new Option('--batch <id>', 'only run items of this batch'),
-  exitWhenEmpty: () => new Option('--exit-when-empty', 'exit once there is no work left (a worker Job per batch)'),
+  batch: () => new Option('--batch <id>', "serve only this batch's queue (its own workers; FANOUT_BATCH_ID)"),
+  exitWhenEmpty: () =>
+    new Option('--exit-when-empty', 'with --batch: exit 0 once the batch is done (reads it from the API with FANOUT_TOKEN)'),
   apiKey: () => new Option('--api-key <key>', 'API key the worker authenticates with (FANOUT_API_KEY)'),
   logLevel: () => new Option('--log-level <level>', 'log level (LOG_LEVEL, default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 } satisfies Record<string, () => Option>;

@@ -24,8 +24,12 @@ export interface Config {
   /** largest lease range (items per BullMQ job) */
   maxLeaseSize: number;
   limits: Limits;
+  /** `fanout worker --batch`: the one batch this worker serves */
   batchId?: string;
+  /** `fanout worker --exit-when-empty`: exit once the batch is done (needs batchId) */
   exitWhenEmpty: boolean;
+  /** FANOUT_TOKEN: the batch-scoped token a batch's worker reads its batch with; never logged */
+  batchToken?: string;
   /** set when Fanout can reach a Kubernetes cluster (kubeconfig or in-cluster) */
   kubernetes?: KubernetesConfig;
 }
@@ -47,6 +51,18 @@ export interface KubernetesConfig {
   createQps: number;
   /** most indexes in one Indexed Job; bigger batches get one Job per shard */
   shardSize: number;
+}
+
+/** What `fanout exec` (the pod wrapper of the indexed-job runtime) reads from its environment. */
+export interface ExecConfig {
+  apiUrl: string;
+  batchId: string;
+  /** FANOUT_TOKEN, the batch-scoped `fbt_` token; never logged */
+  token: string;
+  /** FANOUT_INDEX_OFFSET + JOB_COMPLETION_INDEX: big batches are sharded into several Jobs */
+  index: number;
+  /** how long GET input / PUT result are retried on network errors, 5xx and 429 */
+  retryMs: number;
 }
 
 export interface Limits {
@@ -95,10 +111,16 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
   }
   const flagTasks = Array.isArray(flags.task) ? (flags.task as unknown[]).map(String) : flags.task ? [String(flags.task)] : [];
-  const envTasks = (env.FANOUT_TASKS ?? '').split(';').map((t) => t.trim()).filter(Boolean);
-  const tasks = flagTasks.length > 0 ? flagTasks : envTasks;
-  for (const t of tasks) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}=.+/.test(t)) throw new ConfigError(`--task must be NAME=COMMAND|URL, got ${JSON.stringify(t)}`);
+  const tasks = mergeTasks(parseTasksEnv(env.FANOUT_TASKS), flagTasks);
+  const batchId = pick(flags, 'batch', env, 'FANOUT_BATCH_ID');
+  const exitWhenEmpty = Boolean(flags.exitWhenEmpty);
+  const apiKey = pick(flags, 'apiKey', env, 'FANOUT_API_KEY');
+  const batchToken = pick(flags, 'token', env, 'FANOUT_TOKEN');
+  if (exitWhenEmpty && !batchId) {
+    throw new ConfigError('--exit-when-empty needs --batch ID (or FANOUT_BATCH_ID): only a worker of one batch can tell when its work is done');
+  }
+  if (exitWhenEmpty && !batchToken && !apiKey) {
+    throw new ConfigError('--exit-when-empty needs FANOUT_TOKEN (the batch token) or an API key to read the batch status');
   }
   return {
     port,
@@ -111,7 +133,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     concurrency: integer(pick(flags, 'concurrency', env, 'FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
     apiUrl: pick(flags, 'apiUrl', env, 'FANOUT_API_URL') ?? `http://127.0.0.1:${port}`,
     leaseMs: integer(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
-    apiKey: pick(flags, 'apiKey', env, 'FANOUT_API_KEY'),
+    apiKey,
     logLevel: pick(flags, 'logLevel', env, 'LOG_LEVEL') ?? 'info',
     resyncMs: integer(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5, 1) * 1000,
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
@@ -123,9 +145,55 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       inlineResultBytes: integer(env.FANOUT_INLINE_RESULT_BYTES, 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
       maxResultBytes: integer(env.FANOUT_MAX_RESULT_BYTES, 'FANOUT_MAX_RESULT_BYTES', 1024 * 1024 * 1024, 1),
     },
-    batchId: pick(flags, 'batch', env, 'FANOUT_BATCH_ID'),
-    exitWhenEmpty: Boolean(flags.exitWhenEmpty),
+    batchId,
+    exitWhenEmpty,
+    batchToken,
     kubernetes: kubernetesConfig(flags, env, port),
+  };
+}
+
+const TASK_FLAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}=.+/;
+
+/**
+ * FANOUT_TASKS: `;`-separated NAME=COMMAND|URL, like `--task` (so a worker image can bake its
+ * tasks in). A command that itself contains `;` must come as a flag instead.
+ */
+export function parseTasksEnv(value: string | undefined): string[] {
+  const tasks = (value ?? '').split(';').map((t) => t.trim()).filter(Boolean);
+  for (const t of tasks) {
+    if (!TASK_FLAG.test(t)) throw new ConfigError(`FANOUT_TASKS: each entry must be NAME=COMMAND|URL, got ${JSON.stringify(t)}`);
+  }
+  return tasks;
+}
+
+/** The environment's tasks, then the flags, which add to them; a flag replaces an env task of the same name. */
+function mergeTasks(envTasks: string[], flagTasks: string[]): string[] {
+  for (const t of flagTasks) {
+    if (!TASK_FLAG.test(t)) throw new ConfigError(`--task must be NAME=COMMAND|URL, got ${JSON.stringify(t)}`);
+  }
+  const name = (t: string) => t.slice(0, t.indexOf('='));
+  const fromFlags = new Set(flagTasks.map(name));
+  return [...envTasks.filter((t) => !fromFlags.has(name(t))), ...flagTasks];
+}
+
+/**
+ * Resolves `fanout exec`'s environment (set by the indexed-job runtime on each pod); throws
+ * {@link ConfigError} naming every missing or bad variable in one line.
+ */
+export function loadExecConfig(env: Env = process.env): ExecConfig {
+  const value = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+  const missing = ['FANOUT_API_URL', 'FANOUT_BATCH_ID', 'FANOUT_TOKEN', 'JOB_COMPLETION_INDEX'].filter((name) => value(name) === undefined);
+  if (missing.length > 0) throw new ConfigError(`missing environment: ${missing.join(', ')} (the indexed-job runtime sets them on its pods)`);
+  const apiUrl = value('FANOUT_API_URL')!;
+  if (!/^https?:\/\/\S+$/.test(apiUrl)) throw new ConfigError(`FANOUT_API_URL must be an http:// or https:// URL, got ${JSON.stringify(apiUrl)}`);
+  const completionIndex = integer(value('JOB_COMPLETION_INDEX')!.trim(), 'JOB_COMPLETION_INDEX', 0);
+  const offset = integer(value('FANOUT_INDEX_OFFSET')?.trim(), 'FANOUT_INDEX_OFFSET', 0);
+  return {
+    apiUrl,
+    batchId: value('FANOUT_BATCH_ID')!,
+    token: value('FANOUT_TOKEN')!,
+    index: offset + completionIndex,
+    retryMs: integer(value('FANOUT_EXEC_RETRY_SECONDS'), 'FANOUT_EXEC_RETRY_SECONDS', 60, 0) * 1000,
   };
 }
 

@@ -1,15 +1,21 @@
-import { loadConfig } from '../config/config.js';
+import { ConfigError, loadConfig } from '../config/config.js';
 import { parseTaskFlag, startWorker } from '../worker/index.js';
 import type { Flags } from './entrypoints.js';
 import { createLogger } from './logger.js';
 import { exitOnConfigError, onShutdown } from './startup.js';
 
-/** `fanout worker`: runs the registered tasks until stopped (SIGTERM hands back what has not started). */
+/**
+ * `fanout worker`: runs the registered tasks until stopped (SIGTERM hands back what has not
+ * started). With `--batch ID` it serves that batch's queue only; with `--exit-when-empty` too, it
+ * exits 0 once the batch is done, or 1 when it cannot read the batch's status at all.
+ */
 export async function runWorkerImpl(flags: Flags): Promise<void> {
   const config = exitOnConfigError(() => loadConfig(flags));
   const tasks = exitOnConfigError(() => config.tasks.map(parseTaskFlag));
-  if (tasks.length === 0) exitOnConfigError(() => { throw Object.assign(new Error('a worker needs at least one --task NAME=COMMAND|URL'), { name: 'TaskFlagError' }); });
-  if (!config.redisUrl) exitOnConfigError(() => { throw Object.assign(new Error('a worker needs --redis or REDIS_URL'), { name: 'TaskFlagError' }); });
+  exitOnConfigError(() => {
+    if (tasks.length === 0) throw new ConfigError('a worker needs at least one --task NAME=COMMAND|URL (or FANOUT_TASKS)');
+    if (!config.redisUrl) throw new ConfigError('a worker needs --redis or REDIS_URL');
+  });
   const logger = createLogger(config.logLevel);
   const worker = await startWorker({
     connection: config.redisUrl!,
@@ -22,8 +28,20 @@ export async function runWorkerImpl(flags: Flags): Promise<void> {
     logger,
     batchId: config.batchId,
     exitWhenEmpty: config.exitWhenEmpty,
+    apiToken: config.batchToken ?? config.apiKey,
   });
-  logger.info({ worker: worker.name, tasks: tasks.map((t) => t.name) }, 'worker started');
-  onShutdown(() => worker.close());
-  await worker.done;
+  let signalled = false;
+  onShutdown(() => {
+    signalled = true;
+    return worker.close();
+  });
+  try {
+    await worker.done;
+  } catch (error) {
+    process.stderr.write(`fanout worker: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  // Stopped by --exit-when-empty (a signal exits through onShutdown): end now, whatever handle a
+  // task may have left open, so that the pod ends and its Job can complete.
+  if (!signalled) process.exit(0);
 }

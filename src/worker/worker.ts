@@ -5,22 +5,27 @@ import { pino, type Logger } from 'pino';
 import {
   DEFAULT_PREFIX,
   REPORT_QUEUE,
+  batchWorkQueueName,
   workQueueName,
   type LeaseJob,
   type Report,
 } from '../runtimes/queue/protocol.js';
+import { watchBatchDone, type BatchWatchError } from './batch-done-watch.js';
 import { describeError } from './errors.js';
 import { HaltCache } from './halt-cache.js';
 import { HaltWatch } from './halt-watch.js';
-import { watchIdle } from './idle-watch.js';
 import { runLease, type LeaseRunnerDeps } from './lease-runner.js';
 import { Semaphore } from './semaphore.js';
 import { startTaskRegistry } from './task-registry.js';
-import { assertTaskName, createTaskHandler, type TaskDefinition } from './tasks.js';
+import { assertTaskName, createTaskHandler, type TaskDefinition, type TaskHandler } from './tasks.js';
 
 /**
  * `fanout worker`: takes lease jobs from the work queues of its tasks (one queue per task), runs
  * their items and reports outcomes on the report queue. The BullMQ job lock is the lease.
+ *
+ * A worker started for one batch (`batchId`, a Kubernetes Job of workers per batch) listens on
+ * that batch's queue only ({@link batchWorkQueueName}) and runs each lease with the task the
+ * lease names; it does not register its tasks, since it takes no other batch's work.
  */
 
 export interface WorkerOptions {
@@ -39,12 +44,20 @@ export interface WorkerOptions {
   inlineResultLimit?: number;
   logger?: Logger;
   /**
-   * The batch this worker is meant for (a worker Job per batch). Not enforced yet: BullMQ cannot
-   * take jobs selectively, so a worker takes any lease of its tasks; only logged.
+   * The one batch this worker serves: it listens on `batchWorkQueueName(batchId)` only, where the
+   * dispatcher puts the leases of a batch that has its own workers, and never on a task queue.
    */
   batchId?: string;
-  /** stop and resolve `done` once the task queues stay empty for two checks 1 s apart */
+  /**
+   * With `batchId`: stop and resolve `done` once nothing runs here and the batch is final or has
+   * no pending and no running item, as `GET {apiUrl}/v1/batches/{batchId}` says (polled every
+   * `donePollMs` while idle, with `apiToken`). Needs `batchId`, `apiUrl` and `apiToken`.
+   */
   exitWhenEmpty?: boolean;
+  /** bearer token for reading the batch's status (its `fbt_` token or an API key); never logged */
+  apiToken?: string;
+  /** how often an idle `exitWhenEmpty` worker asks the API; default 1000 ms */
+  donePollMs?: number;
   /** worker name in reports and BullMQ; default `${hostname}.${pid}` */
   name?: string;
 }
@@ -53,7 +66,10 @@ export interface RunningWorker {
   readonly name: string;
   /** Graceful stop: no new items start, running ones finish, the rest are reported `returned`. */
   close(): Promise<void>;
-  /** Resolves when the worker has stopped, by `close()` or by `exitWhenEmpty`. */
+  /**
+   * Resolves when the worker has stopped, by `close()` or by `exitWhenEmpty`. Rejects (after
+   * stopping) when `exitWhenEmpty` cannot read the batch's status at all (401, 403).
+   */
   done: Promise<void>;
 }
 
@@ -64,6 +80,7 @@ export const DEFAULT_INLINE_RESULT_LIMIT = 256 * 1024;
 /** Starts a worker; resolves once it is registered and listening. */
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const tasks = checkTasks(opts.tasks);
+  const watchDone = checkExitWhenEmpty(opts);
   const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
   const prefix = opts.prefix ?? DEFAULT_PREFIX;
@@ -87,20 +104,49 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     logger,
   };
 
-  const registry = await startTaskRegistry(redis, prefix, tasks, logger).catch(async (error: unknown) => {
-    redis.disconnect();
-    throw error;
-  });
-  const listeners = tasks.map((task) => {
-    const handler = createTaskHandler(task);
+  // a batch's own worker takes no other work, so it does not offer its tasks to other batches
+  const registry = opts.batchId
+    ? undefined
+    : await startTaskRegistry(redis, prefix, tasks, logger).catch(async (error: unknown) => {
+        redis.disconnect();
+        throw error;
+      });
+  let activeLeases = 0;
+  const track = async (run: () => Promise<void>): Promise<void> => {
+    activeLeases++;
+    try {
+      await run();
+    } finally {
+      activeLeases--;
+    }
+  };
+  const handlers = new Map(tasks.map((task) => [task.name, createTaskHandler(task)]));
+  const consumers: Array<{ queue: string; label: string; processLease: (job: Job<LeaseJob>) => Promise<void> }> = opts.batchId
+    ? [{ queue: batchWorkQueueName(opts.batchId), label: `batch ${opts.batchId}`, processLease: (job) => track(() => runBatchLease(job.data)) }]
+    : tasks.map((task) => ({
+        queue: workQueueName(task.name),
+        label: task.name,
+        processLease: (job: Job<LeaseJob>) =>
+          track(async () => {
+            if (job.data.task !== task.name) {
+              logger.warn({ leaseId: job.data.leaseId, task: job.data.task, queue: task.name }, 'lease names another task than its queue; running the queue task');
+            }
+            await runLease(job.data, handlers.get(task.name)!, deps);
+          }),
+      }));
+  /** A lease on the batch queue runs with the task it names; one this worker lacks fails its items. */
+  function runBatchLease(lease: LeaseJob): Promise<void> {
+    if (lease.batchId !== opts.batchId) {
+      logger.warn({ leaseId: lease.leaseId, leaseBatch: lease.batchId, batchId: opts.batchId }, 'lease of another batch on this batch queue; running it');
+    }
+    const handler = handlers.get(lease.task);
+    if (handler) return runLease(lease, handler, deps);
+    logger.error({ leaseId: lease.leaseId, task: lease.task, tasks: [...handlers.keys()] }, 'lease names a task this worker does not have; failing its items');
+    return runLease(lease, unknownTaskHandler(lease.task, [...handlers.keys()]), deps);
+  }
+  const listeners = consumers.map(({ queue, label, processLease }) => {
     const connection = connect(opts.connection, logger);
-    const processLease = async (job: Job<LeaseJob>): Promise<void> => {
-      if (job.data.task !== task.name) {
-        logger.warn({ leaseId: job.data.leaseId, task: job.data.task, queue: task.name }, 'lease names another task than its queue; running the queue task');
-      }
-      await runLease(job.data, handler, deps);
-    };
-    const worker = new Worker<LeaseJob, void>(workQueueName(task.name), processLease, {
+    const worker = new Worker<LeaseJob, void>(queue, processLease, {
       connection,
       prefix,
       name,
@@ -110,47 +156,76 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       maxStalledCount: 1,
       removeOnComplete: { count: 0 },
     });
-    worker.on('error', (error) => logger.error({ task: task.name, err: describeError(error) }, 'worker error'));
+    worker.on('error', (error) => logger.error({ queue: label, err: describeError(error) }, 'worker error'));
     worker.on('failed', (job, error) =>
-      logger.warn({ task: task.name, leaseId: job?.data.leaseId, err: describeError(error) }, 'lease job failed'),
+      logger.warn({ queue: label, leaseId: job?.data.leaseId, err: describeError(error) }, 'lease job failed'),
     );
     return { worker, connection };
   });
   await Promise.all(listeners.map(({ worker }) => worker.waitUntilReady()));
 
   let resolveDone!: () => void;
-  const done = new Promise<void>((resolve) => (resolveDone = resolve));
-  let idle: { stop: () => void } | undefined;
-  let idleQueues: Queue[] = [];
+  let rejectDone!: (error: Error) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => {}); // a caller that never awaits `done` must not see an unhandled rejection
+  let doneWatch: { stop: () => void } | undefined;
+  let fatal: BatchWatchError | undefined;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       stopping = true;
       logger.info('worker stopping: finishing running items');
-      idle?.stop();
-      registry.stop();
+      doneWatch?.stop();
+      registry?.stop();
       // BullMQ's close waits for active lease jobs, which return their unstarted items
       await Promise.all(listeners.map(({ worker }) => worker.close()));
-      await Promise.all(idleQueues.map((queue) => queue.close()));
       await reportQueue.close();
       await Promise.all([...listeners.map(({ connection }) => connection.quit()), redis.quit()]);
       logger.info('worker stopped');
-      resolveDone();
+      if (fatal) rejectDone(fatal);
+      else resolveDone();
     })());
 
-  if (opts.exitWhenEmpty) {
-    idleQueues = tasks.map((task) => new Queue(workQueueName(task.name), { connection: redis, prefix }));
-    for (const queue of idleQueues) queue.on('error', () => {});
-    idle = watchIdle(idleQueues, () => {
-      logger.info('task queues empty: exiting');
-      void close();
-    }, { onError: (error) => logger.warn({ err: describeError(error) }, 'idle check failed') });
+  if (watchDone) {
+    doneWatch = watchBatchDone({
+      ...watchDone,
+      intervalMs: opts.donePollMs,
+      isBusy: () => activeLeases > 0,
+      onDone: (why) => {
+        logger.info({ batchId: watchDone.batchId, why }, 'batch done: exiting');
+        void close();
+      },
+      onFatal: (error) => {
+        logger.error({ batchId: watchDone.batchId, err: error.message }, 'cannot read the batch status: stopping');
+        fatal = error;
+        void close();
+      },
+      onError: (error) => logger.warn({ batchId: watchDone.batchId, err: describeError(error) }, 'batch status check failed'),
+    });
   }
   logger.info(
-    { tasks: tasks.map((task) => `${task.name}:${task.kind}`), concurrency, leaseMs, batchId: opts.batchId },
+    { tasks: tasks.map((task) => `${task.name}:${task.kind}`), concurrency, leaseMs, queues: consumers.map((c) => c.queue), batchId: opts.batchId },
     'worker started',
   );
   return { name, close, done };
+}
+
+/** Items of a lease whose task this worker lacks fail at once: waiting cannot make it appear. */
+function unknownTaskHandler(task: string, known: string[]): TaskHandler {
+  const error = `task ${JSON.stringify(task)} is not registered on this worker (it has ${known.join(', ')}); add it with --task or FANOUT_TASKS`;
+  return async () => ({ outcome: 'failed', error, nonRetriable: true });
+}
+
+/** What `exitWhenEmpty` polls, or undefined when it is off; throws when it cannot work. */
+function checkExitWhenEmpty(opts: WorkerOptions): { apiUrl: string; batchId: string; token: string } | undefined {
+  if (!opts.exitWhenEmpty) return undefined;
+  if (!opts.batchId) throw new Error('exitWhenEmpty needs batchId: only a worker of one batch can tell when its work is done');
+  if (!opts.apiUrl) throw new Error('exitWhenEmpty needs apiUrl to read the batch status');
+  if (!opts.apiToken) throw new Error('exitWhenEmpty needs apiToken (the batch token or an API key) to read the batch status');
+  return { apiUrl: opts.apiUrl, batchId: opts.batchId, token: opts.apiToken };
 }
 
 /** A client that waits through Redis outages (BullMQ workers need `maxRetriesPerRequest: null`). */

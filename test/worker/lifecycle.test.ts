@@ -125,14 +125,4 @@ describe('worker lifecycle', () => {
     const job = await t.h.reportQueue.getJob(reports[0].id);
     expect(job?.opts).toMatchObject({ attempts: 5, removeOnComplete: true, removeOnFail: 1000 });
   });
-
-  it('exitWhenEmpty resolves done once the queues stay empty', async () => {
-    const worker = await t.h.worker({ exitWhenEmpty: true, tasks: [parseTaskFlag('rev=rev')] });
-    const lease = await t.h.lease('rev', ['ab', 'cd']);
-    await t.h.waitForItems(2, lease.leaseId);
-    const started = Date.now();
-    await worker.done;
-    expect(Date.now() - started).toBeLessThan(5000);
-    expect((await t.h.items(lease.leaseId)).map((item) => item.result)).toEqual(['ba', 'dc']);
-  });
 });

@@ -23,6 +23,16 @@ export const WORK_QUEUE = 'fanout-work';
 export function workQueueName(task: string): string {
   return `${WORK_QUEUE}.${task}`;
 }
+
+/**
+ * The work queue of one batch that has its own workers (`workers: {kubernetes: …}` in its spec):
+ * `${WORK_QUEUE}.batch.${batchId}`. The dispatcher puts that batch's leases here instead of on its
+ * task's queue, and a worker started with `--batch ID` listens on this queue only, running each
+ * lease with the task the lease names.
+ */
+export function batchWorkQueueName(batchId: string): string {
+  return `${WORK_QUEUE}.batch.${batchId}`;
+}
 export const REPORT_QUEUE = 'fanout-reports';
 
 /** Redis key prefix used for all BullMQ queues of one Fanout installation. */
