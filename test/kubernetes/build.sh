@@ -2,7 +2,8 @@
 # Builds the Kubernetes test control plane from Go modules: kube-apiserver,
 # kube-controller-manager and kubectl (go/kubernetes) and etcd (go/etcd), at the versions those
 # go.mod files require, into ${XDG_CACHE_HOME:-$HOME/.cache}/fanout-k8s/<version>/.
-# A binary that is there and reports its version is kept. Cold: ~10 min on 2 cores (the Go
+# A binary that is there and reports its version is kept. Prints the binaries' dirs on stdout
+# (k8s-bin-dir=..., etcd-bin-dir=...), progress on stderr; exits non-zero on any failure. Cold: ~10 min on 2 cores (the Go
 # build cache then makes a relink ~10 s); warm with all binaries present: well under a second.
 # Runs under flock, so concurrent callers (npm test, k8s:up) wait for one build.
 set -eu
@@ -43,8 +44,15 @@ all_current() {
   is_current etcd "$ETCD_OUT/etcd" "${ETCD_VERSION#v}"
 }
 
+# The two lines on stdout say where the binaries are (progress goes to stderr).
+print_dirs() {
+  echo "k8s-bin-dir=$K8S_OUT"
+  echo "etcd-bin-dir=$ETCD_OUT"
+}
+
 if all_current; then
-  echo "k8s build: up to date ($K8S_OUT, $ETCD_OUT)"
+  echo "k8s build: up to date ($K8S_OUT, $ETCD_OUT)" >&2
+  print_dirs
   exit 0
 fi
 
@@ -55,7 +63,7 @@ command -v go >/dev/null 2>&1 || {
 
 exec 9>"$CACHE/.build.lock"
 if ! flock -n 9; then
-  echo "k8s build: another build holds $CACHE/.build.lock; waiting"
+  echo "k8s build: another build holds $CACHE/.build.lock; waiting" >&2
   flock 9
 fi
 
@@ -66,7 +74,7 @@ START=$(now)
 # leaves a binary that looks complete.
 build() { # module-dir package out-dir name ldflags
   t0=$(now)
-  echo "k8s build: $4 ($2) -> $3 ..."
+  echo "k8s build: $4 ($2) -> $3 ..." >&2
   mkdir -p "$3"
   (cd "$1" && nice -n 19 go build -ldflags "$5" -o "$3/.$4.tmp.$$" "$2") || {
     rm -f "$3/.$4.tmp.$$"
@@ -74,7 +82,7 @@ build() { # module-dir package out-dir name ldflags
     exit 1
   }
   mv -f "$3/.$4.tmp.$$" "$3/$4"
-  echo "k8s build: $4 done in $(($(now) - t0)) s"
+  echo "k8s build: $4 done in $(($(now) - t0)) s" >&2
 }
 
 # Version stamps as hack/lib/version.sh sets them; without them the binaries report
@@ -88,7 +96,7 @@ done
 
 for c in kube-apiserver kube-controller-manager kubectl; do
   if is_current "$c" "$K8S_OUT/$c" "$K8S_VERSION"; then
-    echo "k8s build: $c $K8S_VERSION present"
+    echo "k8s build: $c $K8S_VERSION present" >&2
   else
     build "$HERE/go/kubernetes" "k8s.io/kubernetes/cmd/$c" "$K8S_OUT" "$c" "$LDFLAGS"
     is_current "$c" "$K8S_OUT/$c" "$K8S_VERSION" || { echo "build.sh: $c does not report $K8S_VERSION: $(binary_version "$c" "$K8S_OUT/$c")" >&2; exit 1; }
@@ -96,10 +104,11 @@ for c in kube-apiserver kube-controller-manager kubectl; do
 done
 
 if is_current etcd "$ETCD_OUT/etcd" "${ETCD_VERSION#v}"; then
-  echo "k8s build: etcd $ETCD_VERSION present"
+  echo "k8s build: etcd $ETCD_VERSION present" >&2
 else
   build "$HERE/go/etcd" go.etcd.io/etcd/server/v3 "$ETCD_OUT" etcd ""
   is_current etcd "$ETCD_OUT/etcd" "${ETCD_VERSION#v}" || { echo "build.sh: etcd does not report $ETCD_VERSION" >&2; exit 1; }
 fi
 
-echo "k8s build: done in $(($(now) - START)) s ($K8S_OUT, $ETCD_OUT)"
+echo "k8s build: done in $(($(now) - START)) s ($K8S_OUT, $ETCD_OUT)" >&2
+print_dirs
