@@ -6,7 +6,7 @@ import { batchSpecSchema } from '../domain/batch-spec.js';
 import { PHASES } from '../domain/batch-status.js';
 import { parseLabelSelector } from '../domain/label-selector.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
-import { deleteBatches, getBatch, listBatches, selectBatchIds } from '../store/batch-queries.js';
+import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds } from '../store/batch-queries.js';
 import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
 import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
@@ -60,9 +60,13 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}',
-  summary: 'Get a batch with its status',
+  summary: "Get a batch with its status (API key, or the batch's own worker token)",
   request: { params: idParam },
-  responses: { 200: { description: 'The batch', content: { 'application/json': { schema: batchSchema } } }, 404: problemResponse('No such batch') },
+  responses: {
+    200: { description: 'The batch', content: { 'application/json': { schema: batchSchema } } },
+    403: problemResponse('The token is not valid for this batch'),
+    404: problemResponse('No such batch'),
+  },
 });
 
 const actionRoute = (action: BatchAction, summary: string) =>
@@ -147,7 +151,11 @@ export function batchesRouter(deps: ApiDeps) {
   });
 
   app.openapi(getRoute, (c) => {
-    const row = getBatch(store, deps.tenantOf(c), c.req.valid('param').id);
+    const id = c.req.valid('param').id;
+    // A batch's own worker token may read that batch (a worker Job polls it to know when to exit).
+    const token = c.get('workerToken');
+    if (token && !deps.tokens.verify(id, token)) throw problem(403, 'forbidden', 'Forbidden', 'this token is not valid for this batch');
+    const row = token ? getBatchById(store, id) : getBatch(store, deps.tenantOf(c), id);
     if (!row) throw notFound('batch');
     return c.json(batchView(store, row) as never, 200);
   });

@@ -101,7 +101,7 @@ const serviceAccountNameSchema = z
   .refine(isDnsSubdomain, { message: 'a service account name is a DNS subdomain: lowercase letters, digits, "-" and ".", at most 253 characters' });
 
 /** Resource name → quantity, as in a container's `resources.requests` / `resources.limits`. */
-const quantitiesSchema = z.record(z.string(), z.string()).superRefine((quantities, ctx) => {
+const quantitiesSchema = z.record(z.string(), z.string().meta({ description: 'A Kubernetes quantity: "100m", "0.5", "2e3", "512Mi", "1Gi".' })).superRefine((quantities, ctx) => {
   for (const [name, value] of Object.entries(quantities)) {
     if (!isValidLabelKey(name)) {
       ctx.addIssue({ code: 'custom', path: [name], message: `invalid resource name ${JSON.stringify(name)}: like "cpu", "memory" or "nvidia.com/gpu"` });
@@ -207,10 +207,11 @@ export const batchSpecFields = {
   namespace: z
     .string()
     .refine(isDnsLabel, { message: 'a namespace is a DNS label: at most 63 lowercase letters, digits or "-", alphanumeric at both ends' })
+    .meta({ description: 'Kubernetes runtimes: the namespace of the batch\'s Jobs (one the server allows); the server\'s own by default.' })
     .optional(),
   networking: networkingSchema.optional(),
   workers: workersSchema.optional(),
-  ttlSecondsAfterFinished: z.number().int().min(0).optional(),
+  ttlSecondsAfterFinished: z.number().int().min(0).meta({ description: 'Kubernetes runtimes: seconds a finished Job and its pods are kept; the server\'s default when unset.' }).optional(),
 };
 
 export const batchHeaderSchema = z.object(batchSpecFields).strict().meta({ id: 'BatchSpecHeader' });

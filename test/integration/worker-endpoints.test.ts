@@ -59,8 +59,8 @@ describe('worker endpoints', () => {
     expect((await item(0)).status).toBe('running');
   });
 
-  it('a worker token opens only the worker routes', async () => {
-    for (const p of [`/v1/batches/${batch.id}`, `/v1/batches/${batch.id}/items`, `/v1/batches/${batch.id}/results`, '/v1/batches']) {
+  it('a worker token opens only the worker routes (and reading its batch: batch-token-read.test.ts)', async () => {
+    for (const p of [`/v1/batches/${batch.id}/items`, `/v1/batches/${batch.id}/results`, '/v1/batches']) {
       await expectProblem(await asWorker('GET', p, token), 401);
     }
     await expectProblem(await asWorker('POST', `/v1/batches/${batch.id}/cancel`, token), 401);
