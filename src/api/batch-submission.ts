@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { batchHeaderSchema, batchSpecSchema, customIdOf, type BatchHeader } from '../domain/batch-spec.js';
+import { batchHeaderSchema, batchSpecSchema, customIdOf, runtimeProblems, type BatchHeader } from '../domain/batch-spec.js';
 import { renderTemplate, templatePlaceholders, TemplateError } from '../domain/template.js';
 import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, ItemWriter, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
 import type { ApiDeps } from './deps.js';
 import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
-import { fieldErrors, problem, validationProblem } from './problems.js';
+import { fieldErrors, pointerOf, problem, validationProblem } from './problems.js';
 
 /**
  * Turning a create request into a stored batch: validation beyond the schema (runtime, task,
@@ -16,31 +16,68 @@ import { fieldErrors, problem, validationProblem } from './problems.js';
 async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: number): Promise<void> {
   const at = (pointer: string, detail: string) =>
     validationProblem([{ pointer, detail, ...(linePrefix ? { line: linePrefix } : {}) }]);
-  if (header.runtime !== 'queue') {
-    throw at('/runtime', `runtime "${header.runtime}" needs Kubernetes, which this server is not configured for; use "queue"`);
+  const problems = runtimeProblems(header);
+  if (problems.length > 0) {
+    throw validationProblem(problems.map((p) => ({ pointer: pointerOf(p.path), detail: p.message, ...(linePrefix ? { line: linePrefix } : {}) })));
   }
-  if (header.template?.env) {
-    // A malformed placeholder is wrong whatever the items are: name the template field, not an item.
-    try {
-      templatePlaceholders(header.template.env);
-    } catch (err) {
-      if (err instanceof TemplateError) throw at(`/template/env${err.path}`, err.message);
-      throw err;
+  const onKubernetes = header.runtime !== 'queue' || header.workers?.kubernetes !== undefined;
+  const kubernetes = deps.config.kubernetes;
+  if (onKubernetes && !kubernetes) {
+    const pointer = header.runtime !== 'queue' ? '/runtime' : '/workers/kubernetes';
+    throw at(pointer, `${header.runtime !== 'queue' ? `runtime "${header.runtime}"` : 'workers.kubernetes'} needs Kubernetes, which this server is not configured for (set KUBECONFIG or run it in a cluster); use the "queue" runtime with your own workers`);
+  }
+  if (onKubernetes && kubernetes) {
+    const namespace = header.namespace ?? kubernetes.namespace;
+    if (!kubernetes.allowedNamespaces.includes(namespace)) {
+      throw problem(403, 'namespace-forbidden', 'Forbidden', `this server may not run batches in namespace "${namespace}" (allowed: ${kubernetes.allowedNamespaces.join(', ')})`, {
+        errors: [{ pointer: '/namespace', detail: `not one of ${kubernetes.allowedNamespaces.join(', ')}`, ...(linePrefix ? { line: linePrefix } : {}) }],
+      });
+    }
+    const refusal = await deps.kubernetesAdmission?.refusal(header);
+    if (refusal) {
+      const pointer = header.runtime === 'queue' ? '/workers/kubernetes' : '/template';
+      if (refusal.status === 403) throw problem(403, 'namespace-forbidden', 'Forbidden', refusal.message, { errors: [{ pointer: '/namespace', detail: refusal.message }] });
+      throw at(pointer, refusal.message);
     }
   }
-  if (!header.task) throw at('/task', 'a queue batch names the task to run: one that workers registered with --task NAME=…');
+  if (header.template) {
+    // A malformed placeholder is wrong whatever the items are: name the template field, not an item.
+    try {
+      templatePlaceholders(header.template);
+    } catch (err) {
+      if (err instanceof TemplateError) throw at(`/template${err.path}`, err.message);
+      throw err;
+    }
+    if (header.runtime === 'indexed-job' && header.template.env && templatePlaceholders(header.template.env).length > 0) {
+      throw at('/template/env', 'in an indexed-job, every pod gets the same environment: placeholders are filled per item in command and args (by `fanout exec`); use runtime "job-per-item" for a per-item environment');
+    }
+  }
+  if (header.runtime !== 'queue') return;
+  if (header.workers?.kubernetes) return; // its workers start with the batch; none registered yet
   const known = await deps.knownTasks();
-  if (known && !known.has(header.task)) {
+  if (known && !known.has(header.task!)) {
     const list = [...known].sort().join(', ') || 'none';
     throw at('/task', `unknown task "${header.task}": no worker has registered it (registered: ${list})`);
   }
 }
 
+/**
+ * The parts of the template each item fills: the whole template for job-per-item (a Job per
+ * item) and indexed-job (`fanout exec` fills command and args in the pod), env for the queue.
+ */
+function itemTemplate(header: BatchHeader): unknown {
+  if (!header.template) return undefined;
+  if (header.runtime === 'queue') return header.template.env;
+  if (header.runtime === 'indexed-job') return { command: header.template.command, args: header.template.args };
+  return header.template;
+}
+
 /** Renders the template for each item at submission, so a missing field is a 422 now, not a failure later. */
 function checkTemplate(header: BatchHeader, item: unknown, index: number, pointerBase: string): void {
-  if (!header.template?.env) return;
+  const template = itemTemplate(header);
+  if (template === undefined) return;
   try {
-    renderTemplate(header.template.env, item, index);
+    renderTemplate(template, item, index);
   } catch (err) {
     if (err instanceof TemplateError) throw validationProblem([{ pointer: `${pointerBase}`, detail: err.message }]);
     throw err;
@@ -128,7 +165,7 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
         id = beginUpload(deps.store, tenantId, header);
       },
       onItems: (first, rows) => {
-        if (header?.template?.env) rows.forEach((r, k) => checkTemplate(header!, JSON.parse(r.input), first + k, `/items/${first + k}`));
+        if (header && itemTemplate(header) !== undefined) rows.forEach((r, k) => checkTemplate(header!, JSON.parse(r.input), first + k, `/items/${first + k}`));
         writer.writeChunk(id!, first, rows);
       },
     });

@@ -6,7 +6,8 @@ import { batchSpecSchema } from '../domain/batch-spec.js';
 import { PHASES } from '../domain/batch-status.js';
 import { parseLabelSelector } from '../domain/label-selector.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
-import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds } from '../store/batch-queries.js';
+import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, type BatchRow } from '../store/batch-queries.js';
+import { parseHeader } from '../store/batch-state.js';
 import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
 import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
@@ -168,6 +169,7 @@ export function batchesRouter(deps: ApiDeps) {
   ] as const) {
     app.openapi(actionRoute(action, summary), async (c) => {
       const id = c.req.valid('param').id;
+      if (action === 'retry') refuseKubernetesRetry(getBatch(store, deps.tenantOf(c), id));
       const row = applyBatchAction(store, deps.tenantOf(c), id, action);
       if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
       deps.notify(id);
@@ -197,6 +199,19 @@ export function batchesRouter(deps: ApiDeps) {
 async function forget(deps: ApiDeps, deleted: { id: string; task: string | null; leaseIds: string[] }[]): Promise<void> {
   for (const d of deleted) await rm(path.join(deps.blobDir, d.id), { recursive: true, force: true });
   await deps.forgetInRedis(deleted);
+  // The dispatcher removes their Jobs, Services and Secrets from Kubernetes.
+  for (const d of deleted) deps.notify(d.id);
+}
+
+/**
+ * A finished Job cannot run again, and an Indexed Job cannot be told to run only some of its
+ * indexes: re-running failed items of a Kubernetes batch is a new batch of those items.
+ */
+function refuseKubernetesRetry(row: BatchRow | undefined): void {
+  if (!row) return;
+  const runtime = parseHeader(row).runtime;
+  if (runtime === 'queue') return;
+  throw problem(409, 'conflict', 'Conflict', `cannot retry a batch of runtime "${runtime}": its Jobs have finished; submit the failed items (GET /v1/batches/${row.id}/items?status=failed) as a new batch`);
 }
 
 export function isNdjson(contentType: string | undefined): boolean {

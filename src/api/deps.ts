@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import type { StoreHandle } from '../store/db.js';
 import type { Metrics } from '../main/metrics.js';
 import type { HaltMode } from '../runtimes/queue/protocol.js';
+import type { BatchHeader } from '../domain/batch-spec.js';
 
 /** Variables the middleware puts on the context. */
 export type ApiEnv = { Variables: { tenantId?: string; workerToken?: string; requestId: string } };
@@ -26,6 +27,8 @@ export interface ApiDeps {
   /** store + Redis reachable */
   ready(): Promise<{ store: boolean; redis: boolean }>;
   tokens: { sign(batchId: string): string; verify(batchId: string, token: string): boolean };
+  /** set when Kubernetes is configured: the API server's dry-run verdict on a batch's Job */
+  kubernetesAdmission?: { refusal(header: BatchHeader): Promise<{ status: number; message: string } | null> };
   /** the tenant of the request's API key; throws 401 when the request has none */
   tenantOf(c: Context<ApiEnv>): string;
   validationHook: Hook<any, any, any, any>;

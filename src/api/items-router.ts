@@ -6,6 +6,8 @@ import type { Context } from 'hono';
 import { getBatch, getBatchById, type BatchRow } from '../store/batch-queries.js';
 import { getItem, listAttempts, listItems, resultPages } from '../store/item-queries.js';
 import { ReportStore } from '../store/reports.js';
+import { KubernetesSync } from '../store/kubernetes-sync.js';
+import { parseHeader } from '../store/batch-state.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { notFound, problem } from './problems.js';
 import { idParam, itemListSchema, itemParam, itemSchema, problemResponse, resultLineSchema } from './schemas.js';
@@ -82,6 +84,7 @@ export function itemsRouter(deps: ApiDeps) {
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
   const { store } = deps;
   const reports = new ReportStore(store);
+  const kubernetesSync = new KubernetesSync(store);
 
   const batchOf = (c: Context<ApiEnv>, id: string): BatchRow => {
     const row = getBatch(store, deps.tenantOf(c), id);
@@ -136,9 +139,17 @@ export function itemsRouter(deps: ApiDeps) {
 
   app.openapi(resultRoute, async (c) => {
     const { id, index } = c.req.valid('param');
-    workerBatch(c, id);
+    const batch = workerBatch(c, id);
     const item = getItem(store, id, index);
     if (!item) throw notFound(`item ${index}`);
+    if (parseHeader(batch).runtime !== 'queue') {
+      // A pod of a Kubernetes Job (`fanout exec`): keep the result; the item succeeds when the
+      // Job counts its index, which happens after this PUT returned and the pod exited 0.
+      const stored = await receiveResult(deps, c.req.raw, id, index, item.attempt);
+      const recorded = kubernetesSync.storeResult(id, index, stored.blob ? null : JSON.stringify(stored.value ?? null), stored.blob ?? null);
+      if (!recorded && stored.blob) fs.rmSync(path.join(deps.blobDir, stored.blob), { force: true });
+      return c.json({ recorded }, 200);
+    }
     const attemptHeader = c.req.valid('header')['fanout-attempt'];
     const attempt = attemptHeader === undefined ? item.attempt : Number(attemptHeader);
     const stored = await receiveResult(deps, c.req.raw, id, index, attempt);

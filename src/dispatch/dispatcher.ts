@@ -2,7 +2,7 @@ import { Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { renderTemplate } from '../domain/template.js';
-import { activeBatchIds, getBatchById } from '../store/batch-queries.js';
+import { activeBatchIds, getBatchById, type BatchRow } from '../store/batch-queries.js';
 import { haltBatch, parseDecisions, parseHeader, parseStatus, refreshStatus } from '../store/batch-state.js';
 import type { StoreHandle } from '../store/db.js';
 import { LeaseStore, type ReleasedLease } from '../store/leases.js';
@@ -13,6 +13,8 @@ import { LeaseRecovery } from './lease-recovery.js';
 import { deadlineAt, planRelease } from './planner.js';
 import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
+import type { KubernetesConfig } from '../config/config.js';
+import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
 
 /**
  * The controller. Level-triggered like the Kubernetes job controller: `reconcile(batchId)` reads
@@ -21,6 +23,14 @@ import type { Metrics } from '../main/metrics.js';
  * outbox the API writes in its transactions, timers for retries and deadlines, and a periodic
  * resync that also finds leases Redis lost. Reconciles run one at a time: SQLite has one writer.
  */
+
+/**
+ * The queue key (a work queue name suffix) of a batch with its own Kubernetes workers; the same
+ * queue `fanout worker --batch ID` listens on (`batchWorkQueueName` in the protocol).
+ */
+export function batchQueueKey(batchId: string): string {
+  return `batch.${batchId}`;
+}
 
 /** Longest single timer; see wakeAt. */
 const MAX_WAKE_MS = 3_600_000;
@@ -42,6 +52,8 @@ export interface DispatcherOptions {
   window?: number;
   maxLeaseSize?: number;
   outboxPollMs?: number;
+  /** set: batches may run on Kubernetes (indexed-job, job-per-item, queue workers as a Job) */
+  kubernetes?: KubernetesConfig;
 }
 
 export class Dispatcher {
@@ -57,6 +69,7 @@ export class Dispatcher {
   private stopped = false;
   private recovery!: LeaseRecovery;
   private intervals: NodeJS.Timeout[] = [];
+  private kubernetes?: KubernetesRuntime;
 
   constructor(private readonly o: DispatcherOptions) {
     this.leases = new LeaseStore(o.store);
@@ -71,6 +84,17 @@ export class Dispatcher {
     this.side = new RedisSide(this.redis, this.o.prefix);
     this.recovery = new LeaseRecovery({ ...this.o, redis: this.redis, side: this.side, leases: this.leases, reports: this.reports });
     await this.recovery.checkEpoch();
+    if (this.o.kubernetes) {
+      this.kubernetes = new KubernetesRuntime({
+        config: this.o.kubernetes,
+        store: this.o.store,
+        logger: this.o.logger,
+        redisUrl: this.o.redisUrl,
+        tokenFor: this.o.tokenFor,
+        notify: (id) => this.notify(id),
+      });
+      await this.kubernetes.start();
+    }
     // BullMQ does not close a connection it was given: kept to disconnect it in stop().
     this.reportConnection = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
     this.reportWorker = new Worker(REPORT_QUEUE, async (job: Job<Report>) => this.onReport(job.data), {
@@ -101,6 +125,7 @@ export class Dispatcher {
     this.stopped = true;
     for (const t of this.intervals) clearInterval(t);
     for (const t of this.timers.values()) clearTimeout(t);
+    await this.kubernetes?.stop();
     await this.reportWorker?.close();
     this.reportConnection?.disconnect();
     await this.side?.close();
@@ -143,8 +168,11 @@ export class Dispatcher {
   async reconcile(batchId: string): Promise<void> {
     const { store } = this.o;
     const row = getBatchById(store, batchId);
-    if (!row) return;
-    if (row.state === 'final') return this.side.halt([batchId]);
+    if (!row) return this.kubernetes?.forget(batchId);
+    if (row.state === 'final') {
+      await this.reconcileOnKubernetes(row);
+      return this.side.halt([batchId]);
+    }
     if (row.state !== 'active') return;
     const now = Date.now();
     const header = parseHeader(row);
@@ -155,8 +183,17 @@ export class Dispatcher {
         haltBatch(store, row, { phase: 'Failed', reason: 'DeadlineExceeded', message: `batch was active longer than activeDeadlineSeconds (${header.activeDeadlineSeconds})`, at: new Date(now).toISOString() }, now);
         refreshStatus(store, batchId, now);
       })();
+      await this.reconcileOnKubernetes(getBatchById(store, batchId)!);
       return this.side.halt([batchId]);
     }
+    if (header.runtime !== 'queue') {
+      // Kubernetes runs these items: the job controller retries and the runtime mirrors it.
+      const wakeK8s = await this.reconcileOnKubernetes(row);
+      const wake = [wakeK8s, deadline].filter((t): t is number => t !== null).sort((a, b) => a - b)[0];
+      if (wake !== undefined) this.wakeAt(batchId, Math.max(wake, now + 50));
+      return;
+    }
+    if (header.workers?.kubernetes) await this.reconcileOnKubernetes(row);
     if (decisions.halt || decisions.suspended) {
       await this.side.halt([batchId], decisions.halt ? HALT_STOP : HALT_PAUSE);
       store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
@@ -171,8 +208,10 @@ export class Dispatcher {
       maxLeaseSize: this.o.maxLeaseSize ?? 256,
     });
     if (plan.count > 0 && row.task) {
-      const released = this.leases.release(batchId, row.task, row.releaseCursor, plan.count, plan.leaseSize, now);
-      await this.enqueue(batchId, row.task, header, released, row.running);
+      // A batch with its own Kubernetes workers gets a queue of its own (they take only its items).
+      const queue = header.workers?.kubernetes ? batchQueueKey(batchId) : row.task;
+      const released = this.leases.release(batchId, queue, row.releaseCursor, plan.count, plan.leaseSize, now);
+      await this.enqueue(batchId, queue, row.task, header, released, row.running);
     }
     store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
     const nextRetry = this.leases.nextRetryAt(batchId);
@@ -186,7 +225,7 @@ export class Dispatcher {
    * batches instead of serving them first come, first served: a small batch submitted after a huge
    * one gets its items near the front instead of behind the whole huge batch.
    */
-  private async enqueue(batchId: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[], runningBefore: number): Promise<void> {
+  private async enqueue(batchId: string, queue: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[], runningBefore: number): Promise<void> {
     if (released.length === 0) return;
     const token = this.o.tokenFor(batchId);
     const envTemplate = header.template?.env;
@@ -209,13 +248,24 @@ export class Dispatcher {
       return { name: 'lease', data, opts: { jobId: lease.leaseId, priority, removeOnComplete: true, removeOnFail: { age: 86_400 } } };
     });
     try {
-      await this.side.workQueue(task).addBulk(jobs);
+      await this.side.workQueue(queue).addBulk(jobs);
     } catch (err) {
       // Never delivered: hand the items back now (no attempt counted) rather than letting the
       // resync later take the missing leases for lost workers.
       for (const lease of released) this.recovery.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
       throw err;
     }
+  }
+
+  /** The Kubernetes side of a batch, when it has one; the time to look again, if any. */
+  private async reconcileOnKubernetes(row: BatchRow): Promise<number | null> {
+    const header = parseHeader(row);
+    if (header.runtime === 'queue' && !header.workers?.kubernetes) return null;
+    if (!this.kubernetes) {
+      if (row.state === 'active') this.o.logger.warn({ batchId: row.id }, 'batch needs Kubernetes, but this dispatcher has no Kubernetes configuration');
+      return null;
+    }
+    return this.kubernetes.reconcile(row);
   }
 
   private onReport(report: Report): void {
@@ -241,6 +291,10 @@ export class Dispatcher {
       if (touched) {
         for (const id of touched) this.notify(id);
         return;
+      }
+      if (this.kubernetes) {
+        // Jobs of batches deleted by an API process that could not reach the cluster itself.
+        for (const id of this.kubernetes.batchesOnCluster()) if (!getBatchById(this.o.store, id)) this.notify(id);
       }
       const backlog = await this.recovery.reportBacklog();
       const now = Date.now();

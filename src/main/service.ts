@@ -14,6 +14,7 @@ import { openStore, type StoreHandle } from '../store/db.js';
 import { ensureApiKey, serverSecret } from '../store/tenants.js';
 import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
+import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 
 /**
  * Builds and starts the parts of Fanout one process runs: the API (HTTP on host:port), the
@@ -65,7 +66,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
 
   let dispatcher: Dispatcher | null = null;
   if (o.dispatcher) {
-    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize });
+    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes: config.kubernetes });
     await dispatcher.start();
   }
 
@@ -79,6 +80,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       metrics,
       blobDir: path.join(config.dataDir, 'blobs'),
       tokens,
+      kubernetesAdmission: config.kubernetes ? new KubernetesAdmission(config.kubernetes, o.redisUrl) : undefined,
       notify: (id) => dispatcher?.notify(id),
       async knownTasks() {
         try {
