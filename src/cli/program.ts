@@ -70,6 +70,29 @@ export function buildProgram(): Command {
     await runWorkerCommand(cmd.opts());
   });
 
+  program
+    .command('exec')
+    .description('run one item of an indexed-job batch in its pod: GET the item, run CMD with it, PUT its stdout')
+    .argument('[command...]', 'CMD [ARGS...] after --; {{ field }} placeholders are filled from the item')
+    // CMD's own options (`-- ls -la`) are operands, not options of exec
+    .allowUnknownOption()
+    .addHelpText(
+      'after',
+      `
+Environment: FANOUT_API_URL, FANOUT_BATCH_ID, FANOUT_TOKEN, JOB_COMPLETION_INDEX (required),
+FANOUT_INDEX_OFFSET (default 0). Exit code: CMD's, 128+N when CMD was killed by signal N,
+1 when the item could not be read or its result stored, 2 for missing environment or no CMD.
+
+Examples:
+  $ fanout exec -- echo 'Processing {{ url }}'
+  $ fanout exec -- sh -c 'curl -fsS "$1" | wc -c' sh '{{ url }}'   # item text as an argument, never as shell code`,
+    )
+    .action(async (command: string[]) => {
+      const { execCommand } = await import('./exec-command.js');
+      // exit now: a pod must end when its item is done, whatever handle is left open
+      process.exit(await execCommand(command));
+    });
+
   addOptions(program.command('migrate').description('apply database migrations and exit'), serverOptions('database', 'dataDir', 'logLevel')).action(
     async (_opts, cmd: Command) => {
       const { runMigrate } = await import('../main/entrypoints.js');

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,7 +31,7 @@ export function resultUrl(apiUrl: string, batchId: string, index: number): URL {
  */
 export async function uploadResultFile(ctx: TaskContext, path: string, length: number): Promise<boolean> {
   if (!ctx.apiUrl) throw new Error('no API URL configured for this worker');
-  const { status, body } = await putFile(resultUrl(ctx.apiUrl, ctx.batchId, ctx.index), path, length, {
+  const { status, body } = await putStream(resultUrl(ctx.apiUrl, ctx.batchId, ctx.index), () => fileBody(path, length), {
     authorization: `Bearer ${ctx.token}`,
     'fanout-attempt': String(ctx.attempt),
     'content-type': 'text/plain; charset=utf-8',
@@ -45,12 +45,20 @@ export async function uploadResultFile(ctx: TaskContext, path: string, length: n
   }
 }
 
-function putFile(
+/** The first `length` bytes of the file at `path`, as a request body. */
+export function fileBody(path: string, length: number): Readable {
+  return length > 0 ? createReadStream(path, { start: 0, end: length - 1 }) : Readable.from([]);
+}
+
+/**
+ * PUTs the stream `open()` returns to `url`; resolves with the answer's status and (the first
+ * 64 KiB of) its body and headers, rejects on a network error or a stalled upload.
+ */
+export function putStream(
   url: URL,
-  path: string,
-  length: number,
+  open: () => Readable,
   headers: Record<string, string>,
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const request = send(url, { method: 'PUT', headers }, (response) => {
@@ -61,14 +69,15 @@ function putFile(
         size += chunk.length;
       });
       response.on('error', reject);
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: response.headers }),
+      );
     });
     request.setTimeout(UPLOAD_IDLE_MS, () => request.destroy(new Error(`upload stalled for ${UPLOAD_IDLE_MS} ms`)));
     request.on('error', reject);
-    const file = length > 0 ? createReadStream(path, { start: 0, end: length - 1 }) : Readable.from([]);
     // an early answer (say 401 before the body is read) settles the promise first; the later
     // pipeline error is then ignored
-    pipeline(file, request).catch(reject);
+    pipeline(open(), request).catch(reject);
   });
 }
 
@@ -103,7 +112,8 @@ export async function settleSpooledResult(
   }
 }
 
-async function lastByte(path: string, length: number): Promise<number> {
+/** The byte at `length - 1` of the file at `path`. */
+export async function lastByte(path: string, length: number): Promise<number> {
   const handle = await open(path, 'r');
   try {
     const buffer = Buffer.alloc(1);
