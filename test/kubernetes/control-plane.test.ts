@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchV1Api, CoreV1Api, type V1Job, type V1JobSpec, type V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, Watch, type V1Job, type V1JobSpec, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, deleteNamespace, describePods, kubeConfig, restartApiServer, uniqueName, waitFor } from './helpers.js';
 
@@ -78,6 +78,22 @@ async function jobFinished(ns: string, name: string, timeoutMs = 60_000): Promis
   );
 }
 
+/** Records every version of one pod from now on, through a watch. */
+async function watchPod(ns: string, name: string): Promise<{ versions: V1Pod[]; deleted: () => boolean; stop: () => void }> {
+  const versions: V1Pod[] = [];
+  let deleted = false;
+  const req = await new Watch(kc).watch(
+    `/api/v1/namespaces/${ns}/pods`,
+    { fieldSelector: `metadata.name=${name}` },
+    (type, pod: V1Pod) => {
+      if (type === 'DELETED') deleted = true;
+      else if (type === 'ADDED' || type === 'MODIFIED') versions.push(pod);
+    },
+    () => {},
+  );
+  return { versions, deleted: () => deleted, stop: () => req.abort() };
+}
+
 const condition = (job: V1Job, type: string) => job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
 
 async function jobPods(ns: string, job: string): Promise<V1Pod[]> {
@@ -95,5 +111,176 @@ describe('control plane + test kubelet', () => {
     const pods = await jobPods(ns, 'idx');
     expect(pods.every((p) => p.status?.phase === 'Succeeded')).toBe(true);
     expect(pods.every((p) => p.spec?.nodeName === 'fanout-test-node')).toBe(true);
+  });
+
+  it('fails the Job through a podFailurePolicy FailJob rule on exit code 42', async () => {
+    const ns = await namespace('pfp');
+    const script = 'if [ "$JOB_COMPLETION_INDEX" = 1 ]; then echo "index 1 gives up" >&2; exit 42; fi; sleep 1';
+    await batch.createNamespacedJob({
+      namespace: ns,
+      body: indexedJob('pfp', script, {
+        podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [42] } }] },
+      }),
+    });
+    const job = await jobFinished(ns, 'pfp');
+    const failed = condition(job, 'Failed');
+    expect(failed?.reason, JSON.stringify(job.status)).toBe('PodFailurePolicy');
+    expect(failed?.message).toMatch(/exit code 42/);
+    const pod = (await jobPods(ns, 'pfp')).find((p) => p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] === '1');
+    const terminated = pod?.status?.containerStatuses?.[0]?.state?.terminated;
+    expect(terminated?.exitCode).toBe(42);
+    expect(terminated?.reason).toBe('Error');
+    // FallbackToLogsOnError: the end of the output is the termination message.
+    expect(terminated?.message).toContain('index 1 gives up');
+  });
+
+  it('records failedIndexes and the per-index failure count with backoffLimitPerIndex', async () => {
+    const ns = await namespace('perindex');
+    await batch.createNamespacedJob({
+      namespace: ns,
+      body: indexedJob('per', 'if [ "$JOB_COMPLETION_INDEX" = 1 ]; then exit 3; fi', { backoffLimit: undefined, backoffLimitPerIndex: 1 }),
+    });
+    const job = await jobFinished(ns, 'per', 90_000);
+    expect(job.status?.failedIndexes, JSON.stringify(job.status)).toBe('1');
+    expect(job.status?.completedIndexes).toBe('0,2');
+    expect(condition(job, 'Failed')?.reason).toBe('FailedIndexes');
+    const index1 = (await jobPods(ns, 'per')).filter((p) => p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] === '1');
+    const counts = index1.map((p) => p.metadata?.annotations?.['batch.kubernetes.io/job-index-failure-count']).sort();
+    // the first attempt, then one retry (backoffLimitPerIndex 1)
+    expect(counts, JSON.stringify(index1.map((p) => p.metadata?.annotations))).toEqual(['0', '1']);
+  });
+
+  it('ignores an eviction through an Ignore rule on DisruptionTarget: the index runs again, status.failed stays 0', async () => {
+    const ns = await namespace('evict');
+    const mark = join(scratch, `${ns}-evicted-once`);
+    // Index 1 blocks the first time (until evicted) and succeeds the second time.
+    const script = 'if [ "$JOB_COMPLETION_INDEX" = 1 ] && [ ! -e "$MARK" ]; then touch "$MARK"; sleep 60; fi; echo ok';
+    await batch.createNamespacedJob({
+      namespace: ns,
+      body: indexedJob(
+        'ev',
+        script,
+        // backoffLimitPerIndex 0: a counted failure would fail index 1 at once.
+        {
+          backoffLimit: undefined,
+          backoffLimitPerIndex: 0,
+          podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }] },
+        },
+        { MARK: mark },
+      ),
+    });
+    const victim = await waitFor(
+      async () =>
+        (await jobPods(ns, 'ev')).find(
+          (p) => p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] === '1' && p.status?.phase === 'Running',
+        ),
+      { what: 'the pod of index 1 to run', timeoutMs: 30_000, describe: () => describePods(ns) },
+    );
+    const name = victim.metadata?.name ?? '';
+    const seen = await watchPod(ns, name);
+    await core.createNamespacedPodEviction({ name, namespace: ns, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: ns } } });
+    const job = await jobFinished(ns, 'ev');
+    expect(condition(job, 'Complete'), JSON.stringify(job.status)).toBeTruthy();
+    expect(job.status?.completedIndexes).toBe('0-2');
+    expect(job.status?.failed ?? 0).toBe(0);
+    expect(job.status?.failedIndexes ?? '').toBe('');
+    // The replacement of index 1 carries the ignored failure in its annotations.
+    const retry = (await jobPods(ns, 'ev')).find((p) => p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] === '1' && p.metadata?.name !== name);
+    expect(retry?.metadata?.annotations?.['batch.kubernetes.io/job-index-ignored-failure-count']).toBe('1');
+    expect(retry?.metadata?.annotations?.['batch.kubernetes.io/job-index-failure-count']).toBe('0');
+    // The kubelet's side: SIGTERM (exit 143), phase Failed, the API server's DisruptionTarget kept, then its final delete.
+    const failed = seen.versions.find((p) => p.status?.phase === 'Failed');
+    seen.stop();
+    expect(failed?.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.status, 'evicted pod never seen Failed').toBe('True');
+    expect(failed?.status?.containerStatuses?.[0]?.state?.terminated?.exitCode).toBe(143);
+    expect(seen.deleted()).toBe(true);
+  });
+
+  it('finishes a Job across a kube-apiserver restart', async () => {
+    const ns = await namespace('restart');
+    await batch.createNamespacedJob({ namespace: ns, body: indexedJob('rs', 'sleep 2; echo ok', { completions: 4, parallelism: 2 }) });
+    await waitFor(async () => (await jobPods(ns, 'rs')).some((p) => p.status?.phase === 'Running'), {
+      what: 'a running pod',
+      timeoutMs: 30_000,
+      describe: () => describePods(ns),
+    });
+    await restartApiServer();
+    const job = await jobFinished(ns, 'rs', 90_000);
+    expect(condition(job, 'Complete'), JSON.stringify(job.status)).toBeTruthy();
+    expect(job.status?.completedIndexes).toBe('0-3');
+  });
+});
+
+describe('test kubelet: pod environment and lifetime', () => {
+  async function podFinished(ns: string, name: string, timeoutMs = 30_000): Promise<V1Pod> {
+    return waitFor(
+      async () => {
+        const pod = await core.readNamespacedPod({ name, namespace: ns });
+        return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' ? pod : undefined;
+      },
+      { what: `pod ${ns}/${name} to finish`, timeoutMs, describe: () => describePods(ns) },
+    );
+  }
+
+  it('resolves secretKeyRef, configMapKeyRef, envFrom, fieldRef and $(VAR) references', async () => {
+    const ns = await namespace('env');
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'creds' }, data: { token: Buffer.from('s3cr3t value').toString('base64') } } });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'settings' }, data: { MODE: 'fast', greeting: 'hello' } } });
+    const checks = [
+      '[ "$TOKEN" = "s3cr3t value" ] || { echo TOKEN mismatch; exit 1; }',
+      '[ "$GREETING" = hello ] || { echo "GREETING=$GREETING"; exit 1; }',
+      '[ "$CFG_MODE" = fast ] || { echo "CFG_MODE=$CFG_MODE"; exit 1; }',
+      '[ "$POD_NAME" = envpod ] || { echo "POD_NAME=$POD_NAME"; exit 1; }',
+      `[ "$POD_NS" = ${ns} ] || { echo "POD_NS=$POD_NS"; exit 1; }`,
+      '[ "$TIER" = batch ] || { echo "TIER=$TIER"; exit 1; }',
+      '[ "$COMBINED" = "envpod/fast" ] || { echo "COMBINED=$COMBINED"; exit 1; }',
+      '[ -d "$FANOUT_TEST_VOLUME_SCRATCH_SPACE" ] || { echo "no emptyDir"; exit 1; }',
+    ].join('\n');
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'envpod', labels: { tier: 'batch' } },
+        spec: {
+          restartPolicy: 'Never',
+          volumes: [{ name: 'scratch-space', emptyDir: {} }],
+          containers: [
+            {
+              name: 'main',
+              image: 'busybox',
+              command: ['sh', '-c', checks],
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              envFrom: [{ configMapRef: { name: 'settings' }, prefix: 'CFG_' }],
+              env: [
+                { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'creds', key: 'token' } } },
+                { name: 'GREETING', valueFrom: { configMapKeyRef: { name: 'settings', key: 'greeting' } } },
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                { name: 'POD_NS', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                { name: 'TIER', valueFrom: { fieldRef: { fieldPath: "metadata.labels['tier']" } } },
+                { name: 'COMBINED', value: '$(POD_NAME)/$(CFG_MODE)' },
+              ],
+              volumeMounts: [{ name: 'scratch-space', mountPath: '/scratch' }],
+            },
+          ],
+        },
+      },
+    });
+    const pod = await podFinished(ns, 'envpod');
+    const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated;
+    expect(pod.status?.phase, terminated?.message).toBe('Succeeded');
+    expect(terminated?.exitCode).toBe(0);
+  });
+
+  it('fails a pod past its activeDeadlineSeconds with reason DeadlineExceeded', async () => {
+    const ns = await namespace('deadline');
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'slow' },
+        spec: { restartPolicy: 'Never', activeDeadlineSeconds: 1, terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'busybox', command: ['sleep', '30'] }] },
+      },
+    });
+    const pod = await podFinished(ns, 'slow');
+    expect(pod.status?.phase).toBe('Failed');
+    expect(pod.status?.reason).toBe('DeadlineExceeded');
   });
 });

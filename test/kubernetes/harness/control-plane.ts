@@ -139,6 +139,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--service-account-signing-key-file=${secrets.serviceAccountKeyFile}`,
         '--service-cluster-ip-range=10.0.0.0/24',
         '--enable-priority-and-fairness=false',
+        '--shutdown-watch-termination-grace-period=2s',
         '--profiling=false',
         '--v=1',
       ];
@@ -195,11 +196,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       if (stopped) throw new Error('control plane is stopped');
       const t = Date.now();
       await current.stop(STOP_GRACE_MS);
+      const stoppedMs = Date.now() - t;
       const next = startApiServer();
       procs.splice(procs.indexOf(current), 1, next);
       current = next;
       await waitApiServer(next);
-      log(`kube-apiserver restarted in ${Date.now() - t} ms`);
+      log(`kube-apiserver restarted in ${Date.now() - t} ms (stopped in ${stoppedMs} ms)`);
     };
 
     return {
