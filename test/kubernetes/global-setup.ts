@@ -1,68 +1,38 @@
-import { mkdir, symlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { startTestRedis, type TestRedis } from '../helpers/redis.js';
-import { startControlPlane, type ControlPlane } from './harness/control-plane.js';
-import { startTestKubelet, type TestKubelet } from './harness/kubelet.js';
-import type { TestImage } from './harness/pod-env.js';
+import type { ControlPlane } from './harness/control-plane.js';
+import { startKubernetesEnvironment } from './environment.js';
 
 /**
- * The Kubernetes suite's one environment: a real redis-server, a real control plane (built on
- * first use; a build failure fails the suite) and one test kubelet that runs pods as local
- * processes with the repo's `fanout` CLI on PATH. Tests reach it through ./helpers.ts.
+ * vitest globalSetup of the Kubernetes suite: one redis-server, control plane and test kubelet
+ * for the whole run (./environment.ts). Tests reach them through ./helpers.ts.
  */
-
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
-
-/** Images the test kubelet knows: what each bakes in (pods choose by spec.containers[].image). */
-export const TEST_IMAGES: Record<string, TestImage> = {
-  'fanout-worker:test': { env: { FANOUT_TASKS: 'rev=rev' }, entrypoint: ['fanout'] },
-};
-
 export default async function setup(project: TestProject) {
   const t0 = Date.now();
   const log = (line: string) => console.log(`[k8s] ${line}`);
-  let redis: TestRedis | undefined;
-  let cp: ControlPlane | undefined;
-  let kubelet: TestKubelet | undefined;
-  let control: Server | undefined;
-  const teardown = async () => {
-    await new Promise((resolve) => (control ? control.close(resolve) : resolve(undefined)));
-    await kubelet?.stop();
-    await cp?.stop();
-    await redis?.stop();
-  };
+  const env = await startKubernetesEnvironment({ log });
+  let control: Server;
   try {
-    redis = await startTestRedis();
-    cp = await startControlPlane({ log });
-    // bin/ holds fanout.js; pods run `fanout …`, so give it its command name in a dir of our own.
-    const shimDir = join(cp.dir, 'bin');
-    await mkdir(shimDir, { recursive: true });
-    await symlink(join(REPO, 'bin', 'fanout.js'), join(shimDir, 'fanout'));
-    kubelet = await startTestKubelet({
-      kubeConfig: cp.kubeConfig(),
-      binDirs: [shimDir, join(REPO, 'bin')],
-      images: TEST_IMAGES,
-      dir: join(cp.dir, 'kubelet'),
-    });
-    control = await startControlServer(cp);
-    const address = control.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    project.provide('redisUrl', redis.url);
-    project.provide('kubeconfigPath', cp.kubeconfigPath);
-    project.provide('kubeToken', cp.token);
-    project.provide('kubeServer', cp.server);
-    project.provide('kubectlPath', cp.kubectl);
-    project.provide('controlPlaneDir', cp.dir);
-    project.provide('controlPlaneControlUrl', `http://127.0.0.1:${port}`);
-    log(`control plane and test kubelet ready in ${Date.now() - t0} ms; logs in ${cp.logsDir} and ${kubelet.logDir}`);
+    control = await startControlServer(env.controlPlane);
   } catch (err) {
-    await teardown();
+    await env.stop();
     throw err;
   }
-  return teardown;
+  const address = control.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const cp = env.controlPlane;
+  project.provide('redisUrl', env.redis.url);
+  project.provide('kubeconfigPath', cp.kubeconfigPath);
+  project.provide('kubeToken', cp.token);
+  project.provide('kubeServer', cp.server);
+  project.provide('kubectlPath', cp.kubectl);
+  project.provide('controlPlaneDir', cp.dir);
+  project.provide('controlPlaneControlUrl', `http://127.0.0.1:${port}`);
+  log(`control plane and test kubelet ready in ${Date.now() - t0} ms; logs in ${cp.logsDir} and ${env.kubelet.logDir}`);
+  return async () => {
+    await new Promise((resolve) => control.close(resolve));
+    await env.stop();
+  };
 }
 
 /**
