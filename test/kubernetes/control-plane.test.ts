@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchV1Api, CoreV1Api, Watch, type V1Job, type V1JobSpec, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, BatchV1Api, CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Job, type V1JobSpec, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, deleteNamespace, describePods, kubeConfig, restartApiServer, uniqueName, waitFor } from './helpers.js';
 
@@ -268,6 +268,46 @@ describe('test kubelet: pod environment and lifetime', () => {
     const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated;
     expect(pod.status?.phase, terminated?.message).toBe('Succeeded');
     expect(terminated?.exitCode).toBe(0);
+  });
+
+  it('runs a Deployment (restartPolicy Always: a crashed container restarts) and stops its pods on scale-down', async () => {
+    const ns = await namespace('deploy');
+    const apps = kc.makeApiClient(AppsV1Api);
+    const mark = join(scratch, `${ns}-crashed-once`);
+    // Crashes once, then stays up until SIGTERM.
+    const script = `if [ ! -e ${mark} ]; then touch ${mark}; exit 1; fi; trap 'exit 0' TERM; while true; do sleep 0.2; done`;
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'web' } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: { terminationGracePeriodSeconds: 5, containers: [{ name: 'main', image: 'busybox', command: ['sh', '-c', script] }] },
+          },
+        },
+      },
+    });
+    await waitFor(async () => (await apps.readNamespacedDeployment({ name: 'web', namespace: ns })).status?.availableReplicas === 1, {
+      what: 'Deployment web to be available',
+      timeoutMs: 30_000,
+      describe: () => describePods(ns),
+    });
+    const [pod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' })).items;
+    const status = pod.status?.containerStatuses?.[0];
+    expect(status?.restartCount).toBe(1);
+    expect(status?.lastState?.terminated?.exitCode).toBe(1);
+    await apps.patchNamespacedDeploymentScale(
+      { name: 'web', namespace: ns, body: { spec: { replicas: 0 } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await waitFor(async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' })).items.length === 0, {
+      what: 'the pod to be gone after scale-down',
+      timeoutMs: 30_000,
+      describe: () => describePods(ns),
+    });
   });
 
   it('fails a pod past its activeDeadlineSeconds with reason DeadlineExceeded', async () => {

@@ -1,11 +1,11 @@
-import { mkdir, open, rm, stat } from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoreV1Api, V1Container, V1Pod } from '@kubernetes/client-node';
 import { ConfigError, LOCAL_IP, containerArgv, lookPath, resolveContainerEnv, type TestImage } from './pod-env.js';
 import { PodStatusState, StatusWriter, type ContainerState, type Terminated } from './pod-status.js';
-import { startProcess, type ManagedProcess } from './processes.js';
+import { isDir, runContainerProcess } from './container-process.js';
+import type { ManagedProcess } from './processes.js';
 
 /**
  * One pod on the test kubelet, from bind to its final delete: init containers in order, then all
@@ -35,9 +35,6 @@ const MAX_GRACE_MS = 10_000;
 const STOP_GRACE_MS = 2000;
 const CONFIG_RETRY_MS = 1000;
 const MAX_BACKOFF_MS = 10_000;
-/** FallbackToLogsOnError keeps at most this much of the output's end */
-const MESSAGE_MAX_LINES = 80;
-const MESSAGE_MAX_BYTES = 2048;
 
 export class PodRun {
   readonly uid: string;
@@ -244,27 +241,35 @@ export class PodRun {
     const startedAt = new Date().toISOString();
     const startError = (message: string): Terminated => ({ exitCode: 128, reason: 'StartError', message, startedAt, finishedAt: startedAt });
     let t: Terminated;
+    let running: ManagedProcess | undefined;
     const exe = argv.length ? await lookPath(argv[0], hostPath, cwd) : undefined;
     if (!argv.length) t = startError(`no command specified for container ${spec.name} (image ${spec.image} has no entrypoint in the test kubelet's images)`);
     else if (!exe) t = startError(`exec: "${argv[0]}": executable file not found in $PATH`);
     else if (this.abortReason) return undefined;
     else {
-      const logFile = join(this.deps.logDir, `${this.namespace}_${this.name}_${spec.name}.log`);
-      const offset = await fileSize(logFile);
-      const proc = startProcess(`${this.namespace}/${this.name}/${spec.name}`, exe, argv.slice(1), { logFile, env, cwd });
-      this.procs.add(proc);
-      cs.containerID = `fanout-test://${proc.pid}`;
-      cs.running = { startedAt };
-      cs.waiting = undefined;
-      this.updateReadiness();
-      void this.writer.write();
-      const code = await proc.exited;
-      this.procs.delete(proc);
-      const signal = proc.signal();
-      const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 9) : 9);
-      t = { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt: new Date().toISOString(), containerID: cs.containerID };
-      if (signal) t.signal = osConstants.signals[signal];
-      if (exitCode !== 0 && spec.terminationMessagePolicy === 'FallbackToLogsOnError') t.message = await outputTail(logFile, offset);
+      const proc = runContainerProcess(
+        {
+          name: `${this.namespace}/${this.name}/${spec.name}`,
+          exe,
+          args: argv.slice(1),
+          env,
+          cwd,
+          logFile: join(this.deps.logDir, `${this.namespace}_${this.name}_${spec.name}.log`),
+          fallbackToLogsOnError: spec.terminationMessagePolicy === 'FallbackToLogsOnError',
+          onStart: (p, containerID) => {
+            running = p;
+            this.procs.add(p);
+            cs.containerID = containerID;
+            cs.running = { startedAt };
+            cs.waiting = undefined;
+            this.updateReadiness();
+            void this.writer.write();
+          },
+        },
+        startedAt,
+      );
+      t = await proc;
+      if (running) this.procs.delete(running);
     }
     cs.running = undefined;
     cs.waiting = undefined;
@@ -290,27 +295,5 @@ export class PodRun {
       FANOUT_TEST_POD_IP: LOCAL_IP,
       ...volumeEnv,
     };
-  }
-}
-
-async function isDir(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isDirectory(), () => false);
-}
-
-async function fileSize(path: string): Promise<number> {
-  return stat(path).then((s) => s.size, () => 0);
-}
-
-/** The end of what a container wrote since `offset`: at most 80 lines and 2048 bytes. */
-async function outputTail(file: string, offset: number): Promise<string> {
-  const size = await fileSize(file);
-  const start = Math.max(offset, size - MESSAGE_MAX_BYTES);
-  const fh = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(size - start);
-    await fh.read(buf, 0, buf.length, start);
-    return buf.toString('utf8').split('\n').slice(-MESSAGE_MAX_LINES - 1).join('\n').trimEnd();
-  } finally {
-    await fh.close();
   }
 }
