@@ -120,8 +120,9 @@ export async function startTestKubelet(opts: TestKubeletOptions): Promise<TestKu
     let run = runs.get(uid);
     if (!run) {
       const phase = pod.status?.phase;
-      // Ended under another kubelet's watch (or an earlier one of ours): only the final delete is left.
-      if ((phase === 'Succeeded' || phase === 'Failed') && !pod.metadata?.deletionTimestamp) return;
+      // Ended before this kubelet saw it. Nothing is left to do: the API server deletes a
+      // terminal pod without waiting for a kubelet.
+      if (phase === 'Succeeded' || phase === 'Failed') return;
       run = new PodRun(pod, deps);
       runs.set(uid, run);
       log(`running ${pod.metadata?.namespace}/${pod.metadata?.name} (${uid})`);

@@ -50,6 +50,8 @@ export class PodRun {
   private abortReason: AbortReason | undefined;
   private finished = false;
   private finalDeleteStarted = false;
+  /** the kubelet is stopping: retry nothing */
+  private halted = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private readonly dir: string;
 
@@ -65,7 +67,7 @@ export class PodRun {
     const toState = (c: V1Container): ContainerState => ({ name: c.name, image: c.image ?? '', restartCount: 0 });
     this.state = new PodStatusState((pod.spec?.initContainers ?? []).map(toState), (pod.spec?.containers ?? []).map(toState));
     this.writer = new StatusWriter(
-      { core: deps.core, namespace: this.namespace, name: this.name, log: deps.log, giveUp: () => this.abortReason === 'stopped' || this.abortReason === 'gone' },
+      { core: deps.core, namespace: this.namespace, name: this.name, log: deps.log, giveUp: () => this.halted || this.abortReason === 'gone' },
       () => this.state.toPatch(),
     );
     this.done = this.run();
@@ -87,6 +89,7 @@ export class PodRun {
 
   /** The kubelet stops: kill the processes, try briefly to record the pod as Failed. */
   async stop(): Promise<void> {
+    this.halted = true;
     this.stopWith('stopped');
     await this.done;
   }
@@ -169,7 +172,7 @@ export class PodRun {
         return;
       } catch (err) {
         const code = (err as { code?: number }).code;
-        if (code === 404 || code === 409 || this.abortReason === 'stopped') return;
+        if (code === 404 || code === 409 || this.halted) return;
         this.deps.log(`final delete of ${this.namespace}/${this.name} failed (${code ?? ''} ${(err as Error).message?.slice(0, 200)}); retrying`);
         await sleep(delay);
       }
