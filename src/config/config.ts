@@ -41,8 +41,8 @@ export interface KubernetesConfig {
   namespace: string;
   /** namespaces a batch may ask for (always includes `namespace`) */
   allowedNamespaces: string[];
-  /** the API URL pods use to reach Fanout (`fanout exec`, Kubernetes workers) */
-  publicUrl: string;
+  /** the API URL pods use to reach Fanout (`fanout exec`, Kubernetes workers); unset: this process's own API URL */
+  publicUrl?: string;
   /** the Redis URL Kubernetes worker pods use; unset: the dispatcher's own */
   redisUrl?: string;
   /** kept on finished Jobs when a batch sets no ttlSecondsAfterFinished */
@@ -148,7 +148,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     batchId,
     exitWhenEmpty,
     batchToken,
-    kubernetes: kubernetesConfig(flags, env, port),
+    kubernetes: kubernetesConfig(flags, env),
   };
 }
 
@@ -203,7 +203,7 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
  * Kubernetes is on when a kubeconfig is given (`--kubeconfig`/KUBECONFIG) or Fanout runs in a
  * pod (KUBERNETES_SERVICE_HOST); FANOUT_KUBERNETES=off turns it off either way.
  */
-function kubernetesConfig(flags: Flags, env: Env, port: number): KubernetesConfig | undefined {
+function kubernetesConfig(flags: Flags, env: Env): KubernetesConfig | undefined {
   const kubeconfig = pick(flags, 'kubeconfig', env, 'KUBECONFIG');
   if (env.FANOUT_KUBERNETES === 'off' || (kubeconfig === undefined && !env.KUBERNETES_SERVICE_HOST)) return undefined;
   const namespace = pick(flags, 'namespace', env, 'FANOUT_NAMESPACE') ?? 'default';
@@ -211,8 +211,8 @@ function kubernetesConfig(flags: Flags, env: Env, port: number): KubernetesConfi
   for (const ns of [namespace, ...allowed]) {
     if (!DNS_LABEL.test(ns)) throw new ConfigError(`namespace ${JSON.stringify(ns)} is not a valid Kubernetes namespace name`);
   }
-  const publicUrl = pick(flags, 'publicUrl', env, 'FANOUT_PUBLIC_URL') ?? pick(flags, 'apiUrl', env, 'FANOUT_API_URL') ?? `http://127.0.0.1:${port}`;
-  if (!/^https?:\/\//.test(publicUrl)) throw new ConfigError(`FANOUT_PUBLIC_URL must be an http(s) URL, got ${JSON.stringify(publicUrl)}`);
+  const publicUrl = pick(flags, 'publicUrl', env, 'FANOUT_PUBLIC_URL');
+  if (publicUrl !== undefined && !/^https?:\/\//.test(publicUrl)) throw new ConfigError(`FANOUT_PUBLIC_URL must be an http(s) URL, got ${JSON.stringify(publicUrl)}`);
   const redisUrl = env.FANOUT_KUBERNETES_REDIS_URL || undefined;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError(`FANOUT_KUBERNETES_REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
@@ -221,7 +221,7 @@ function kubernetesConfig(flags: Flags, env: Env, port: number): KubernetesConfi
     kubeconfig,
     namespace,
     allowedNamespaces: [...new Set([namespace, ...allowed])],
-    publicUrl: publicUrl.replace(/\/+$/, ''),
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
     redisUrl,
     ttlSecondsAfterFinished: integer(env.FANOUT_KUBERNETES_TTL_SECONDS, 'FANOUT_KUBERNETES_TTL_SECONDS', 3600, 0),
     createQps: integer(env.FANOUT_KUBERNETES_CREATE_QPS, 'FANOUT_KUBERNETES_CREATE_QPS', 20, 1),

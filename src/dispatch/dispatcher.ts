@@ -90,6 +90,7 @@ export class Dispatcher {
         store: this.o.store,
         logger: this.o.logger,
         redisUrl: this.o.redisUrl,
+        redisPrefix: this.o.prefix,
         tokenFor: this.o.tokenFor,
         notify: (id) => this.notify(id),
       });

@@ -65,11 +65,6 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   });
 
   let dispatcher: Dispatcher | null = null;
-  if (o.dispatcher) {
-    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes: config.kubernetes });
-    await dispatcher.start();
-  }
-
   let server: ServerType | null = null;
   let url: string | null = null;
   if (o.api) {
@@ -116,6 +111,15 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     const port = (server.address() as AddressInfo).port;
     url = `http://${config.host}:${port}`;
   }
+
+  // Started after the API so that pods can be told this process's own URL when no
+  // FANOUT_PUBLIC_URL is set (`fanout up` on a free port).
+  const kubernetes = config.kubernetes && { ...config.kubernetes, publicUrl: config.kubernetes.publicUrl ?? url ?? config.apiUrl };
+  if (o.dispatcher) {
+    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes });
+    await dispatcher.start();
+  }
+
 
   const workers: RunningWorker[] = [];
   if (o.workerTasks && o.workerTasks.length > 0) {

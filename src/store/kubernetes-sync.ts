@@ -174,7 +174,14 @@ export class KubernetesSync {
 }
 
 /** Sets (or clears, with `null`) a runtime condition on a batch, kept beside the phase's own. */
-export function setRuntimeCondition(store: StoreHandle, batchId: string, type: string, wanted: { reason: string; message: string } | null, now = Date.now()): boolean {
+export function setRuntimeCondition(
+  store: StoreHandle,
+  batchId: string,
+  type: string,
+  wanted: { reason: string; message: string } | null,
+  recovered: { reason: string; message: string } = { reason: 'Recovered', message: 'the Kubernetes API server answers again' },
+  now = Date.now(),
+): boolean {
   return store.sqlite.transaction(() => {
     const row = getBatchById(store, batchId);
     if (!row) return false;
@@ -182,7 +189,7 @@ export function setRuntimeCondition(store: StoreHandle, batchId: string, type: s
     const existing = status.conditions.find((c) => c.type === type);
     if (wanted === null) {
       if (!existing || existing.status === 'False') return false;
-      const next: Condition = { ...existing, status: 'False', reason: 'Recovered', message: 'the Kubernetes API server answers again', lastTransitionTime: new Date(now).toISOString() };
+      const next: Condition = { ...existing, status: 'False', ...recovered, lastTransitionTime: new Date(now).toISOString() };
       status.conditions = status.conditions.map((c) => (c.type === type ? next : c));
     } else {
       if (existing && existing.status === 'True' && existing.reason === wanted.reason && existing.message === wanted.message) return false;

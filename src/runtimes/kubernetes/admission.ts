@@ -26,7 +26,7 @@ export class KubernetesAdmission {
 
   /** The API server's reason to refuse, or null when it accepts (or cannot be asked). */
   async refusal(header: BatchHeader): Promise<{ status: number; message: string } | null> {
-    const settings = runtimeSettings(this.config, this.redisUrl);
+    const settings = runtimeSettings(this.config, { url: this.redisUrl, prefix: 'fanout' }, 'http://fanout.invalid');
     const job: V1Job =
       header.runtime === 'queue'
         ? workerJob({ batchId: DRY_RUN_ID, header, suspend: true, settings })

@@ -11,8 +11,14 @@ export function loadKubeConfig(config: KubernetesConfig): KubeConfig {
 }
 
 /** What the manifest builders need from the configuration. */
-export function runtimeSettings(config: KubernetesConfig, redisUrl: string): RuntimeSettings {
-  return { namespace: config.namespace, apiUrl: config.publicUrl, redisUrl: config.redisUrl ?? redisUrl, ttlSecondsAfterFinished: config.ttlSecondsAfterFinished };
+export function runtimeSettings(config: KubernetesConfig, redis: { url: string; prefix: string }, apiUrl: string): RuntimeSettings {
+  return {
+    namespace: config.namespace,
+    apiUrl: config.publicUrl ?? apiUrl,
+    redisUrl: config.redisUrl ?? redis.url,
+    redisPrefix: redis.prefix,
+    ttlSecondsAfterFinished: config.ttlSecondsAfterFinished,
+  };
 }
 
 /** The API server's own message from a failed call (its Status object), else the HTTP code. */

@@ -22,6 +22,8 @@ export interface RuntimeSettings {
   redisUrl: string;
   /** Default when the batch sets none. */
   ttlSecondsAfterFinished: number;
+  /** The Redis key prefix of this installation, for worker pods (default `fanout`). */
+  redisPrefix?: string;
 }
 
 /** The namespace a batch's objects live in: the batch's own, else the server's. */
@@ -221,9 +223,13 @@ export function workerJob(a: { batchId: string; header: BatchHeader; suspend: bo
               name: CONTAINER,
               image: workers.image,
               command: ['fanout', 'worker', '--batch', batchId, '--exit-when-empty'],
+              // The token lets a worker read its batch's status (to exit once it is done).
               env: [
                 { name: 'REDIS_URL', value: settings.redisUrl },
+                ...(settings.redisPrefix !== undefined ? [{ name: 'FANOUT_REDIS_PREFIX', value: settings.redisPrefix }] : []),
                 { name: 'FANOUT_API_URL', value: settings.apiUrl },
+                { name: 'FANOUT_BATCH_ID', value: batchId },
+                { name: 'FANOUT_TOKEN', valueFrom: { secretKeyRef: { name: secretName(batchId), key: 'token' } } },
               ],
               ...(resources !== undefined ? { resources } : {}),
               terminationMessagePolicy: 'FallbackToLogsOnError',

@@ -3,11 +3,14 @@ import {
   BatchV1Api,
   CoreV1Api,
   KubeConfig,
+  ListWatch,
   makeInformer,
+  Watch,
   PatchStrategy,
   setHeaderOptions,
   type Informer,
   type ObjectCache,
+  type CoreV1Event,
   type V1Job,
   type V1Pod,
 } from '@kubernetes/client-node';
@@ -60,12 +63,19 @@ import {
 /** Condition a batch carries while the API server cannot be reached or refuses transiently. */
 const UNAVAILABLE = 'KubernetesUnavailable';
 
+/**
+ * Condition a batch carries while the job controller cannot create its pods (an invalid pod for
+ * one item, a quota): Kubernetes keeps retrying, so the batch keeps running, but says why.
+ */
+const PODS_NOT_CREATED = 'PodCreationFailed';
+
 export interface KubernetesRuntimeOptions {
   config: KubernetesConfig;
   store: StoreHandle;
   logger: Logger;
-  /** the Redis URL worker pods get when the configuration names none */
+  /** the Redis URL worker pods get when the configuration names none, and the key prefix */
   redisUrl: string;
+  redisPrefix: string;
   tokenFor(batchId: string): string;
   /** wakes the dispatcher for a batch */
   notify(batchId: string): void;
@@ -84,6 +94,8 @@ export class KubernetesRuntime {
   private readonly limiter: CreateLimiter;
   private readonly jobs = new Map<string, Cache<V1Job>>();
   private readonly pods = new Map<string, Cache<V1Pod>>();
+  /** the job controller's FailedCreate events, by namespace */
+  private readonly failedCreates = new Map<string, ListWatch<CoreV1Event>>();
   /** attempts seen in pods that were deleted before a reconcile read them */
   private readonly tombstones = new Map<string, ObservedAttempt[]>();
   /** batches whose objects were cleaned up after they finished (no repeated deletes) */
@@ -133,24 +145,40 @@ export class KubernetesRuntime {
         if (id && attempt) this.tombstones.set(id, [...(this.tombstones.get(id) ?? []), attempt]);
         wake(pod);
       });
+      const events = new ListWatch<CoreV1Event>(
+        `/api/v1/namespaces/${namespace}/events`,
+        new Watch(this.kc),
+        () => this.coreApi.listNamespacedEvent({ namespace, fieldSelector: 'reason=FailedCreate' }),
+        false,
+        undefined,
+        'reason=FailedCreate',
+      );
+      const wakeJob = (e: CoreV1Event) => {
+        const job = e.involvedObject?.kind === 'Job' ? jobs.get(e.involvedObject.name ?? '', namespace) : undefined;
+        if (job) wake(job);
+      };
+      events.on('add', wakeJob);
+      events.on('update', wakeJob);
       this.jobs.set(namespace, jobs);
       this.pods.set(namespace, pods);
+      this.failedCreates.set(namespace, events);
       this.keepRunning(`jobs in ${namespace}`, jobs);
       this.keepRunning(`pods in ${namespace}`, pods);
-      await Promise.all([this.startInformer(jobs), this.startInformer(pods)]);
+      this.keepRunning(`events in ${namespace}`, events);
+      await Promise.all([this.startInformer(jobs), this.startInformer(pods), this.startInformer(events)]);
     }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const i of [...this.jobs.values(), ...this.pods.values()]) await i.stop().catch(() => {});
+    for (const i of [...this.jobs.values(), ...this.pods.values(), ...this.failedCreates.values()]) await i.stop().catch(() => {});
   }
 
   /**
    * client-node's informer stops for good after an error (a dropped watch, an API server that
    * restarted); start it again, with a re-list when its resource version is too old (410).
    */
-  private keepRunning(what: string, informer: Informer<V1Job> | Informer<V1Pod>): void {
+  private keepRunning(what: string, informer: Informer<V1Job> | Informer<V1Pod> | Informer<CoreV1Event>): void {
     informer.on('error', (err: unknown) => {
       if (this.stopped) return;
       this.o.logger.debug({ err: (err as Error)?.message, what }, 'kubernetes watch ended; restarting');
@@ -158,7 +186,7 @@ export class KubernetesRuntime {
     });
   }
 
-  private async startInformer(informer: Informer<V1Job> | Informer<V1Pod>): Promise<void> {
+  private async startInformer(informer: Informer<V1Job> | Informer<V1Pod> | Informer<CoreV1Event>): Promise<void> {
     if (this.stopped) return;
     try {
       await informer.start();
@@ -201,6 +229,9 @@ export class KubernetesRuntime {
         this.observe(row.id, namespace);
       }
       setRuntimeCondition(this.o.store, row.id, UNAVAILABLE, null);
+      // What the Jobs reported may have ended the batch: clean up now, nothing else will wake it.
+      const after = getBatchById(this.o.store, row.id);
+      if (after?.state === 'final') await this.finish(after, header, namespace);
     } catch (err) {
       this.onApiError(row.id, err);
     }
@@ -232,14 +263,14 @@ export class KubernetesRuntime {
   // ---- converging -------------------------------------------------------------------------
 
   private settings(): RuntimeSettings {
-    return runtimeSettings(this.o.config, this.o.redisUrl);
+    return runtimeSettings(this.o.config, { url: this.o.redisUrl, prefix: this.o.redisPrefix }, 'http://127.0.0.1:8080');
   }
 
   private async ensureSecret(row: BatchRow, header: BatchHeader, namespace: string): Promise<void> {
     const key = `${namespace}/${secretName(row.id)}`;
     if (this.ensured.has(key)) return;
     await this.create('Secret', secretName(row.id), () =>
-      this.coreApi.createNamespacedSecret({ namespace, body: tokenSecret(row.id, this.o.tokenFor(row.id), header.labels ?? {}, this.settings()) }),
+      this.coreApi.createNamespacedSecret({ namespace, body: tokenSecret(row.id, this.o.tokenFor(row.id), header.labels ?? {}, { ...this.settings(), namespace }) }),
     );
     this.ensured.add(key);
   }
@@ -331,22 +362,26 @@ export class KubernetesRuntime {
   }
 
   /**
-   * A final batch: one that was halted (cancel, a FailBatch rule, the deadline) loses its Jobs at
-   * once, with their pods; one that ran to the end keeps them for ttlSecondsAfterFinished. Its
-   * token Secret and Service go either way.
+   * A final batch. When it was halted (cancel, the deadline, a FailBatch rule, a refused object)
+   * its unfinished Jobs are deleted with their pods; finished Jobs (one that failed by its own pod
+   * failure policy, say) stay for ttlSecondsAfterFinished, for their logs, and so does the Job of
+   * queue workers of a batch that ran to the end (they exit 0 on their own, completing it). The
+   * token Secret and the Service go either way: no new pod needs them.
    */
   private async finish(row: BatchRow, header: BatchHeader, namespace: string): Promise<void> {
     if (this.finalized.has(row.id) || !this.handles(header)) return;
     try {
       if (parseDecisions(row).halt) {
-        await this.deleteAll(row.id, namespace);
-      } else {
-        if (header.runtime === 'queue') await this.deleteJob(workerJobName(row.id), namespace);
-        await this.deleteObject('Secret', secretName(row.id), () => this.coreApi.deleteNamespacedSecret({ name: secretName(row.id), namespace }));
-        if (header.networking?.headless) {
-          await this.deleteObject('Service', serviceName(row.id), () => this.coreApi.deleteNamespacedService({ name: serviceName(row.id), namespace }));
+        for (const job of this.jobsOf(namespace, row.id)) {
+          if (!jobView(job, 0).finished) await this.deleteJob(job.metadata!.name!, namespace);
         }
       }
+      await this.deleteObject('Secret', secretName(row.id), () => this.coreApi.deleteNamespacedSecret({ name: secretName(row.id), namespace }));
+      if (header.networking?.headless) {
+        await this.deleteObject('Service', serviceName(row.id), () => this.coreApi.deleteNamespacedService({ name: serviceName(row.id), namespace }));
+      }
+      this.ensured.delete(`${namespace}/${secretName(row.id)}`);
+      this.ensured.delete(`${namespace}/${serviceName(row.id)}`);
       this.finalized.add(row.id);
       this.tombstones.delete(row.id);
     } catch (err) {
@@ -407,6 +442,30 @@ export class KubernetesRuntime {
     }
     this.sync.apply(batchId, obs);
     this.tombstones.delete(batchId);
+    setRuntimeCondition(this.o.store, batchId, PODS_NOT_CREATED, this.podCreationFailure(namespace, batchId, pods), {
+      reason: 'PodsCreated',
+      message: 'the job controller creates pods again',
+    });
+  }
+
+  /**
+   * Why the job controller cannot create a pod of an unfinished Job that has none running: its
+   * latest FailedCreate event (the API server's message), or null when nothing is wrong.
+   */
+  private podCreationFailure(namespace: string, batchId: string, pods: V1Pod[]): { reason: string; message: string } | null {
+    const events = this.failedCreates.get(namespace)?.list(namespace) ?? [];
+    if (events.length === 0) return null;
+    for (const job of this.jobsOf(namespace, batchId)) {
+      const name = job.metadata?.name;
+      if (jobView(job, 0).finished || job.spec?.suspend) continue;
+      if (pods.some((p) => p.metadata?.labels?.['batch.kubernetes.io/job-name'] === name && isPodActive(p))) continue;
+      const created = job.metadata?.creationTimestamp ? new Date(job.metadata.creationTimestamp).getTime() : 0;
+      const latest = events
+        .filter((e) => e.involvedObject?.kind === 'Job' && e.involvedObject.name === name && e.involvedObject.uid === job.metadata?.uid)
+        .sort((a, b) => eventTime(b) - eventTime(a))[0];
+      if (latest && eventTime(latest) >= created) return { reason: 'FailedCreate', message: `Job ${name}: ${latest.message ?? 'the job controller could not create a pod'}` };
+    }
+    return null;
   }
 
   // ---- calling the API server -------------------------------------------------------------
@@ -417,6 +476,8 @@ export class KubernetesRuntime {
       this.limiter.succeeded();
     } catch (err) {
       if (err instanceof ApiException && err.code === 409) return; // already there: created before a restart
+      // The namespace went away after the batch was accepted.
+      if (err instanceof ApiException && err.code === 404) throw new PermanentError(`create ${kind} ${name}: ${serverMessage(err)}`);
       throw err;
     }
   }
@@ -464,6 +525,11 @@ export class KubernetesRuntime {
     setRuntimeCondition(store, batchId, UNAVAILABLE, { reason: 'APIServerError', message: describe(err) });
     throw err;
   }
+}
+
+function eventTime(e: CoreV1Event): number {
+  const t = e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp;
+  return t ? new Date(t as unknown as string).getTime() : 0;
 }
 
 /** The attempt a live pod is: one more than the failures of its index before it. */
