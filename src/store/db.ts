@@ -36,7 +36,15 @@ export function openStore(file: string, opts: { migrate?: boolean } = {}): Store
  */
 export function applyMigrations(sqlite: Database.Database, db: Db): void {
   sqlite.pragma('foreign_keys = OFF');
-  migrate(db, { migrationsFolder: MIGRATIONS });
+  try {
+    migrate(db, { migrationsFolder: MIGRATIONS });
+  } catch (err) {
+    // Two processes starting on a new file (the API and dispatcher pods) can both find a
+    // migration missing; the one that loses gets "table … already exists" and rolled back. By
+    // then the winner has recorded it, so running them again finds nothing left to do.
+    if (!/already exists/.test((err as Error).message)) throw err;
+    migrate(db, { migrationsFolder: MIGRATIONS });
+  }
   const broken = sqlite.pragma('foreign_key_check') as unknown[];
   if (broken.length > 0) throw new Error(`migration left ${broken.length} broken foreign keys`);
 }
