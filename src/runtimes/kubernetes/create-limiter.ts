@@ -26,7 +26,8 @@ export class CreateLimiter {
       this.tokens -= 1;
       return 0;
     }
-    return Math.ceil(((1 - this.tokens) / this.qps) * 1000);
+    // (less a hair: 0.996 tokens must not round up to a 2 ms wait)
+    return Math.ceil(((1 - this.tokens) / this.qps) * 1000 - 1e-6);
   }
 
   /** The server answered 429: pause for its Retry-After (seconds), or back off 1 s, 2 s, 4 s… up to 60 s. */
@@ -35,7 +36,9 @@ export class CreateLimiter {
     const seconds = retryAfter !== undefined && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : undefined;
     const waitMs = seconds !== undefined ? seconds * 1000 : Math.min(60_000, 1000 * 2 ** (this.throttled - 1));
     this.pausedUntil = Math.max(this.pausedUntil, now + waitMs);
+    // No burst when the pause ends: the bucket fills from then on.
     this.tokens = 0;
+    this.refilledAt = this.pausedUntil;
     return waitMs;
   }
 

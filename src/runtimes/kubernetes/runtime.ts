@@ -100,7 +100,7 @@ export class KubernetesRuntime {
   private readonly tombstones = new Map<string, ObservedAttempt[]>();
   /** batches whose objects were cleaned up after they finished (no repeated deletes) */
   private readonly finalized = new Set<string>();
-  /** Secrets and Services already created, by `${namespace}/${name}` */
+  /** Secrets and Services already created, by `${kind} ${namespace}/${name}` */
   private readonly ensured = new Set<string>();
   private stopped = false;
 
@@ -241,7 +241,7 @@ export class KubernetesRuntime {
   /** A batch that no longer exists (deleted): remove everything it had on the cluster. */
   async forget(batchId: string): Promise<void> {
     for (const namespace of this.o.config.allowedNamespaces) {
-      if (this.jobsOf(namespace, batchId).length === 0 && !this.ensured.has(`${namespace}/${secretName(batchId)}`)) continue;
+      if (this.jobsOf(namespace, batchId).length === 0 && !this.ensured.has(`Secret ${namespace}/${secretName(batchId)}`)) continue;
       await this.deleteAll(batchId, namespace);
     }
     this.tombstones.delete(batchId);
@@ -267,7 +267,7 @@ export class KubernetesRuntime {
   }
 
   private async ensureSecret(row: BatchRow, header: BatchHeader, namespace: string): Promise<void> {
-    const key = `${namespace}/${secretName(row.id)}`;
+    const key = `Secret ${namespace}/${secretName(row.id)}`;
     if (this.ensured.has(key)) return;
     await this.create('Secret', secretName(row.id), () =>
       this.coreApi.createNamespacedSecret({ namespace, body: tokenSecret(row.id, this.o.tokenFor(row.id), header.labels ?? {}, { ...this.settings(), namespace }) }),
@@ -276,7 +276,7 @@ export class KubernetesRuntime {
   }
 
   private async ensureService(row: BatchRow, header: BatchHeader, namespace: string): Promise<void> {
-    const key = `${namespace}/${serviceName(row.id)}`;
+    const key = `Service ${namespace}/${serviceName(row.id)}`;
     if (this.ensured.has(key)) return;
     await this.create('Service', serviceName(row.id), () =>
       this.coreApi.createNamespacedService({ namespace, body: headlessService({ batchId: row.id, header, settings: this.settings() }) }),
@@ -380,8 +380,8 @@ export class KubernetesRuntime {
       if (header.networking?.headless) {
         await this.deleteObject('Service', serviceName(row.id), () => this.coreApi.deleteNamespacedService({ name: serviceName(row.id), namespace }));
       }
-      this.ensured.delete(`${namespace}/${secretName(row.id)}`);
-      this.ensured.delete(`${namespace}/${serviceName(row.id)}`);
+      this.ensured.delete(`Secret ${namespace}/${secretName(row.id)}`);
+      this.ensured.delete(`Service ${namespace}/${serviceName(row.id)}`);
       this.finalized.add(row.id);
       this.tombstones.delete(row.id);
     } catch (err) {
@@ -394,8 +394,8 @@ export class KubernetesRuntime {
     for (const job of this.jobsOf(namespace, batchId)) await this.deleteJob(job.metadata!.name!, namespace);
     await this.deleteObject('Secret', secretName(batchId), () => this.coreApi.deleteNamespacedSecret({ name: secretName(batchId), namespace }));
     await this.deleteObject('Service', serviceName(batchId), () => this.coreApi.deleteNamespacedService({ name: serviceName(batchId), namespace }));
-    this.ensured.delete(`${namespace}/${secretName(batchId)}`);
-    this.ensured.delete(`${namespace}/${serviceName(batchId)}`);
+    this.ensured.delete(`Secret ${namespace}/${secretName(batchId)}`);
+    this.ensured.delete(`Service ${namespace}/${serviceName(batchId)}`);
   }
 
   private deleteJob(name: string, namespace: string): Promise<void> {
