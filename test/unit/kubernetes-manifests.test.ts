@@ -344,6 +344,8 @@ describe('workerJob', () => {
                 env: [
                   { name: 'REDIS_URL', value: 'redis://redis.fanout.svc:6379' },
                   { name: 'FANOUT_API_URL', value: 'http://fanout-api.fanout.svc:8080' },
+                  { name: 'FANOUT_BATCH_ID', value: BATCH },
+                  { name: 'FANOUT_TOKEN', valueFrom: { secretKeyRef: { name: `fanout-${BATCH}`, key: 'token' } } },
                 ],
                 resources: { requests: { cpu: '250m' } },
                 terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -353,6 +355,12 @@ describe('workerJob', () => {
         },
       },
     });
+  });
+
+  test('tells workers the Redis key prefix of the installation when it has one', () => {
+    const h = header({ runtime: 'queue', task: 'rev', workers: { kubernetes: { image: 'fanout:dev', parallelism: 2 } } });
+    const env = workerJob({ batchId: BATCH, header: h, suspend: false, settings: { ...settings, redisPrefix: 'tenant7' } }).spec?.template.spec?.containers[0].env;
+    expect(env).toContainEqual({ name: 'FANOUT_REDIS_PREFIX', value: 'tenant7' });
   });
 
   test('refuses a batch without workers.kubernetes', () => {
