@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REDIS_NOT_FOUND, startLocalRedis, type LocalRedis } from '../../src/main/local-redis.js';
+import { isAlive } from '../helpers/processes.js';
 
 // startLocalRedis against the real /usr/bin/redis-server.
 
@@ -41,15 +42,6 @@ function command(url: string, ...args: string[]): Promise<string> {
       }
     });
   });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function waitUntilDead(pid: number, timeoutMs = 5000): Promise<boolean> {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { allItems, newCluster, waitUntil, type Cluster } from '../helpers/cluster.js';
+import { isAlive } from '../helpers/processes.js';
 
 /** activeDeadlineSeconds (the batch) and itemTimeoutSeconds (each attempt), on real processes. */
 
@@ -64,7 +65,7 @@ describe('e2e: deadlines and timeouts', () => {
     expect(pids).toHaveLength(4);
     for (const f of pids) {
       const pid = Number(fs.readFileSync(`${c.scratch}/${f}`, 'utf8'));
-      await waitUntil(`process group ${pid} gone`, () => !alive(-pid), 5000);
+      await waitUntil(`process group ${pid} gone`, () => !isAlive(-pid), 5000);
     }
   });
 
@@ -82,12 +83,3 @@ describe('e2e: deadlines and timeouts', () => {
     expect(item.attempts).toEqual([expect.objectContaining({ outcome: 'failed', condition: 'Timeout', decision: 'FailItemRule' })]);
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -66,3 +66,13 @@ export async function startFanoutUp(env: Record<string, string | undefined>, arg
   const m = await p.waitFor(/listening on (http:\/\/\S+)/);
   return Object.assign(p, { url: m[1] });
 }
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -2,6 +2,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restartApiServer, waitFor } from './helpers.js';
+import { isAlive } from '../helpers/processes.js';
 import { resultsOf, startFanoutOnKubernetes, type FanoutOnKubernetes } from './fanout.js';
 
 /**
@@ -181,7 +182,7 @@ describe('indexed-job runtime', () => {
     const batch = await f.waitForPhase(created.id, ['Cancelled']);
     expect(batch.status.counts.cancelled).toBe(2);
     await waitFor(async () => (await f.jobsOf(created.id)).length === 0 && (await f.podsOf(created.id)).length === 0, { what: 'Job and pods to be deleted' });
-    await waitFor(() => pids.every((pid) => !alive(pid)), { what: 'the pod processes to stop' });
+    await waitFor(() => pids.every((pid) => !isAlive(pid)), { what: 'the pod processes to stop' });
   });
 
   it('loses nothing when kube-apiserver restarts mid-batch', async () => {
@@ -202,12 +203,3 @@ describe('indexed-job runtime', () => {
     }
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
