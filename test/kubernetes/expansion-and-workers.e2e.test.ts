@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxOverlap } from '../helpers/cluster.js';
 import { waitFor } from './helpers.js';
 import { resultsOf, startFanoutOnKubernetes, type FanoutOnKubernetes } from './fanout.js';
 
@@ -46,6 +47,23 @@ describe('job-per-item runtime (the expansion pattern)', () => {
     const created_ = jobs.map((j) => new Date(j.metadata!.creationTimestamp!).getTime()).sort((a, b) => a - b);
     // 4 creations at 2/s with a burst of 2: the last one at least ~1 s after the first.
     expect(created_[3] - created_[0]).toBeGreaterThanOrEqual(900);
+  });
+
+  it('never has more than parallelism item Jobs running', async () => {
+    const created = await f.client.createBatch({
+      runtime: 'job-per-item',
+      template: { image: 'busybox:1.36', command: ['sh', '-c', 'sleep 1'] },
+      items: Array.from({ length: 6 }, (_, i) => ({ i })),
+      parallelism: 2,
+    });
+    expect((await f.waitForPhase(created.id, ['Succeeded', 'Failed'])).status.phase).toBe('Succeeded');
+    const runs = (await f.items(created.id)).map((item) => {
+      const a = item.attempts[0];
+      return [Date.parse(a.startedAt), Date.parse(a.finishedAt)] as [number, number];
+    });
+    expect(runs).toHaveLength(6);
+    expect(maxOverlap(runs)).toBeLessThanOrEqual(2);
+    expect(maxOverlap(runs)).toBeGreaterThanOrEqual(1);
   });
 
   it('deletes a group of batches by label, and their Jobs with them', async () => {

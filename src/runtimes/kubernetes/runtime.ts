@@ -69,6 +69,9 @@ const UNAVAILABLE = 'KubernetesUnavailable';
  */
 const PODS_NOT_CREATED = 'PodCreationFailed';
 
+/** How long a created Job may stay out of the watch cache before it stops counting as running. */
+const UNSEEN_FOR_MS = 60_000;
+
 export interface KubernetesRuntimeOptions {
   config: KubernetesConfig;
   store: StoreHandle;
@@ -100,6 +103,8 @@ export class KubernetesRuntime {
   private readonly tombstones = new Map<string, ObservedAttempt[]>();
   /** batches whose objects were cleaned up after they finished (no repeated deletes) */
   private readonly finalized = new Set<string>();
+  /** per batch, item Jobs created by this process and not yet in the watch cache, with when */
+  private readonly unseen = new Map<string, Map<string, number>>();
   /** Secrets and Services already created, by `${kind} ${namespace}/${name}` */
   private readonly ensured = new Set<string>();
   private stopped = false;
@@ -246,6 +251,7 @@ export class KubernetesRuntime {
     }
     this.tombstones.delete(batchId);
     this.finalized.delete(batchId);
+    this.unseen.delete(batchId);
   }
 
   /** Batch ids that have Jobs on the cluster (the dispatcher removes those of deleted batches). */
@@ -326,6 +332,15 @@ export class KubernetesRuntime {
       unfinished++;
       await this.setSuspended(job, namespace, decisions.suspended);
     }
+    // Jobs this process created that the watch has not shown yet are unfinished too: without
+    // them a reconcile right after a creation would start more than `parallelism` items.
+    const seen = new Set(jobs.map((j) => j.metadata?.name));
+    const unseen = this.unseen.get(row.id) ?? new Map<string, number>();
+    this.unseen.set(row.id, unseen);
+    for (const [name, at] of unseen) {
+      if (seen.has(name) || Date.now() - at > UNSEEN_FOR_MS) unseen.delete(name);
+      else unfinished++;
+    }
     if (decisions.suspended) return null;
     let cursor = row.releaseCursor;
     const input = this.o.store.sqlite.prepare('SELECT input FROM items WHERE batch_id = ? AND idx = ?').pluck();
@@ -337,6 +352,7 @@ export class KubernetesRuntime {
       const item = JSON.parse(input.get(row.id, index) as string) as unknown;
       const job = itemJob({ batchId: row.id, header, index, item, suspend: false, settings: this.settings() });
       await this.create('Job', itemJobName(row.id, index), () => this.batchApi.createNamespacedJob({ namespace, body: job }));
+      unseen.set(itemJobName(row.id, index), Date.now());
       cursor++;
       unfinished++;
       advance.run(cursor, row.id, cursor);
@@ -384,6 +400,7 @@ export class KubernetesRuntime {
       this.ensured.delete(`Service ${namespace}/${serviceName(row.id)}`);
       this.finalized.add(row.id);
       this.tombstones.delete(row.id);
+      this.unseen.delete(row.id);
     } catch (err) {
       this.o.logger.warn({ batchId: row.id, err: describe(err) }, 'could not clean up a finished batch on Kubernetes; retrying');
       throw err;
