@@ -26,6 +26,8 @@ export interface FanoutOnKubernetes {
   waitForPhase(batchId: string, phases: string[], timeoutMs?: number): Promise<any>;
   /** every item of a batch (all pages), with attempts */
   items(batchId: string): Promise<any[]>;
+  /** what the `fanout up` process logged so far */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startFanoutOnKubernetes(prefix: string, env: Record<string
       } while (cursor);
       return out;
     },
+    output: () => proc.output(),
     async stop() {
       // Kept beside the control plane's logs, for a failure to be read after the run.
       fs.writeFileSync(path.join(inject('controlPlaneDir'), 'logs', `fanout-${namespace}.log`), proc.output());

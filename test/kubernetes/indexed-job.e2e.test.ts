@@ -14,7 +14,8 @@ import { resultsOf, startFanoutOnKubernetes, type FanoutOnKubernetes } from './f
 let f: FanoutOnKubernetes;
 
 beforeAll(async () => {
-  f = await startFanoutOnKubernetes('indexed');
+  // debug: the API-server restart test reads how the watches resumed
+  f = await startFanoutOnKubernetes('indexed', { LOG_LEVEL: 'debug' });
 });
 
 afterAll(async () => {
@@ -193,6 +194,12 @@ describe('indexed-job runtime', () => {
       parallelism: 2,
     });
     await waitFor(async () => (await f.client.getBatch(created.id)).status.counts.running > 0, { what: 'items to run' });
+    // A write the dispatcher's watches do not select moves the store past their last resource
+    // version, so the restarted API server (its watch cache starts at the current version)
+    // answers their resumed watches 410 Gone, and they must list again.
+    await f.coreApi.createNamespacedConfigMap({ namespace: f.namespace, body: { metadata: { name: 'bump' }, data: { a: 'b' } } });
+    const relists = () => (f.output().match(new RegExp(`"what":"jobs in ${f.namespace}","relist":true`, 'g')) ?? []).length;
+    const relistsBefore = relists();
     await restartApiServer();
     const batch = await f.waitForPhase(created.id, ['Succeeded', 'Failed'], 120_000);
     expect(batch.status.phase).toBe('Succeeded');
@@ -201,5 +208,6 @@ describe('indexed-job runtime', () => {
     for (const item of await f.items(created.id)) {
       expect(item.attempts.filter((a: any) => a.outcome === 'succeeded')).toHaveLength(1);
     }
+    expect(relists()).toBeGreaterThan(relistsBefore);
   });
 });

@@ -189,6 +189,12 @@ export class KubernetesRuntime {
       this.o.logger.debug({ err: (err as Error)?.message, what }, 'kubernetes watch ended; restarting');
       setTimeout(() => void this.startInformer(informer), 1000).unref();
     });
+    // Each (re)connection: with no resource version (first start, or after 410 Gone) it lists
+    // everything again; otherwise it resumes the watch where it left off.
+    informer.on('connect', () => {
+      const resourceVersion = (informer as unknown as ListWatch<V1Job>).latestResourceVersion?.() ?? '';
+      this.o.logger.debug({ what, relist: resourceVersion === '', resourceVersion }, 'kubernetes watch connecting');
+    });
   }
 
   private async startInformer(informer: Informer<V1Job> | Informer<V1Pod> | Informer<CoreV1Event>): Promise<void> {
