@@ -42,7 +42,9 @@ export function applyMigrations(sqlite: Database.Database, db: Db): void {
     // Two processes starting on a new file (the API and dispatcher pods) can both find a
     // migration missing; the one that loses gets "table … already exists" and rolled back. By
     // then the winner has recorded it, so running them again finds nothing left to do.
-    if (!/already exists/.test((err as Error).message)) throw err;
+    const cause = (err as { cause?: unknown }).cause;
+    const text = `${(err as Error).message} ${cause instanceof Error ? cause.message : ''}`;
+    if (!/already exists/.test(text)) throw err;
     migrate(db, { migrationsFolder: MIGRATIONS });
   }
   const broken = sqlite.pragma('foreign_key_check') as unknown[];
