@@ -23,7 +23,7 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Images the test kubelet knows: what each bakes in (pods choose one by spec.containers[].image). */
 export const TEST_IMAGES: Record<string, TestImage> = {
-  'fanout-worker:test': { env: { FANOUT_TASKS: 'rev=rev' }, entrypoint: ['fanout'] },
+  'fanout-worker:test': { env: { FANOUT_TASKS: `rev=rev;failfirst=${join(REPO, 'test/kubernetes/fixtures/fail-first.sh')}` }, entrypoint: ['fanout'] },
 };
 
 export async function startKubernetesEnvironment(opts: { log?: (line: string) => void } = {}): Promise<KubernetesEnvironment> {

@@ -120,4 +120,29 @@ describe('queue runtime with Kubernetes workers (the fine-parallel pattern)', ()
     expect(jobs[0].spec?.parallelism).toBe(2);
     expect(jobs[0].spec?.template.spec?.containers[0].command).toEqual(['fanout', 'worker', '--batch', created.id, '--exit-when-empty']);
   });
+
+  it('retries failed items with new workers after the first ones exited', async () => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const items = ['a', 'b', 'c'].map((x) => `${x}-${tag}`);
+    const created = await f.client.createBatch({
+      runtime: 'queue',
+      task: 'failfirst',
+      workers: { kubernetes: { image: 'fanout-worker:test', parallelism: 2 } },
+      retry: { backoffLimitPerItem: 0 },
+      items,
+    });
+    const failed = await f.waitForPhase(created.id, ['Succeeded', 'Failed'], 120_000);
+    expect(failed.status.phase).toBe('Failed');
+    expect(failed.status.counts.failed).toBe(3);
+    await waitFor(
+      async () => (await f.jobsOf(created.id)).some((j) => j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True')),
+      { what: 'the first worker Job to complete' },
+    );
+
+    expect((await f.client.json('POST', `/v1/batches/${created.id}/retry`)).status).toBe(200);
+    const batch = await f.waitForPhase(created.id, ['Succeeded', 'Failed'], 120_000);
+    expect(batch.status.phase).toBe('Succeeded');
+    expect((await resultsOf(f.client, created.id)).map((r) => r.result)).toEqual(items.map((i) => `ok ${i}`));
+    for (const item of await f.items(created.id)) expect(item.attempts.map((a: any) => a.outcome)).toEqual(['failed', 'succeeded']);
+  });
 });

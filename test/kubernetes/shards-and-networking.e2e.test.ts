@@ -74,13 +74,14 @@ describe('indexed-job shards, headless networking and TTL', () => {
   it('leaves finished Jobs to ttlSecondsAfterFinished; the batch and its results stay', async () => {
     const created = await f.client.createBatch({
       runtime: 'indexed-job',
-      ttlSecondsAfterFinished: 1,
+      ttlSecondsAfterFinished: 3,
       template: { image: 'fanout:test', command: ['fanout', 'exec', '--', 'echo', 'kept'] },
       items: ['x'],
     });
+    // Read while it exists: the TTL controller may delete it soon after the batch succeeds.
+    const job = await waitFor(async () => (await f.jobsOf(created.id))[0], { what: 'the Job' });
+    expect(job.spec?.ttlSecondsAfterFinished).toBe(3);
     expect((await f.waitForPhase(created.id, ['Succeeded', 'Failed'])).status.phase).toBe('Succeeded');
-    const [job] = await f.jobsOf(created.id);
-    expect(job?.spec?.ttlSecondsAfterFinished).toBe(1);
     await waitFor(async () => (await f.jobsOf(created.id)).length === 0, { what: 'the TTL controller to delete the Job', timeoutMs: 60_000 });
     const batch = await f.client.getBatch(created.id);
     expect(batch.status.phase).toBe('Succeeded');

@@ -370,6 +370,17 @@ export class KubernetesRuntime {
   private async ensureWorkers(row: BatchRow, header: BatchHeader, namespace: string, decisions: BatchDecisions): Promise<void> {
     const name = workerJobName(row.id);
     const existing = this.jobs.get(namespace)?.get(name, namespace);
+    const finished = existing && jobView(existing, 0).finished;
+    if (finished?.type === 'Failed') {
+      // No worker can run (an image that never starts, workers crashing): nothing else will.
+      return this.failBatch(row.id, 'WorkersFailed', `worker Job ${name} failed (${finished.reason}): ${finished.message}`);
+    }
+    if (finished && row.pending + row.running > 0) {
+      // A retry reopened the batch after its workers exited: replace the finished Job (the
+      // creation below is refused until the old one is gone, then goes through).
+      await this.deleteJob(name, namespace);
+      return;
+    }
     if (existing) return this.setSuspended(existing, namespace, decisions.suspended);
     const job = workerJob({ batchId: row.id, header, suspend: decisions.suspended, settings: this.settings() });
     await this.create('Job', name, () => this.batchApi.createNamespacedJob({ namespace, body: job }));
@@ -530,19 +541,25 @@ export class KubernetesRuntime {
     }
   }
 
+  /** Ends an active batch as Failed (its open items cancelled); the next reconcile cleans up. */
+  private failBatch(batchId: string, reason: string, message: string): void {
+    const store = this.o.store;
+    const now = Date.now();
+    store.sqlite.transaction(() => {
+      const row = getBatchById(store, batchId);
+      if (!row || row.state !== 'active') return;
+      haltBatch(store, row, { phase: 'Failed', reason, message, at: new Date(now).toISOString() }, now);
+      refreshStatus(store, batchId, now);
+    })();
+    this.o.notify(batchId);
+  }
+
   /** A refusal ends the batch with the server's message; anything else is retried and shown meanwhile. */
   private onApiError(batchId: string, err: unknown): never | void {
     const store = this.o.store;
     if (err instanceof PermanentError) {
       this.o.logger.warn({ batchId, err: err.message }, 'kubernetes refused a batch object; failing the batch');
-      const now = Date.now();
-      store.sqlite.transaction(() => {
-        const row = getBatchById(store, batchId);
-        if (!row || row.state !== 'active') return;
-        haltBatch(store, row, { phase: 'Failed', reason: 'KubernetesError', message: err.message, at: new Date(now).toISOString() }, now);
-        refreshStatus(store, batchId, now);
-      })();
-      this.o.notify(batchId);
+      this.failBatch(batchId, 'KubernetesError', err.message);
       return;
     }
     setRuntimeCondition(store, batchId, UNAVAILABLE, { reason: 'APIServerError', message: describe(err) });
