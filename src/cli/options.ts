@@ -47,6 +47,9 @@ const SERVER_FLAGS = {
   exitWhenEmpty: () =>
     new Option('--exit-when-empty', 'with --batch: exit 0 once the batch is done (reads it from the API with FANOUT_TOKEN)'),
   apiKey: () => new Option('--api-key <key>', 'API key the worker authenticates with (FANOUT_API_KEY)'),
+  kubeconfig: () => new Option('--kubeconfig <file>', 'run Kubernetes batches on the cluster of this kubeconfig (KUBECONFIG; in a pod: its ServiceAccount)'),
+  namespace: () => new Option('--namespace <ns>', 'namespace of batch Jobs unless a batch names another allowed one (FANOUT_NAMESPACE, default "default")'),
+  publicUrl: () => new Option('--public-url <url>', 'the API URL pods use to reach Fanout (FANOUT_PUBLIC_URL; default: this process\'s own)'),
   logLevel: () => new Option('--log-level <level>', 'log level (LOG_LEVEL, default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 } satisfies Record<string, () => Option>;
 

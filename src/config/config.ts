@@ -217,6 +217,9 @@ function kubernetesConfig(flags: Flags, env: Env): KubernetesConfig | undefined 
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError(`FANOUT_KUBERNETES_REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
   }
+  const shardSize = integer(env.FANOUT_KUBERNETES_SHARD_SIZE, 'FANOUT_KUBERNETES_SHARD_SIZE', 100_000, 1);
+  // Kubernetes allows at most 10^5 completions in an Indexed Job with backoffLimitPerIndex.
+  if (shardSize > 100_000) throw new ConfigError(`FANOUT_KUBERNETES_SHARD_SIZE must be at most 100000, got ${shardSize}`);
   return {
     kubeconfig,
     namespace,
@@ -225,6 +228,6 @@ function kubernetesConfig(flags: Flags, env: Env): KubernetesConfig | undefined 
     redisUrl,
     ttlSecondsAfterFinished: integer(env.FANOUT_KUBERNETES_TTL_SECONDS, 'FANOUT_KUBERNETES_TTL_SECONDS', 3600, 0),
     createQps: integer(env.FANOUT_KUBERNETES_CREATE_QPS, 'FANOUT_KUBERNETES_CREATE_QPS', 20, 1),
-    shardSize: integer(env.FANOUT_KUBERNETES_SHARD_SIZE, 'FANOUT_KUBERNETES_SHARD_SIZE', 100_000, 1),
+    shardSize,
   };
 }
