@@ -1,12 +1,13 @@
 import { decideFailedAttempt } from '../domain/failure-policy.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import type { Condition } from '../domain/batch-status.js';
-import type { IndexRange } from '../domain/index-ranges.js';
 import type { StoreHandle } from './db.js';
 import { getBatchById } from './batch-queries.js';
 import { bumpCounters, haltBatch, parseDecisions, parseStatus, refreshStatus, type CounterDelta } from './batch-state.js';
 import { batches } from './schema.js';
 import { eq } from 'drizzle-orm';
+import type { BatchObservation } from '../runtimes/kubernetes/observe.js';
+import type { IndexRange } from '../domain/index-ranges.js';
 
 /**
  * Mirroring what Kubernetes reports into the store, for batches whose items run as Job pods.
@@ -18,30 +19,6 @@ import { eq } from 'drizzle-orm';
  */
 
 const MAX_ERROR = 4096;
-
-/** One terminated pod: an attempt of one item. */
-export interface ObservedAttempt {
-  index: number;
-  attempt: number;
-  outcome: 'succeeded' | 'failed';
-  exitCode?: number;
-  condition?: 'Disruption' | 'Timeout';
-  message?: string;
-  podName: string;
-  startedAt?: number;
-  finishedAt: number;
-}
-
-export interface JobObservation {
-  /** indexes the Jobs report completed / failed (global item indexes) */
-  completed: IndexRange[];
-  failed: IndexRange[];
-  /** items with a pod that has not terminated, and the attempt that pod is */
-  running: Map<number, number>;
-  attempts: ObservedAttempt[];
-  /** a Job of the batch ended Failed: the batch fails with its reason */
-  jobFailed?: { reason: string; message: string };
-}
 
 export class KubernetesSync {
   private readonly insertAttempt;
@@ -71,7 +48,7 @@ export class KubernetesSync {
   }
 
   /** Applies one observation of a batch's Jobs and pods; true when anything changed. */
-  apply(batchId: string, obs: JobObservation, now = Date.now()): boolean {
+  apply(batchId: string, obs: BatchObservation, now = Date.now()): boolean {
     return this.store.sqlite.transaction(() => this.applyInTransaction(batchId, obs, now))();
   }
 
@@ -84,7 +61,7 @@ export class KubernetesSync {
     return this.recordResult.run(result, blob, batchId, index).changes > 0;
   }
 
-  private applyInTransaction(batchId: string, obs: JobObservation, now: number): boolean {
+  private applyInTransaction(batchId: string, obs: BatchObservation, now: number): boolean {
     const row = getBatchById(this.store, batchId);
     if (!row || row.state !== 'active') return false;
     const policy = (JSON.parse(row.spec) as BatchHeader).retry;

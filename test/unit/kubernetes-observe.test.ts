@@ -1,7 +1,7 @@
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, test } from 'vitest';
 import { BATCH_LABEL, ITEM_LABEL, OFFSET_LABEL, ROLE_LABEL } from '../../src/runtimes/kubernetes/manifests.js';
-import { completionIndexOf, isPodActive, jobView, offsetOf, podAttempt, type PodAttempt } from '../../src/runtimes/kubernetes/observe.js';
+import { completionIndexOf, isPodActive, jobView, observeBatch, offsetOf, podAttempt, podCreationFailure, type PodAttempt } from '../../src/runtimes/kubernetes/observe.js';
 
 const T0 = '2025-01-01T00:00:00Z';
 const T1 = '2025-01-01T00:00:05Z';
@@ -194,5 +194,83 @@ describe('jobView', () => {
     expect(view.completed).toHaveLength(100_000);
     expect(view.completed[0]).toBe(100_000);
     expect(view.completed[99_999]).toBe(199_999);
+  });
+});
+
+describe('observeBatch (a batch’s Jobs and pods as one observation)', () => {
+  const shard = (offset: number, status: Record<string, unknown>, conditions: Array<Record<string, unknown>> = []): V1Job => ({
+    metadata: { name: `fanout-b1-${offset}`, labels: { [ROLE_LABEL]: 'indexed', [OFFSET_LABEL]: String(offset) } },
+    spec: { completions: 3, template: {} },
+    status: { ...status, conditions: conditions as never },
+  });
+  const indexedPod = (offset: number, o: Parameters<typeof pod>[0] & { deleting?: boolean }): V1Pod => {
+    const p = pod({ ...o, labels: { [ROLE_LABEL]: 'indexed', [OFFSET_LABEL]: String(offset) } });
+    if (o.deleting) p.metadata!.deletionTimestamp = new Date(T2);
+    return p;
+  };
+
+  test('shifts every shard’s index sets by its offset and merges them', () => {
+    const obs = observeBatch([shard(0, { completedIndexes: '0-2' }), shard(3, { completedIndexes: '0,2', failedIndexes: '1' })], []);
+    expect(obs.completed).toEqual([{ first: 0, last: 3 }, { first: 5, last: 5 }]);
+    expect(obs.failed).toEqual([{ first: 4, last: 4 }]);
+    expect(obs.jobFailed).toBeUndefined();
+  });
+
+  test('a Job failed by its policy fails the batch; one with FailedIndexes only fails its items', () => {
+    const failed = (reason: string) => [{ type: 'Failed', status: 'True', reason, message: `${reason} happened` }];
+    expect(observeBatch([shard(0, { failedIndexes: '1' }, failed('FailedIndexes'))], []).jobFailed).toBeUndefined();
+    expect(observeBatch([shard(0, {}, failed('PodFailurePolicy'))], []).jobFailed).toEqual({ reason: 'PodFailurePolicy', message: 'PodFailurePolicy happened' });
+  });
+
+  test('live pods are running items with their attempt; ended pods are attempts; deleting and foreign pods are neither', () => {
+    const obs = observeBatch(
+      [],
+      [
+        indexedPod(3, { phase: 'Running', index: '1', failures: '1', ignored: '1' }),
+        indexedPod(3, { phase: 'Pending', index: '2', deleting: true }),
+        indexedPod(0, { phase: 'Failed', index: '0', terminated: { exitCode: 7, startedAt: T0, finishedAt: T1 } }),
+        pod({ phase: 'Running', index: '0', labels: { [ROLE_LABEL]: 'worker' } }),
+      ],
+    );
+    expect([...obs.running]).toEqual([[4, 3]]);
+    expect(obs.attempts).toEqual([expect.objectContaining({ index: 0, attempt: 1, outcome: 'failed', exitCode: 7 })]);
+  });
+});
+
+describe('podCreationFailure', () => {
+  const job = (o: { finished?: boolean; suspend?: boolean } = {}): V1Job => ({
+    metadata: { name: 'fanout-b1-i1', uid: 'u1', creationTimestamp: new Date(T0) },
+    spec: { suspend: o.suspend ?? false, template: {} },
+    status: o.finished ? { conditions: [{ type: 'Complete', status: 'True' } as never] } : {},
+  });
+  const event = (o: { uid?: string; at?: string; message?: string } = {}) => ({
+    metadata: { name: 'e' },
+    involvedObject: { kind: 'Job', name: 'fanout-b1-i1', uid: o.uid ?? 'u1' },
+    reason: 'FailedCreate',
+    message: o.message ?? 'Pod "x" is invalid: spec.containers[0].image: must not have leading or trailing whitespace',
+    lastTimestamp: new Date(o.at ?? T1),
+  });
+
+  test('names the Job and gives the API server’s message', () => {
+    expect(podCreationFailure([job()], [], [event()])).toEqual({
+      reason: 'FailedCreate',
+      message: 'Job fanout-b1-i1: Pod "x" is invalid: spec.containers[0].image: must not have leading or trailing whitespace',
+    });
+  });
+
+  test.each([
+    ['no events', [job()], []],
+    ['the Job finished', [job({ finished: true })], [event()]],
+    ['the Job is suspended', [job({ suspend: true })], [event()]],
+    ['an event of an older Job of that name', [job()], [event({ uid: 'u0' })]],
+    ['an event from before the Job', [job()], [event({ at: '2024-12-31T23:59:00Z' })]],
+  ])('is null when there is nothing wrong now: %s', (_what, jobs, events) => {
+    expect(podCreationFailure(jobs as V1Job[], [], events as never)).toBeNull();
+  });
+
+  test('is null while a pod of the Job runs', () => {
+    const running = pod({ phase: 'Running', index: '0' });
+    running.metadata!.labels = { 'batch.kubernetes.io/job-name': 'fanout-b1-i1' };
+    expect(podCreationFailure([job()], [running], [event()])).toBeNull();
   });
 });

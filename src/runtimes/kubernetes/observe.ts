@@ -1,5 +1,5 @@
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { parseIndexRanges, type IndexRange } from '../../domain/index-ranges.js';
+import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
+import { mergeIndexRanges, parseIndexRanges, type IndexRange } from '../../domain/index-ranges.js';
 import { CONTAINER, ITEM_LABEL, OFFSET_LABEL, ROLE_LABEL } from './names.js';
 
 /**
@@ -59,6 +59,14 @@ export function offsetOf(pod: V1Pod): number | null {
 }
 
 /** Whether the pod may still run: any phase but Succeeded and Failed (Pending, Running, Unknown). */
+/** Which attempt of its index a pod is: 1 + the failure-count and ignored-failure-count annotations. */
+export function attemptNumberOf(pod: V1Pod): number {
+  const annotations = pod.metadata?.annotations ?? {};
+  const failures = nonNegativeInt(annotations[FAILURE_COUNT_ANNOTATION]) ?? 0;
+  const ignored = nonNegativeInt(annotations[IGNORED_FAILURE_COUNT_ANNOTATION]) ?? 0;
+  return 1 + failures + ignored;
+}
+
 export function isPodActive(pod: V1Pod): boolean {
   const phase = pod.status?.phase;
   return phase !== 'Succeeded' && phase !== 'Failed';
@@ -75,10 +83,6 @@ export function podAttempt(pod: V1Pod, offset: number): PodAttempt | null {
   if (phase !== 'Succeeded' && phase !== 'Failed') return null;
   const completion = completionIndexOf(pod);
   if (completion === null) return null;
-  const annotations = pod.metadata?.annotations ?? {};
-  const failures = nonNegativeInt(annotations[FAILURE_COUNT_ANNOTATION]) ?? 0;
-  const ignored = nonNegativeInt(annotations[IGNORED_FAILURE_COUNT_ANNOTATION]) ?? 0;
-
   const status = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER);
   const terminated = status?.state?.terminated ?? status?.lastState?.terminated;
   const disrupted = (pod.status?.conditions ?? []).some((c) => c.type === 'DisruptionTarget' && c.status === 'True');
@@ -90,7 +94,7 @@ export function podAttempt(pod: V1Pod, offset: number): PodAttempt | null {
 
   return {
     index: offset + completion,
-    attempt: 1 + failures + ignored,
+    attempt: attemptNumberOf(pod),
     podName: pod.metadata?.name ?? '',
     outcome: phase === 'Succeeded' ? 'succeeded' : 'failed',
     ...(terminated !== undefined && Number.isInteger(terminated.exitCode) ? { exitCode: terminated.exitCode } : {}),
@@ -149,4 +153,77 @@ export function jobView(job: V1Job, offset: number): JobView {
     suspended: conditions.some((c) => c.type === 'Suspended' && c.status === 'True'),
     active: status.active ?? 0,
   };
+}
+
+/** Everything the cluster says about one batch's items, in item indexes (see observeBatch). */
+export interface BatchObservation {
+  /** indexes the Jobs report completed / failed */
+  completed: IndexRange[];
+  failed: IndexRange[];
+  /** items with a pod that has not ended (and is not being deleted), and which attempt it is */
+  running: Map<number, number>;
+  /** one per pod that ended */
+  attempts: PodAttempt[];
+  /** a Job ended Failed for a reason that ends the batch (anything but FailedIndexes) */
+  jobFailed?: { reason: string; message: string };
+}
+
+/**
+ * Reads a batch's Jobs and pods into one observation. A Job that failed with `FailedIndexes`
+ * ran every index and some failed: those items are failed, but the batch goes on (later shards
+ * still run); any other Job failure (pod failure policy, deadline, maxFailedIndexes) ends it.
+ */
+export function observeBatch(jobs: readonly V1Job[], pods: readonly V1Pod[]): BatchObservation {
+  let completed: IndexRange[] = [];
+  let failed: IndexRange[] = [];
+  let jobFailed: BatchObservation['jobFailed'];
+  for (const job of jobs) {
+    const offset = offsetOf({ metadata: { labels: job.metadata?.labels } }) ?? 0;
+    const completions = job.spec?.completions ?? undefined;
+    const shift = (set: string | undefined) => parseIndexRanges(set ?? '', completions).map((r) => ({ first: r.first + offset, last: r.last + offset }));
+    completed = mergeIndexRanges(completed, shift(job.status?.completedIndexes));
+    failed = mergeIndexRanges(failed, shift(job.status?.failedIndexes));
+    const finished = jobView(job, offset).finished;
+    if (finished?.type === 'Failed' && finished.reason !== 'FailedIndexes' && !jobFailed) jobFailed = { reason: finished.reason, message: finished.message };
+  }
+  const running = new Map<number, number>();
+  const attempts: PodAttempt[] = [];
+  for (const pod of pods) {
+    const offset = offsetOf(pod);
+    if (offset === null) continue;
+    if (!isPodActive(pod)) {
+      const attempt = podAttempt(pod, offset);
+      if (attempt) attempts.push(attempt);
+      continue;
+    }
+    const completion = completionIndexOf(pod);
+    if (completion !== null && !pod.metadata?.deletionTimestamp) running.set(offset + completion, attemptNumberOf(pod));
+  }
+  return { completed, failed, running, attempts, ...(jobFailed ? { jobFailed } : {}) };
+}
+
+/**
+ * Why the job controller cannot create the pods of an unfinished, unsuspended Job with none
+ * running: its latest `FailedCreate` event since the Job was created (the API server's message),
+ * or null when nothing is wrong.
+ */
+export function podCreationFailure(jobs: readonly V1Job[], pods: readonly V1Pod[], failedCreates: readonly CoreV1Event[]): { reason: string; message: string } | null {
+  if (failedCreates.length === 0) return null;
+  for (const job of jobs) {
+    const name = job.metadata?.name;
+    if (jobView(job, 0).finished || job.spec?.suspend) continue;
+    if (pods.some((p) => p.metadata?.labels?.['batch.kubernetes.io/job-name'] === name && isPodActive(p))) continue;
+    const created = millis(job.metadata?.creationTimestamp) ?? 0;
+    const latest = failedCreates
+      .filter((e) => e.involvedObject?.kind === 'Job' && e.involvedObject.name === name && e.involvedObject.uid === job.metadata?.uid)
+      .sort((a, b) => eventTime(b) - eventTime(a))[0];
+    if (latest && eventTime(latest) >= created) {
+      return { reason: 'FailedCreate', message: `Job ${name}: ${latest.message ?? 'the job controller could not create a pod'}` };
+    }
+  }
+  return null;
+}
+
+function eventTime(e: CoreV1Event): number {
+  return millis(e.lastTimestamp ?? (e.eventTime as Date | string | undefined) ?? e.metadata?.creationTimestamp) ?? 0;
 }
