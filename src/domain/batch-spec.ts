@@ -198,7 +198,12 @@ export const batchSpecFields = {
   name: z.string().min(1).max(253).optional(),
   labels: labelsSchema.optional(),
   runtime: z.enum(RUNTIMES).default('queue'),
-  task: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a task name is 1-63 letters, digits, ".", "_" or "-"').optional(),
+  task: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a task name is 1-63 letters, digits, ".", "_" or "-"')
+    // `fanout-work.batch.<id>` is the queue of one batch's own workers (batchWorkQueueName).
+    .refine((t) => !t.startsWith('batch.'), 'task names starting with "batch." are reserved')
+    .optional(),
   template: templateSchema.optional(),
   parallelism: z.number().int().min(1).max(1_000_000).default(100),
   retry: retrySchema.default(() => retrySchema.parse({})),

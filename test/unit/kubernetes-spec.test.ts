@@ -29,6 +29,7 @@ describe('spec schema: the Kubernetes fields', () => {
 
   test.each<{ name: string; spec: Record<string, unknown>; path: (string | number)[]; message?: RegExp }>([
     { name: 'unknown template field', spec: { template: { ...image, imagePullPolicy: 'Always' } }, path: ['template'], message: /imagePullPolicy/ },
+    { name: 'a task name in the batch-queue namespace', spec: { runtime: 'queue', task: 'batch.b0001' }, path: ['task'], message: /reserved/ },
     { name: 'quantity with a unit Kubernetes lacks', spec: { template: { ...image, resources: { limits: { memory: '1GB' } } } }, path: ['template', 'resources', 'limits', 'memory'], message: /"1GB"/ },
     { name: 'negative quantity', spec: { template: { ...image, resources: { requests: { cpu: '-1' } } } }, path: ['template', 'resources', 'requests', 'cpu'], message: /"-1"/ },
     { name: 'not a quantity', spec: { template: { ...image, resources: { requests: { cpu: 'abc' } } } }, path: ['template', 'resources', 'requests', 'cpu'], message: /"abc"/ },
