@@ -8,7 +8,7 @@ import type { StoreHandle } from '../store/db.js';
 import { LeaseStore, type ReleasedLease } from '../store/leases.js';
 import { ReportStore } from '../store/reports.js';
 import { takeOutbox } from '../store/outbox.js';
-import { HALT_PAUSE, HALT_STOP, REPORT_QUEUE, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
+import { batchQueueKey, HALT_PAUSE, HALT_STOP, REPORT_QUEUE, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
 import { LeaseRecovery } from './lease-recovery.js';
 import { deadlineAt, planRelease } from './planner.js';
 import { RedisSide } from './redis-side.js';
@@ -23,14 +23,6 @@ import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
  * outbox the API writes in its transactions, timers for retries and deadlines, and a periodic
  * resync that also finds leases Redis lost. Reconciles run one at a time: SQLite has one writer.
  */
-
-/**
- * The queue key (a work queue name suffix) of a batch with its own Kubernetes workers; the same
- * queue `fanout worker --batch ID` listens on (`batchWorkQueueName` in the protocol).
- */
-export function batchQueueKey(batchId: string): string {
-  return `batch.${batchId}`;
-}
 
 /** Longest single timer; see wakeAt. */
 const MAX_WAKE_MS = 3_600_000;

@@ -31,7 +31,12 @@ export function workQueueName(task: string): string {
  * lease with the task the lease names.
  */
 export function batchWorkQueueName(batchId: string): string {
-  return `${WORK_QUEUE}.batch.${batchId}`;
+  return workQueueName(batchQueueKey(batchId));
+}
+
+/** The key of a batch's own queue among the task keys: {@link workQueueName}(batchQueueKey(id)). */
+export function batchQueueKey(batchId: string): string {
+  return `batch.${batchId}`;
 }
 export const REPORT_QUEUE = 'fanout-reports';
 
