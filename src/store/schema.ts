@@ -158,3 +158,55 @@ export const idempotencyKeys = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
 );
+
+/**
+ * Schedules: the CronJob of batches. `spec` holds the validated schedule (cron expression, time
+ * zone, concurrency policy, suspend, starting deadline, history limits, batch template).
+ */
+export const schedules = sqliteTable(
+  'schedules',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name'),
+    /** JSON object of labels, also kept row-per-label in schedule_labels for selector queries */
+    labels: text('labels').notNull().default('{}'),
+    spec: text('spec').notNull(),
+    /** JSON: lastScheduleTime, lastSuccessfulTime, what was skipped or missed and why */
+    status: text('status').notNull().default('{}'),
+    /** the next tick (epoch ms) the schedule is due; null while suspended */
+    nextRunAt: integer('next_run_at'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('schedules_tenant').on(t.tenantId, t.id), index('schedules_next_run').on(t.nextRunAt)],
+);
+
+export const scheduleLabels = sqliteTable(
+  'schedule_labels',
+  {
+    scheduleId: text('schedule_id').notNull().references(() => schedules.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scheduleId, t.key] }), index('schedule_labels_key_value').on(t.key, t.value)],
+);
+
+/**
+ * One row per tick a schedule handled: the primary key makes "one batch per tick" hold across
+ * dispatchers and restarts (the row commits with the batch it started, or records the skip).
+ */
+export const scheduleRuns = sqliteTable(
+  'schedule_runs',
+  {
+    scheduleId: text('schedule_id').notNull().references(() => schedules.id, { onDelete: 'cascade' }),
+    /** the tick (epoch ms), or the time of a manual trigger */
+    tickAt: integer('tick_at').notNull(),
+    /** started: a batch was created; skipped: Forbid with a run active, or missed past the starting deadline */
+    outcome: text('outcome', { enum: ['started', 'skipped'] }).notNull(),
+    batchId: text('batch_id'),
+    reason: text('reason'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scheduleId, t.tickAt] }), index('schedule_runs_batch').on(t.batchId)],
+);
