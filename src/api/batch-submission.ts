@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { batchHeaderSchema, batchSpecSchema, customIdOf, runtimeProblems, type BatchHeader } from '../domain/batch-spec.js';
+import type { z } from 'zod';
+
+type BatchSpec = z.infer<typeof batchSpecSchema>;
 import { renderTemplate, templatePlaceholders, TemplateError } from '../domain/template.js';
 import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, ItemWriter, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
 import type { ApiDeps } from './deps.js';
@@ -13,12 +16,12 @@ import { fieldErrors, pointerOf, problem, validationProblem } from './problems.j
  */
 
 /** Checks what a spec needs from this server: a runtime it runs, a task some worker has. */
-async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: number): Promise<void> {
+async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: number, base = ''): Promise<void> {
   const at = (pointer: string, detail: string) =>
-    validationProblem([{ pointer, detail, ...(linePrefix ? { line: linePrefix } : {}) }]);
+    validationProblem([{ pointer: base + pointer, detail, ...(linePrefix ? { line: linePrefix } : {}) }]);
   const problems = runtimeProblems(header);
   if (problems.length > 0) {
-    throw validationProblem(problems.map((p) => ({ pointer: pointerOf(p.path), detail: p.message, ...(linePrefix ? { line: linePrefix } : {}) })));
+    throw validationProblem(problems.map((p) => ({ pointer: pointerOf(p.path, base), detail: p.message, ...(linePrefix ? { line: linePrefix } : {}) })));
   }
   const onKubernetes = header.runtime !== 'queue' || header.workers?.kubernetes !== undefined;
   const kubernetes = deps.config.kubernetes;
@@ -30,13 +33,13 @@ async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: nu
     const namespace = header.namespace ?? kubernetes.namespace;
     if (!kubernetes.allowedNamespaces.includes(namespace)) {
       throw problem(403, 'namespace-forbidden', 'Forbidden', `this server may not run batches in namespace "${namespace}" (allowed: ${kubernetes.allowedNamespaces.join(', ')})`, {
-        errors: [{ pointer: '/namespace', detail: `not one of ${kubernetes.allowedNamespaces.join(', ')}`, ...(linePrefix ? { line: linePrefix } : {}) }],
+        errors: [{ pointer: `${base}/namespace`, detail: `not one of ${kubernetes.allowedNamespaces.join(', ')}`, ...(linePrefix ? { line: linePrefix } : {}) }],
       });
     }
     const refusal = await deps.kubernetesAdmission?.refusal(header);
     if (refusal) {
       const pointer = header.runtime === 'queue' ? '/workers/kubernetes' : '/template';
-      if (refusal.status === 403) throw problem(403, 'namespace-forbidden', 'Forbidden', refusal.message, { errors: [{ pointer: '/namespace', detail: refusal.message }] });
+      if (refusal.status === 403) throw problem(403, 'namespace-forbidden', 'Forbidden', refusal.message, { errors: [{ pointer: `${base}/namespace`, detail: refusal.message }] });
       throw at(pointer, refusal.message);
     }
   }
@@ -106,26 +109,35 @@ export async function createFromJson(deps: ApiDeps, tenantId: string, raw: strin
   }
   const parsed = batchSpecSchema.safeParse(body);
   if (!parsed.success) throw validationProblem(fieldErrors(parsed.error.issues));
-  const { items, ...header } = parsed.data;
+  const { header, rows } = await prepareBatch(deps, parsed.data);
+  const idem: IdempotencyRecord | undefined = key ? { key, requestHash } : undefined;
+  return withIdempotencyRace(deps, tenantId, key, requestHash, () => createBatch(deps.store, tenantId, header, rows, idem));
+}
+
+/**
+ * The checks of a JSON batch after its schema (item limits, runtime and task, templates), and
+ * its item rows. `base` prefixes every pointer: a schedule's template is checked at `/batchTemplate`.
+ */
+export async function prepareBatch(deps: ApiDeps, spec: BatchSpec, base = ''): Promise<{ header: BatchHeader; rows: NewItem[] }> {
+  const { items, ...header } = spec;
   const limits = deps.config.limits;
   if (items.length > limits.maxItemsPerBatch) {
     throw problem(413, 'too-large', 'Payload Too Large', `${items.length} items is more than the ${limits.maxItemsPerBatch}-item limit per batch`, {
-      errors: [{ pointer: '/items', detail: `at most ${limits.maxItemsPerBatch} items` }],
+      errors: [{ pointer: `${base}/items`, detail: `at most ${limits.maxItemsPerBatch} items` }],
     });
   }
-  await checkRunnable(deps, header);
+  await checkRunnable(deps, header, undefined, base);
   const rows: NewItem[] = items.map((item, i) => {
     const input = JSON.stringify(item === undefined ? null : item);
     if (Buffer.byteLength(input) > limits.maxItemBytes) {
       throw problem(413, 'too-large', 'Payload Too Large', `item ${i} is larger than the ${limits.maxItemBytes}-byte item limit`, {
-        errors: [{ pointer: `/items/${i}`, detail: `larger than ${limits.maxItemBytes} bytes` }],
+        errors: [{ pointer: `${base}/items/${i}`, detail: `larger than ${limits.maxItemBytes} bytes` }],
       });
     }
-    checkTemplate(header, item, i, `/items/${i}`);
+    checkTemplate(header, item, i, `${base}/items/${i}`);
     return { input, customId: customIdOf(item) };
   });
-  const idem: IdempotencyRecord | undefined = key ? { key, requestHash } : undefined;
-  return withIdempotencyRace(deps, tenantId, key, requestHash, () => createBatch(deps.store, tenantId, header, rows, idem));
+  return { header, rows };
 }
 
 export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: ReadableStream<Uint8Array> | null, key: string | undefined): Promise<string> {

@@ -1,5 +1,3 @@
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { batchSpecSchema } from '../domain/batch-spec.js';
@@ -9,6 +7,7 @@ import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
 import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, type BatchRow } from '../store/batch-queries.js';
 import { parseHeader } from '../store/batch-state.js';
 import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
+import { forgetBatches, type DeletedBatch } from '../dispatch/forget-batches.js';
 import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
 import { notFound, problem } from './problems.js';
@@ -196,11 +195,9 @@ export function batchesRouter(deps: ApiDeps) {
 }
 
 /** After a delete commits: drop the batches' results from the blob directory and their work from Redis. */
-async function forget(deps: ApiDeps, deleted: { id: string; task: string | null; leaseIds: string[] }[]): Promise<void> {
-  for (const d of deleted) await rm(path.join(deps.blobDir, d.id), { recursive: true, force: true });
-  await deps.forgetInRedis(deleted);
+async function forget(deps: ApiDeps, deleted: DeletedBatch[]): Promise<void> {
   // The dispatcher removes their Jobs, Services and Secrets from Kubernetes.
-  for (const d of deleted) deps.notify(d.id);
+  await forgetBatches(deps, deleted);
 }
 
 /**

@@ -15,6 +15,8 @@ import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
 import type { KubernetesConfig } from '../config/config.js';
 import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
+import { forgetBatches, type DeletedBatch } from './forget-batches.js';
+import { Scheduler } from './scheduler.js';
 
 /**
  * The controller. Level-triggered like the Kubernetes job controller: `reconcile(batchId)` reads
@@ -46,6 +48,10 @@ export interface DispatcherOptions {
   outboxPollMs?: number;
   /** set: batches may run on Kubernetes (indexed-job, job-per-item, queue workers as a Job) */
   kubernetes?: KubernetesConfig;
+  /** where results too large to inline are kept (schedules delete pruned batches' results there) */
+  blobDir?: string;
+  /** how often the schedule loop looks for due schedules (default 1000 ms) */
+  scheduleTickMs?: number;
 }
 
 export class Dispatcher {
@@ -62,6 +68,7 @@ export class Dispatcher {
   private recovery!: LeaseRecovery;
   private intervals: NodeJS.Timeout[] = [];
   private kubernetes?: KubernetesRuntime;
+  private scheduler?: Scheduler;
 
   constructor(private readonly o: DispatcherOptions) {
     this.leases = new LeaseStore(o.store);
@@ -105,6 +112,33 @@ export class Dispatcher {
     this.intervals.push(setInterval(() => this.pollOutbox(), this.o.outboxPollMs ?? 250));
     for (const id of activeBatchIds(this.o.store)) this.notify(id);
     this.pollOutbox();
+    this.scheduler = new Scheduler({
+      store: this.o.store,
+      logger: this.o.logger,
+      intervalMs: this.o.scheduleTickMs,
+      notify: (id) => this.notify(id),
+      forget: (deleted) => this.forgetDeleted(deleted),
+    });
+    this.scheduler.start();
+  }
+
+  /** Cleanup after batches were deleted here (schedule history), as DELETE /v1/batches does it. */
+  private forgetDeleted(deleted: DeletedBatch[]): Promise<void> {
+    return forgetBatches(
+      {
+        blobDir: this.o.blobDir,
+        notify: (id) => this.notify(id),
+        forgetInRedis: async (gone) => {
+          try {
+            await this.side.halt(gone.map((d) => d.id));
+            for (const d of gone) if (d.task) await this.side.removeLeases(d.task, d.leaseIds);
+          } catch (err) {
+            this.o.logger.warn({ err: (err as Error).message }, 'could not clean deleted batches from redis; their leases will be handed back');
+          }
+        },
+      },
+      deleted,
+    );
   }
 
   /** Marks a batch for reconciliation (the API calls this after its transactions). */
@@ -116,6 +150,7 @@ export class Dispatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.scheduler?.stop();
     for (const t of this.intervals) clearInterval(t);
     for (const t of this.timers.values()) clearTimeout(t);
     await this.kubernetes?.stop();

@@ -116,7 +116,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   // FANOUT_PUBLIC_URL is set (`fanout up` on a free port).
   const kubernetes = config.kubernetes && { ...config.kubernetes, publicUrl: config.kubernetes.publicUrl ?? url ?? config.apiUrl };
   if (o.dispatcher) {
-    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes });
+    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobDir: path.join(config.dataDir, 'blobs') });
     await dispatcher.start();
   }
 

@@ -1,4 +1,5 @@
 import { and, desc, eq, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
+import type { AnySQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { LabelRequirement } from '../domain/label-selector.js';
 import type { StoreHandle } from './db.js';
 import { batches, batchLabels, leases } from './schema.js';
@@ -19,13 +20,25 @@ export function getBatchById(store: StoreHandle, id: string): BatchRow | undefin
   return store.db.select().from(batches).where(and(eq(batches.id, id), ne(batches.state, 'uploading'))).get();
 }
 
-/** Translates label requirements into EXISTS clauses over batch_labels. */
-function selectorSql(reqs: LabelRequirement[]): SQL[] {
+/** A row-per-label table and the columns that tie it to its owner (batches, schedules). */
+export interface LabelTable {
+  table: SQLiteTable;
+  ownerId: AnySQLiteColumn;
+  key: AnySQLiteColumn;
+  value: AnySQLiteColumn;
+  /** the owner's id column in the outer query */
+  id: AnySQLiteColumn;
+}
+
+const BATCH_LABELS: LabelTable = { table: batchLabels, ownerId: batchLabels.batchId, key: batchLabels.key, value: batchLabels.value, id: batches.id };
+
+/** Translates label requirements into EXISTS clauses over a label table (batch_labels by default). */
+export function selectorSql(reqs: LabelRequirement[], t: LabelTable = BATCH_LABELS): SQL[] {
   return reqs.map((r) => {
     const has = (values?: string[]) =>
       values
-        ? sql`EXISTS (SELECT 1 FROM ${batchLabels} WHERE ${batchLabels.batchId} = ${batches.id} AND ${batchLabels.key} = ${r.key} AND ${inArray(batchLabels.value, values)})`
-        : sql`EXISTS (SELECT 1 FROM ${batchLabels} WHERE ${batchLabels.batchId} = ${batches.id} AND ${batchLabels.key} = ${r.key})`;
+        ? sql`EXISTS (SELECT 1 FROM ${t.table} WHERE ${t.ownerId} = ${t.id} AND ${t.key} = ${r.key} AND ${inArray(t.value, values)})`
+        : sql`EXISTS (SELECT 1 FROM ${t.table} WHERE ${t.ownerId} = ${t.id} AND ${t.key} = ${r.key})`;
     switch (r.operator) {
       case 'In':
         return has(r.values);

@@ -1,0 +1,149 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { parseLabelSelector } from '../domain/label-selector.js';
+import { schedulePatchSchema, scheduleSpecSchema, type ScheduleSpec } from '../domain/schedule-spec.js';
+import { forgetBatches } from '../dispatch/forget-batches.js';
+import { getBatch } from '../store/batch-queries.js';
+import { pruneHistory, triggerSchedule } from '../store/schedule-runs.js';
+import { createSchedule, deleteSchedule, getSchedule, listSchedules, parseScheduleSpec, updateSchedule } from '../store/schedules.js';
+import { prepareBatch } from './batch-submission.js';
+import type { ApiDeps, ApiEnv } from './deps.js';
+import { fieldErrors, notFound, validationProblem } from './problems.js';
+import { scheduleListSchema, scheduleSchema, scheduleView } from './schedule-views.js';
+import { batchSchema, problemResponse } from './schemas.js';
+import { batchView, decodeCursor, encodeCursor } from './views.js';
+
+/** /v1/schedules: the CronJob of batches. Create, list, get, update, delete, trigger one now. */
+
+const scheduleIdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 's0mhz8x3k2a1b2c3d4e' }) });
+
+const createDef = createRoute({
+  method: 'post',
+  path: '/v1/schedules',
+  summary: 'Create a schedule',
+  description: 'A cron expression in a time zone, a concurrency policy, history limits and a batch template (any batch spec, items included, validated like POST /v1/batches).',
+  request: { body: { required: true, content: { 'application/json': { schema: scheduleSpecSchema } } } },
+  responses: {
+    201: { description: 'Stored', headers: z.object({ Location: z.string() }), content: { 'application/json': { schema: scheduleSchema } } },
+    400: problemResponse('Malformed JSON body'),
+    413: problemResponse('The template has more items, or larger ones, than a batch may'),
+    422: problemResponse('Invalid schedule, time zone or batch template (pointers name the field, e.g. /batchTemplate/items)'),
+  },
+});
+
+const listDef = createRoute({
+  method: 'get',
+  path: '/v1/schedules',
+  summary: 'List schedules, newest first',
+  request: {
+    query: z.object({
+      labelSelector: z.string().optional().openapi({ example: 'team=data' }),
+      limit: z.coerce.number().int().min(1).max(500).default(50),
+      cursor: z.string().optional(),
+    }),
+  },
+  responses: { 200: { description: 'A page of schedules', content: { 'application/json': { schema: scheduleListSchema } } }, 400: problemResponse('Bad label selector'), 422: problemResponse('Bad query') },
+});
+
+const getDef = createRoute({
+  method: 'get',
+  path: '/v1/schedules/{id}',
+  summary: 'Get a schedule with its status',
+  request: { params: scheduleIdParam },
+  responses: { 200: { description: 'The schedule', content: { 'application/json': { schema: scheduleSchema } } }, 404: problemResponse('No such schedule') },
+});
+
+const patchDef = createRoute({
+  method: 'patch',
+  path: '/v1/schedules/{id}',
+  summary: 'Update a schedule (any field; a changed cron, time zone or suspend recomputes the next run)',
+  request: { params: scheduleIdParam, body: { required: true, content: { 'application/json': { schema: schedulePatchSchema } } } },
+  responses: {
+    200: { description: 'The schedule after the update', content: { 'application/json': { schema: scheduleSchema } } },
+    400: problemResponse('Malformed JSON body'),
+    404: problemResponse('No such schedule'),
+    413: problemResponse('The template has more items, or larger ones, than a batch may'),
+    422: problemResponse('The updated schedule is invalid'),
+  },
+});
+
+const deleteDef = createRoute({
+  method: 'delete',
+  path: '/v1/schedules/{id}',
+  summary: 'Delete a schedule (its batches stay; delete them with labelSelector=fanout.dev/schedule=<id>)',
+  request: { params: scheduleIdParam },
+  responses: { 204: { description: 'Deleted' }, 404: problemResponse('No such schedule') },
+});
+
+const triggerDef = createRoute({
+  method: 'post',
+  path: '/v1/schedules/{id}/trigger',
+  summary: 'Start one batch of the schedule now (concurrency policy and suspend do not apply)',
+  request: { params: scheduleIdParam },
+  responses: {
+    202: { description: 'The batch it started', headers: z.object({ Location: z.string() }), content: { 'application/json': { schema: batchSchema } } },
+    404: problemResponse('No such schedule'),
+  },
+});
+
+export function schedulesRouter(deps: ApiDeps) {
+  const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
+  const { store } = deps;
+
+  /** The checks POST /v1/batches runs beyond its schema, on the template, with its pointers. */
+  const checkTemplate = (spec: ScheduleSpec) => prepareBatch(deps, spec.batchTemplate, '/batchTemplate');
+
+  app.openapi(createDef, async (c) => {
+    const spec = c.req.valid('json');
+    await checkTemplate(spec);
+    const row = createSchedule(store, deps.tenantOf(c), spec);
+    c.header('Location', `/v1/schedules/${row.id}`);
+    return c.json(scheduleView(store, row) as never, 201);
+  });
+
+  app.openapi(listDef, (c) => {
+    const q = c.req.valid('query');
+    const page = listSchedules(store, deps.tenantOf(c), { selector: parseLabelSelector(q.labelSelector ?? ''), limit: q.limit, after: decodeCursor(q.cursor, /^s[0-9a-z]+$/) });
+    const last = page.rows[page.rows.length - 1];
+    return c.json({ items: page.rows.map((r) => scheduleView(store, r)), nextCursor: page.more && last ? encodeCursor(last.id) : null } as never, 200);
+  });
+
+  app.openapi(getDef, (c) => {
+    const row = getSchedule(store, deps.tenantOf(c), c.req.valid('param').id);
+    if (!row) throw notFound('schedule');
+    return c.json(scheduleView(store, row) as never, 200);
+  });
+
+  app.openapi(patchDef, async (c) => {
+    const tenantId = deps.tenantOf(c);
+    const id = c.req.valid('param').id;
+    const row = getSchedule(store, tenantId, id);
+    if (!row) throw notFound('schedule');
+    const patch = c.req.valid('json');
+    const merged: Record<string, unknown> = { ...parseScheduleSpec(row), ...patch };
+    if (merged.name === null) delete merged.name;
+    const parsed = scheduleSpecSchema.safeParse(merged);
+    if (!parsed.success) throw validationProblem(fieldErrors(parsed.error.issues));
+    // A new template is checked like a submission; an unchanged one was checked when it was stored.
+    if (patch.batchTemplate !== undefined) await checkTemplate(parsed.data);
+    const updated = updateSchedule(store, tenantId, id, parsed.data);
+    if (!updated) throw notFound('schedule');
+    return c.json(scheduleView(store, updated) as never, 200);
+  });
+
+  app.openapi(deleteDef, (c) => {
+    if (!deleteSchedule(store, deps.tenantOf(c), c.req.valid('param').id)) throw notFound('schedule');
+    return c.body(null, 204);
+  });
+
+  app.openapi(triggerDef, async (c) => {
+    const tenantId = deps.tenantOf(c);
+    const outcome = triggerSchedule(store, tenantId, c.req.valid('param').id, Date.now());
+    if (!outcome?.started) throw notFound('schedule');
+    deps.notify(outcome.started);
+    await forgetBatches(deps, pruneHistory(store, outcome.scheduleId));
+    c.header('Location', `/v1/batches/${outcome.started}`);
+    return c.json(batchView(store, getBatch(store, tenantId, outcome.started)!) as never, 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,31 @@
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+
+/** A deleted batch, as deleteBatches returns it. */
+export interface DeletedBatch {
+  id: string;
+  task: string | null;
+  leaseIds: string[];
+}
+
+export interface ForgetDeps {
+  /** unset: no results on disk to remove (a dispatcher built without one) */
+  blobDir?: string;
+  /** halts the batches in Redis and removes their leases from the work queues */
+  forgetInRedis(deleted: DeletedBatch[]): Promise<void>;
+  /** wakes the dispatcher, which removes their Jobs, Services and Secrets from Kubernetes */
+  notify(batchId: string): void;
+}
+
+/**
+ * After a delete commits: drop the batches' results from the blob directory and their work from
+ * Redis, and let the dispatcher clean Kubernetes. One path for DELETE /v1/batches and for the
+ * history a schedule prunes.
+ */
+export async function forgetBatches(deps: ForgetDeps, deleted: DeletedBatch[]): Promise<void> {
+  if (deleted.length === 0) return;
+  const { blobDir } = deps;
+  if (blobDir) for (const d of deleted) await rm(path.join(blobDir, d.id), { recursive: true, force: true });
+  await deps.forgetInRedis(deleted);
+  for (const d of deleted) deps.notify(d.id);
+}
