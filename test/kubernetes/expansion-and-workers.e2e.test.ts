@@ -66,6 +66,22 @@ describe('job-per-item runtime (the expansion pattern)', () => {
     expect(maxOverlap(runs)).toBeGreaterThanOrEqual(1);
   });
 
+  it('creates an item Job again when it is deleted before it finished: nothing is lost', async () => {
+    const created = await f.client.createBatch({
+      runtime: 'job-per-item',
+      template: { image: 'busybox:1.36', command: ['fanout', 'exec', '--', 'sh', '-c', 'sleep 2; echo done {{ n }}'] },
+      items: [{ n: 0 }, { n: 1 }],
+      parallelism: 2,
+    });
+    const first = await waitFor(async () => (await f.jobsOf(created.id)).find((j) => j.metadata?.labels?.['fanout.dev/index'] === '1'), { what: 'the Job of item 1' });
+    await f.batchApi.deleteNamespacedJob({ name: first.metadata!.name!, namespace: f.namespace, propagationPolicy: 'Background' });
+    const batch = await f.waitForPhase(created.id, ['Succeeded', 'Failed']);
+    expect(batch.status.phase).toBe('Succeeded');
+    expect((await resultsOf(f.client, created.id)).map((r) => r.result)).toEqual(['done 0', 'done 1']);
+    const again = (await f.jobsOf(created.id)).find((j) => j.metadata?.labels?.['fanout.dev/index'] === '1');
+    expect(again?.metadata?.uid).not.toBe(first.metadata?.uid);
+  });
+
   it('deletes a group of batches by label, and their Jobs with them', async () => {
     const ids: string[] = [];
     for (const n of [1, 2]) {

@@ -44,6 +44,28 @@ describe('indexed-job shards, headless networking and TTL', () => {
     }
   });
 
+  it('creates a shard’s Job again when it is deleted before it finished, and never re-runs a finished shard', async () => {
+    const created = await f.client.createBatch({
+      runtime: 'indexed-job',
+      template: { image: 'fanout:test', command: ['fanout', 'exec', '--', 'sh', '-c', 'sleep 1; cat'] },
+      items: ['a', 'b', 'c', 'd'],
+      parallelism: 2,
+    });
+    // The second shard (offset 2): delete it while it runs.
+    const second = await waitFor(async () => (await f.jobsOf(created.id)).find((j) => j.metadata?.labels?.['fanout.dev/offset'] === '2'), {
+      what: 'the second shard',
+      timeoutMs: 90_000,
+    });
+    const firstShard = (await f.jobsOf(created.id)).find((j) => j.metadata?.labels?.['fanout.dev/offset'] === '0')!;
+    await f.batchApi.deleteNamespacedJob({ name: second.metadata!.name!, namespace: f.namespace, propagationPolicy: 'Background' });
+    const batch = await f.waitForPhase(created.id, ['Succeeded', 'Failed']);
+    expect(batch.status.phase).toBe('Succeeded');
+    expect((await resultsOf(f.client, created.id)).map((r) => r.result)).toEqual(['a', 'b', 'c', 'd']);
+    const jobs = await f.jobsOf(created.id);
+    expect(jobs.find((j) => j.metadata?.labels?.['fanout.dev/offset'] === '2')?.metadata?.uid).not.toBe(second.metadata?.uid);
+    expect(jobs.find((j) => j.metadata?.labels?.['fanout.dev/offset'] === '0')?.metadata?.uid).toBe(firstShard.metadata?.uid);
+  });
+
   it('gives pods a headless Service and subdomain with networking.headless, and removes the Service after', async () => {
     const created = await f.client.createBatch({
       runtime: 'indexed-job',

@@ -170,6 +170,9 @@ export class KubernetesRuntime {
    * failure budget is what earlier shards left of `maxFailedItems`.
    */
   private async ensureShards(row: BatchRow, header: BatchHeader, namespace: string, decisions: BatchDecisions): Promise<void> {
+    const open = this.o.store.sqlite
+      .prepare(`SELECT count(*) FROM items WHERE batch_id = ? AND idx BETWEEN ? AND ? AND status IN ('pending', 'running')`)
+      .pluck();
     for (const shard of shardsOf(row.total, this.o.config.shardSize)) {
       const existing = this.cluster.job(namespace, jobName(row.id, shard.shard));
       if (existing) {
@@ -177,6 +180,10 @@ export class KubernetesRuntime {
         if (!jobView(existing, shard.offset).finished) return;
         continue;
       }
+      // Done, and its Job since removed by its TTL: not again. A shard with open items and no
+      // Job was never created, or its Job was lost (deleted by hand, or by its TTL while this
+      // dispatcher was down): create it (again).
+      if ((open.get(row.id, shard.offset, shard.offset + shard.count - 1) as number) === 0) continue;
       const max = header.retry.maxFailedItems;
       const maxFailedIndexes = max === undefined ? undefined : Math.max(0, Math.min(shard.count, max - row.failed));
       await this.calls.createJob(namespace, indexedJob({ batchId: row.id, header, shard, suspend: decisions.suspended, maxFailedIndexes, settings: this.settings() }));
@@ -208,6 +215,21 @@ export class KubernetesRuntime {
     }
     if (decisions.suspended) return null;
     const input = this.o.store.sqlite.prepare('SELECT input FROM items WHERE batch_id = ? AND idx = ?').pluck();
+    // An open item whose Job is gone though it was created (deleted by hand, or by its TTL while
+    // this dispatcher was down, before its end was seen) gets its Job again.
+    const lost = (this.o.store.sqlite
+      .prepare(`SELECT idx FROM items WHERE batch_id = ? AND idx < ? AND status IN ('pending', 'running')`)
+      .pluck()
+      .all(row.id, row.releaseCursor) as number[]).filter((index) => !seen.has(itemJobName(row.id, index)) && !unseen.has(itemJobName(row.id, index)));
+    for (const index of lost) {
+      const waitMs = this.calls.creationDelay();
+      if (waitMs > 0) return Date.now() + waitMs;
+      this.o.logger.warn({ batchId: row.id, index }, 'the Job of an unfinished item is gone; creating it again');
+      const item = JSON.parse(input.get(row.id, index) as string) as unknown;
+      await this.calls.createJob(namespace, itemJob({ batchId: row.id, header, index, item, suspend: false, settings: this.settings() }));
+      unseen.set(itemJobName(row.id, index), Date.now());
+      unfinished++;
+    }
     const advance = this.o.store.sqlite.prepare('UPDATE batches SET release_cursor = ? WHERE id = ? AND release_cursor < ?');
     for (let index = row.releaseCursor; index < row.total && unfinished < row.parallelism; index++) {
       const waitMs = this.calls.creationDelay();
