@@ -8,6 +8,7 @@ import type { ApiDeps, ApiEnv } from './deps.js';
 import { itemsRouter } from './items-router.js';
 import { fieldErrors, problem, respondProblem, toProblem, validationProblem } from './problems.js';
 import { systemRouter } from './system-router.js';
+import { webhooksRouter } from './webhooks-router.js';
 import { schedulesRouter } from './schedules-router.js';
 
 export type AppDeps = Omit<ApiDeps, 'tenantOf' | 'validationHook'>;
@@ -58,6 +59,7 @@ export function createApp(base: AppDeps) {
   app.route('/', systemRouter(deps));
   app.route('/', batchesRouter(deps));
   app.route('/', itemsRouter(deps));
+  app.route('/', webhooksRouter(deps));
   app.route('/', schedulesRouter(deps));
 
   app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));

@@ -8,6 +8,7 @@ import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUploa
 import type { ApiDeps } from './deps.js';
 import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
 import { fieldErrors, pointerOf, problem, validationProblem } from './problems.js';
+import { targetRefusal } from '../webhooks/target-check.js';
 
 /**
  * Turning a create request into a stored batch: validation beyond the schema (runtime, task,
@@ -54,6 +55,11 @@ async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: nu
     if (header.runtime === 'indexed-job' && header.template.env && templatePlaceholders(header.template.env).length > 0) {
       throw at('/template/env', 'in an indexed-job, every pod gets the same environment: placeholders are filled per item in command and args (by `fanout exec`); use runtime "job-per-item" for a per-item environment');
     }
+  }
+  if (header.webhook) {
+    // A target that resolves to a private, loopback or link-local address is refused now, not at delivery.
+    const refusal = await targetRefusal(header.webhook.url, deps.config.webhooks.allow);
+    if (refusal) throw at('/webhook/url', refusal);
   }
   if (header.runtime !== 'queue') return;
   if (header.workers?.kubernetes) return; // its workers start with the batch; none registered yet

@@ -50,6 +50,7 @@ const SERVER_FLAGS = {
   kubeconfig: () => new Option('--kubeconfig <file>', 'run Kubernetes batches on the cluster of this kubeconfig (KUBECONFIG; in a pod: its ServiceAccount)'),
   namespace: () => new Option('--namespace <ns>', 'namespace of batch Jobs unless a batch names another allowed one (FANOUT_NAMESPACE, default "default")'),
   publicUrl: () => new Option('--public-url <url>', 'the API URL pods use to reach Fanout (FANOUT_PUBLIC_URL; default: this process\'s own)'),
+  webhookAllow: () => new Option('--webhook-allow <list>', 'hosts or CIDRs webhooks may call although they are private, loopback or link-local (FANOUT_WEBHOOK_ALLOW, comma-separated)'),
   logLevel: () => new Option('--log-level <level>', 'log level (LOG_LEVEL, default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 } satisfies Record<string, () => Option>;
 

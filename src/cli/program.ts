@@ -15,17 +15,17 @@ const SERVER_COMMANDS: Array<{ name: 'up' | 'api' | 'dispatcher'; summary: strin
   {
     name: 'up',
     summary: 'run API, dispatcher and workers in one process (SQLite; a local Redis when REDIS_URL is unset)',
-    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'task', 'concurrency', 'leaseSeconds', 'kubeconfig', 'namespace', 'publicUrl', 'logLevel'],
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'task', 'concurrency', 'leaseSeconds', 'kubeconfig', 'namespace', 'publicUrl', 'webhookAllow', 'logLevel'],
   },
   {
     name: 'api',
     summary: 'run the HTTP API',
-    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'kubeconfig', 'namespace', 'logLevel'],
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'kubeconfig', 'namespace', 'webhookAllow', 'logLevel'],
   },
   {
     name: 'dispatcher',
     summary: 'run the dispatcher (the controller that releases items and finalizes batches)',
-    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'leaseSeconds', 'kubeconfig', 'namespace', 'publicUrl', 'logLevel'],
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'leaseSeconds', 'kubeconfig', 'namespace', 'publicUrl', 'webhookAllow', 'logLevel'],
   },
 ];
 

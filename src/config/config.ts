@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { parseAllowlist, type Allowlist } from '../domain/address-policy.js';
+import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../domain/webhooks.js';
 
 /**
  * The one place that reads the environment. Flags win over environment variables, which win
@@ -32,6 +34,18 @@ export interface Config {
   batchToken?: string;
   /** set when Fanout can reach a Kubernetes cluster (kubeconfig or in-cluster) */
   kubernetes?: KubernetesConfig;
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /** hosts and CIDRs webhooks may call although they are loopback, private or link-local */
+  allow: Allowlist;
+  /** longest one delivery attempt may take */
+  timeoutMs: number;
+  /** waits before the 2nd, 3rd, … attempt (jittered ±20%) */
+  retryScheduleMs: number[];
+  /** how long the previous secret keeps signing after a rotation */
+  secretOverlapMs: number;
 }
 
 export interface KubernetesConfig {
@@ -149,6 +163,30 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     exitWhenEmpty,
     batchToken,
     kubernetes: kubernetesConfig(flags, env),
+    webhooks: webhookConfig(flags, env),
+  };
+}
+
+/** FANOUT_WEBHOOK_*: the SSRF allowlist, the attempt timeout, the retry schedule, the rotation overlap. */
+function webhookConfig(flags: Flags, env: Env): WebhookConfig {
+  const allowText = pick(flags, 'webhookAllow', env, 'FANOUT_WEBHOOK_ALLOW');
+  let allow: Allowlist;
+  let retryScheduleMs: number[];
+  try {
+    allow = parseAllowlist(allowText);
+  } catch (err) {
+    throw new ConfigError(`FANOUT_WEBHOOK_ALLOW (--webhook-allow): ${(err as Error).message}`);
+  }
+  try {
+    retryScheduleMs = parseRetrySchedule(env.FANOUT_WEBHOOK_RETRY_SCHEDULE || DEFAULT_RETRY_SCHEDULE);
+  } catch (err) {
+    throw new ConfigError(`FANOUT_WEBHOOK_RETRY_SCHEDULE: ${(err as Error).message}`);
+  }
+  return {
+    allow,
+    timeoutMs: integer(env.FANOUT_WEBHOOK_TIMEOUT_SECONDS, 'FANOUT_WEBHOOK_TIMEOUT_SECONDS', 15, 1) * 1000,
+    retryScheduleMs,
+    secretOverlapMs: integer(env.FANOUT_WEBHOOK_SECRET_OVERLAP_SECONDS, 'FANOUT_WEBHOOK_SECRET_OVERLAP_SECONDS', 86_400, 0) * 1000,
   };
 }
 

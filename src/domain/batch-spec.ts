@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseQuantity, quantityProblem } from './quantity.js';
+import { batchWebhookSchema } from './webhooks.js';
 
 /**
  * The batch spec a client sends (DESIGN.md "Batch spec"). Pure validation: every rule here is
@@ -217,6 +218,7 @@ export const batchSpecFields = {
   networking: networkingSchema.optional(),
   workers: workersSchema.optional(),
   ttlSecondsAfterFinished: z.number().int().min(0).meta({ description: 'Kubernetes runtimes: seconds a finished Job and its pods are kept; the server\'s default when unset.' }).optional(),
+  webhook: batchWebhookSchema.optional(),
 };
 
 export const batchHeaderSchema = z.object(batchSpecFields).strict().meta({ id: 'BatchSpecHeader' });

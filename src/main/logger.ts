@@ -5,7 +5,7 @@ export function createLogger(level: string) {
   return pino({
     level,
     redact: {
-      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', 'apiKey', '*.token', '*.apiKey', 'secret'],
+      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', 'apiKey', '*.token', '*.apiKey', 'secret', '*.secret', 'previousSecret', '*.previousSecret', 'headers["webhook-signature"]'],
       censor: '[redacted]',
     },
   });

@@ -15,6 +15,7 @@ import { ensureApiKey, serverSecret } from '../store/tenants.js';
 import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
 import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
+import { WebhookDeliverer } from '../webhooks/deliverer.js';
 
 /**
  * Builds and starts the parts of Fanout one process runs: the API (HTTP on host:port), the
@@ -119,6 +120,9 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobDir: path.join(config.dataDir, 'blobs') });
     await dispatcher.start();
   }
+  // Webhooks are delivered where the store is written: the dispatcher process.
+  const deliverer = o.dispatcher ? new WebhookDeliverer({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, config: config.webhooks }) : null;
+  await deliverer?.start();
 
 
   const workers: RunningWorker[] = [];
@@ -147,6 +151,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
         const s = server;
         await new Promise<void>((resolve) => s.close(() => resolve()));
       }
+      await deliverer?.stop();
       await dispatcher?.stop();
       await side.close();
       redis.disconnect();

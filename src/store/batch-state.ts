@@ -4,6 +4,7 @@ import type { BatchHeader } from '../domain/batch-spec.js';
 import type { StoreHandle } from './db.js';
 import type { BatchRow } from './batch-queries.js';
 import { batches } from './schema.js';
+import { recordBatchFinished } from './webhook-events.js';
 
 /**
  * Helpers used inside the transactions that change a batch: counters move with the items they
@@ -66,6 +67,18 @@ export function refreshStatus(store: StoreHandle, batchId: string, now: number):
     .set({ phase: next.phase, status: JSON.stringify(status), state: isFinalPhase(next.phase) ? 'final' : 'active', updatedAt: now })
     .where(eq(batches.id, batchId))
     .run();
+  // The webhook event commits with the final transition it reports (at least once, never lost).
+  if (isFinalPhase(next.phase) && !isFinalPhase(previous.phase)) {
+    recordBatchFinished(store, {
+      id: row.id,
+      tenantId: row.tenantId,
+      spec: row.spec,
+      phase: next.phase,
+      counts: { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled },
+      startTime: next.startTime,
+      completionTime: next.completionTime,
+    }, now);
+  }
   return { phase: next.phase, changed: true };
 }
 

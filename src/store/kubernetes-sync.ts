@@ -8,6 +8,7 @@ import { batches } from './schema.js';
 import { eq } from 'drizzle-orm';
 import type { BatchObservation } from '../runtimes/kubernetes/observe.js';
 import type { IndexRange } from '../domain/index-ranges.js';
+import { ItemFailedEvents } from './webhook-events.js';
 
 /**
  * Mirroring what Kubernetes reports into the store, for batches whose items run as Job pods.
@@ -78,9 +79,15 @@ export class KubernetesSync {
     }
 
     // Final states first: an index the Job completed or failed leaves pending/running for good.
+    const itemEvents = new ItemFailedEvents(this.store, batchId);
+    const newlyFailed: number[] = [];
     for (const [status, ranges] of [['succeeded', obs.completed], ['failed', obs.failed]] as const) {
       for (const { first, last } of ranges) {
         for (const from of ['pending', 'running'] as const) {
+          if (status === 'failed' && itemEvents.wanted()) {
+            const ids = this.store.sqlite.prepare('SELECT idx FROM items WHERE batch_id = ? AND idx BETWEEN ? AND ? AND status = ?').pluck().all(batchId, first, last, from) as number[];
+            newlyFailed.push(...ids);
+          }
           const moved = this.finish(batchId, first, last, from, status, now);
           if (moved > 0) {
             changed = true;
@@ -91,6 +98,10 @@ export class KubernetesSync {
       }
     }
     if (obs.failed.length > 0) this.explainFailures(batchId, obs.failed, policy);
+    for (const index of newlyFailed) {
+      const item = this.store.sqlite.prepare('SELECT reason, error FROM items WHERE batch_id = ? AND idx = ?').get(batchId, index) as { reason: string | null; error: string | null };
+      itemEvents.record(index, item.reason, item.error, now);
+    }
 
     for (const [index, attempt] of obs.running) {
       const before = this.store.sqlite.prepare('SELECT status FROM items WHERE batch_id = ? AND idx = ?').pluck().get(batchId, index) as string | undefined;

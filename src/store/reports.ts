@@ -5,6 +5,7 @@ import type { BatchHeader } from '../domain/batch-spec.js';
 import { getBatchById } from './batch-queries.js';
 import { bumpCounters, haltBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
 import { LeaseStore } from './leases.js';
+import { ItemFailedEvents } from './webhook-events.js';
 
 /**
  * Recording what workers report. One transaction per report: every item outcome, its attempt
@@ -78,6 +79,7 @@ export class ReportStore {
     // A result PUT through the API names no lease: settle the lease the item travelled in.
     const viaApi = new Map<string, Set<string>>();
     let failBatch: { reason: string; message: string } | undefined;
+    const itemEvents = new ItemFailedEvents(this.store, batchId);
 
     for (const r of reports) {
       settled.add(`${r.i}.${r.a}`);
@@ -131,6 +133,7 @@ export class ReportStore {
         continue;
       }
       this.failItem.run(error ?? decision.message, decision.reason, now, batchId, r.i);
+      itemEvents.record(r.i, decision.reason, error ?? decision.message, now);
       add('failed', 1);
       out.failed++;
       if (decision.kind === 'failBatch' && !failBatch) failBatch = { reason: decision.reason, message: `item ${r.i}: ${decision.message}` };

@@ -210,3 +210,100 @@ export const scheduleRuns = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.scheduleId, t.tickAt] }), index('schedule_runs_batch').on(t.batchId)],
 );
+
+/**
+ * Tenant-wide webhook endpoints. `secret` signs every delivery; after a rotation the previous
+ * secret also signs until `previousSecretExpiresAt` (both signatures in one header).
+ */
+export const webhookEndpoints = sqliteTable(
+  'webhook_endpoints',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    url: text('url').notNull(),
+    description: text('description'),
+    /** JSON array of event filters */
+    events: text('events').notNull(),
+    enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+    /** why the endpoint was disabled (a 410 from the receiver, a client request) */
+    disabledReason: text('disabled_reason'),
+    secret: text('secret').notNull(),
+    previousSecret: text('previous_secret'),
+    previousSecretExpiresAt: integer('previous_secret_expires_at'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('webhook_endpoints_tenant').on(t.tenantId, t.id)],
+);
+
+/** The secret that signs the webhooks batches name in their spec: one per tenant, created on first use. */
+export const webhookBatchSecrets = sqliteTable('webhook_batch_secrets', {
+  tenantId: text('tenant_id').primaryKey().references(() => tenants.id, { onDelete: 'cascade' }),
+  secret: text('secret').notNull(),
+  previousSecret: text('previous_secret'),
+  previousSecretExpiresAt: integer('previous_secret_expires_at'),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** An event, written in the transaction of the change it reports; `payload` is the exact body sent. */
+export const webhookEvents = sqliteTable(
+  'webhook_events',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    payload: text('payload').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('webhook_events_batch').on(t.batchId)],
+);
+
+/**
+ * One event to one target (a tenant endpoint, or the batch's own webhook when endpointId is
+ * null). `pending` rows whose nextAttemptAt has come are enqueued by the dispatcher's poller.
+ */
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    eventId: text('event_id').notNull().references(() => webhookEvents.id, { onDelete: 'cascade' }),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    endpointId: text('endpoint_id').references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    url: text('url').notNull(),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull(),
+    /** attempts made in all (numbers the attempt rows) */
+    attempts: integer('attempts').notNull().default(0),
+    /** failed attempts since the delivery was (re)started: the position in the retry schedule */
+    step: integer('step').notNull().default(0),
+    nextAttemptAt: integer('next_attempt_at'),
+    /** when the poller last put it on the queue (it is put again if that attempt never ran) */
+    queuedAt: integer('queued_at'),
+    lastError: text('last_error'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [
+    index('webhook_deliveries_due').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    index('webhook_deliveries_batch').on(t.batchId),
+    index('webhook_deliveries_endpoint').on(t.endpointId, t.createdAt),
+  ],
+);
+
+/** The delivery log: one row per HTTP attempt. */
+export const webhookAttempts = sqliteTable(
+  'webhook_attempts',
+  {
+    deliveryId: text('delivery_id').notNull().references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    attempt: integer('attempt').notNull(),
+    at: integer('at').notNull(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    /** at most 1 KiB of the response body */
+    response: text('response'),
+    error: text('error'),
+  },
+  (t) => [primaryKey({ columns: [t.deliveryId, t.attempt] })],
+);

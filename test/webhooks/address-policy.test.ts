@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { classifyAddress, parseAllowlist, parseCidr, refusalOf } from '../../src/domain/address-policy.js';
+import { nextRetryDelay, parseRetrySchedule, wantsEvent } from '../../src/domain/webhooks.js';
+
+describe('classifyAddress', () => {
+  const cases: Array<[string, string]> = [
+    ['8.8.8.8', 'public'],
+    ['93.184.216.34', 'public'],
+    ['127.0.0.1', 'loopback'],
+    ['127.255.0.9', 'loopback'],
+    ['::1', 'loopback'],
+    ['10.1.2.3', 'private'],
+    ['172.16.0.1', 'private'],
+    ['172.31.255.255', 'private'],
+    ['172.32.0.1', 'public'],
+    ['192.168.1.1', 'private'],
+    ['100.64.0.1', 'private'],
+    ['fc00::1', 'private'],
+    ['fd12:3456::1', 'private'],
+    ['169.254.1.1', 'link-local'],
+    ['fe80::1', 'link-local'],
+    ['febf::1', 'link-local'],
+    ['169.254.169.254', 'metadata'],
+    ['fd00:ec2::254', 'metadata'],
+    ['0.0.0.0', 'unspecified'],
+    ['::', 'unspecified'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:10.0.0.1', 'private'],
+    ['::ffff:8.8.8.8', 'public'],
+    ['224.0.0.1', 'multicast'],
+    ['ff02::1', 'multicast'],
+    ['2606:4700::1111', 'public'],
+    ['not-an-ip', 'reserved'],
+  ];
+  it.each(cases)('%s is %s', (ip, kind) => expect(classifyAddress(ip)).toBe(kind));
+});
+
+describe('parseCidr', () => {
+  it.each([
+    ['10.0.0.0/8', true],
+    ['127.0.0.1', true],
+    ['fc00::/7', true],
+    ['10.0.0.0/33', false],
+    ['10.0.0/8', false],
+    ['::/129', false],
+    ['1.2.3.4/8/9', false],
+  ])('%s parses: %s', (text, ok) => expect(parseCidr(text) !== null).toBe(ok));
+});
+
+describe('refusalOf', () => {
+  const allow = parseAllowlist('127.0.0.1, 10.20.0.0/16, hooks.internal');
+  it.each<[string, string[], boolean]>([
+    ['example.com', ['93.184.216.34'], true],
+    ['127.0.0.1', ['127.0.0.1'], true],
+    ['127.0.0.2', ['127.0.0.2'], false],
+    ['a.internal', ['10.20.3.4'], true],
+    ['b.internal', ['10.21.3.4'], false],
+    ['hooks.internal', ['192.168.0.9'], true],
+    ['mixed.example', ['93.184.216.34', '10.0.0.1'], false],
+    ['nothing.example', [], false],
+    ['metadata.example', ['169.254.169.254'], false],
+  ])('%s → %j allowed: %s', (host, addrs, ok) => expect(refusalOf(host, addrs, allow) === null).toBe(ok));
+
+  it('says which address and why', () => {
+    expect(refusalOf('x.example', ['169.254.169.254'], parseAllowlist(''))).toMatch(/169\.254\.169\.254, a metadata address/);
+  });
+
+  it('rejects a malformed allowlist entry', () => {
+    expect(() => parseAllowlist('10.0.0.0/40')).toThrow(/neither a host name/);
+  });
+});
+
+describe('retry schedule and filters', () => {
+  it('parses durations and spreads them ±20%', () => {
+    expect(parseRetrySchedule('500ms,5s,5m,2h,1d')).toEqual([500, 5000, 300_000, 7_200_000, 86_400_000]);
+    expect(() => parseRetrySchedule('5s,soon')).toThrow(/"soon"/);
+    expect(nextRetryDelay([1000, 2000], 1, 0)).toBe(800);
+    expect(nextRetryDelay([1000, 2000], 2, 0.999)).toBe(2399);
+    expect(nextRetryDelay([1000, 2000], 3, 0.5)).toBeNull();
+  });
+
+  it('matches event filters', () => {
+    expect(wantsEvent(undefined, 'batch.failed')).toBe(true);
+    expect(wantsEvent(undefined, 'item.failed')).toBe(false);
+    expect(wantsEvent(['batch.finished'], 'batch.cancelled')).toBe(true);
+    expect(wantsEvent(['item.failed'], 'batch.succeeded')).toBe(false);
+  });
+});
