@@ -171,14 +171,19 @@ export function triggerSchedule(store: StoreHandle, tenantId: string, scheduleId
  * moves lastSuccessfulTime. Returns the schedules that changed (their history may need pruning).
  */
 export function syncFinishedRuns(store: StoreHandle, now: number): string[] {
+  const pending = () => store.sqlite.prepare("SELECT id, tenant_id, status FROM schedules WHERE json_array_length(status, '$.active') > 0").all() as { id: string; tenant_id: string; status: string }[];
+  const endedOf = (raw: { id: string; tenant_id: string; status: string }) => {
+    const status = JSON.parse(raw.status) as ScheduleStatus;
+    const still = activeScheduleBatches(store, raw.tenant_id, raw.id);
+    return { status, still, ended: status.active.filter((b) => !still.includes(b)) };
+  };
+  // Looked at without the write lock first: most passes find nothing finished.
+  if (!pending().some((raw) => endedOf(raw).ended.length > 0)) return [];
   return store.sqlite.transaction(() => {
-    const rows = store.sqlite.prepare("SELECT * FROM schedules WHERE json_array_length(status, '$.active') > 0").all() as Record<string, unknown>[];
     const changed: string[] = [];
-    for (const raw of rows) {
-      const id = raw.id as string;
-      const status = { ...JSON.parse(raw.status as string) } as ScheduleStatus;
-      const still = activeScheduleBatches(store, raw.tenant_id as string, id);
-      const ended = status.active.filter((b) => !still.includes(b));
+    for (const raw of pending()) {
+      const id = raw.id;
+      const { status, still, ended } = endedOf(raw);
       if (ended.length === 0) continue;
       for (const b of ended) {
         const done = store.sqlite.prepare("SELECT phase, json_extract(status, '$.completionTime') AS completion FROM batches WHERE id = ?").get(b) as { phase: string; completion: string | null } | undefined;
