@@ -25,7 +25,7 @@ describe('webhooks: fanout up killed before delivery', () => {
     const probe = await startReceiver();
     const port = probe.port;
     await probe.close();
-    const first = await c.up(['--task', 'rev=rev'], ENV);
+    const first = await c.up(['--task', 'rev=rev'], { ...ENV, LOG_LEVEL: 'debug' });
     const ep = await c.client.json('POST', '/v1/webhook-endpoints', { url: `http://127.0.0.1:${port}/hook` });
     expect(ep.status).toBe(201);
     const batch = await c.client.createBatch({ task: 'rev', items: ['ab', 'cd', 'ef'] });
@@ -37,7 +37,7 @@ describe('webhooks: fanout up killed before delivery', () => {
     expect(pending.status).toBe('pending');
     await first.kill('SIGKILL');
 
-    await c.up(['--task', 'rev=rev'], ENV);
+    const second = await c.up(['--task', 'rev=rev'], { ...ENV, LOG_LEVEL: 'debug' });
     rec = await startReceiver(port);
     await waitUntil('delivered after restart', () => rec!.received.length >= 1, 30_000);
     expect(new Webhook(ep.body.secret).verify(rec.received[0].body, rec.received[0].headers)).toMatchObject({ type: 'batch.succeeded', data: { batchId: batch.id } });
@@ -49,6 +49,12 @@ describe('webhooks: fanout up killed before delivery', () => {
     expect(done.attempts.at(-1).statusCode).toBe(200);
     await new Promise((r) => setTimeout(r, 1500));
     expect(rec.received).toHaveLength(1);
+    // secrets and signatures never reach the log, even at debug level
+    const log = first.output() + second.output();
+    expect(log).toContain('webhook attempt');
+    expect(log).not.toContain('whsec_');
+    expect(log).not.toContain(ep.body.secret.slice(6, 30));
+    expect(log).not.toContain(rec.received[0].headers['webhook-signature']);
   });
 
   it('SIGKILL while the first attempt is in flight (nothing recorded yet): delivered after restart', { timeout: 120_000 }, async () => {
