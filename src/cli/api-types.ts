@@ -38,6 +38,16 @@ export interface BatchList {
   nextCursor: string | null;
 }
 
+/** A schedule (GET /v1/schedules/{id}), as `fanout get schedules` reads it. */
+export interface Schedule {
+  id: string;
+  name?: string | null;
+  labels?: Record<string, string>;
+  createdAt: string;
+  spec: { schedule: string; timeZone: string; concurrencyPolicy: string; suspend: boolean; [field: string]: unknown };
+  status: { lastScheduleTime: string | null; active: string[]; nextRunTime: string | null; [field: string]: unknown };
+}
+
 export interface ListQuery {
   labelSelector?: string;
   phase?: string;

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Batch } from './api-types.js';
+import type { Batch, Schedule } from './api-types.js';
 import { FanoutClient, type ClientOptions } from './client.js';
 import { CliError } from './errors.js';
-import { renderBatchTable } from './format.js';
+import { renderBatchTable, renderScheduleTable } from './format.js';
 import { readSpecSource } from './spec-file.js';
 import { describeOutcome, waitForBatch } from './wait.js';
 
@@ -45,6 +45,7 @@ export async function submitCommand(
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml' | 'name';
 
 const BATCH_RESOURCES = new Set(['batch', 'batches', 'b']);
+const SCHEDULE_RESOURCES = new Set(['schedule', 'schedules', 'sched']);
 
 export async function getCommand(
   resource: string,
@@ -52,7 +53,8 @@ export async function getCommand(
   opts: ClientOptions & { selector?: string; phase?: string; output?: OutputFormat },
   io: Io = processIo,
 ): Promise<number> {
-  if (!BATCH_RESOURCES.has(resource)) throw new CliError(`unknown resource "${resource}": use "batches" or "batch ID"`);
+  if (SCHEDULE_RESOURCES.has(resource)) return getSchedules(id, opts, io);
+  if (!BATCH_RESOURCES.has(resource)) throw new CliError(`unknown resource "${resource}": use "batches", "batch ID", "schedules" or "schedule ID"`);
   const client = new FanoutClient(opts);
   if (id !== undefined) {
     if (opts.selector || opts.phase) throw new CliError('-l/--selector and --phase apply to a list: drop the ID or the filters');
@@ -63,6 +65,27 @@ export async function getCommand(
   const batches: Batch[] = [];
   for await (const batch of client.listAllBatches({ labelSelector: opts.selector, phase: opts.phase })) batches.push(batch);
   await printBatches(batches, opts.output ?? 'table', io);
+  return 0;
+}
+
+/** `fanout get schedules [-l SELECTOR]` and `fanout get schedule ID`. */
+async function getSchedules(id: string | undefined, opts: ClientOptions & { selector?: string; phase?: string; output?: OutputFormat }, io: Io): Promise<number> {
+  if (opts.phase) throw new CliError('--phase applies to batches; schedules have no phase');
+  const client = new FanoutClient(opts);
+  if (id !== undefined && opts.selector) throw new CliError('-l/--selector applies to a list: drop the ID or the selector');
+  const schedules: Schedule[] = [];
+  if (id !== undefined) schedules.push(await client.getSchedule(id));
+  else for await (const s of client.listAllSchedules(opts.selector)) schedules.push(s);
+  const format = opts.output ?? (id !== undefined ? 'yaml' : 'table');
+  const document = id !== undefined ? schedules[0] : { items: schedules };
+  if (format === 'json') io.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+  else if (format === 'yaml') io.stdout.write((await import('yaml')).stringify(document));
+  else if (format === 'name') for (const s of schedules) io.stdout.write(`${s.id}\n`);
+  else if (schedules.length === 0) io.stderr.write('No schedules found.\n');
+  else {
+    const width = format === 'wide' ? undefined : io.stdout.isTTY && io.stdout.columns ? io.stdout.columns : DEFAULT_WIDTH;
+    io.stdout.write(`${renderScheduleTable(schedules, Date.now(), width)}\n`);
+  }
   return 0;
 }
 

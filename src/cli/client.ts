@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Batch, BatchList, ListQuery } from './api-types.js';
+import type { Batch, BatchList, ListQuery, Schedule } from './api-types.js';
 
 /**
  * The small HTTP client behind the `fanout` client commands. It speaks the public contract of
@@ -117,6 +117,27 @@ export class FanoutClient {
       yield* page.items;
       cursor = page.nextCursor ?? undefined;
       // A server that hands back a cursor it already gave would loop forever.
+      if (cursor !== undefined && seen.has(cursor)) break;
+      if (cursor !== undefined) seen.add(cursor);
+    } while (cursor !== undefined);
+  }
+
+  async getSchedule(id: string): Promise<Schedule> {
+    const res = await this.request('GET', `v1/schedules/${encodeURIComponent(id)}`);
+    return (await res.json()) as Schedule;
+  }
+
+  /** Every schedule matching the label selector, following `nextCursor` page by page. */
+  async *listAllSchedules(labelSelector?: string): AsyncGenerator<Schedule> {
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const params = new URLSearchParams({ limit: '500' });
+      if (labelSelector) params.set('labelSelector', labelSelector);
+      if (cursor) params.set('cursor', cursor);
+      const page = (await (await this.request('GET', `v1/schedules?${params}`)).json()) as { items: Schedule[]; nextCursor: string | null };
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
       if (cursor !== undefined && seen.has(cursor)) break;
       if (cursor !== undefined) seen.add(cursor);
     } while (cursor !== undefined);

@@ -1,4 +1,4 @@
-import type { Batch } from './api-types.js';
+import type { Batch, Schedule } from './api-types.js';
 
 /**
  * Pure text formatting for the client commands: kubectl-like ages and tables. No I/O here, so
@@ -106,6 +106,36 @@ export function renderBatchTable(batches: Batch[], now: number, maxWidth?: numbe
     ];
   });
   return renderTable(BATCH_COLUMNS, rows, maxWidth);
+}
+
+const SCHEDULE_COLUMNS: Column[] = [
+  { header: 'NAME', shrinkable: true, minWidth: 8 },
+  { header: 'ID' },
+  { header: 'SCHEDULE' },
+  { header: 'TIMEZONE' },
+  { header: 'SUSPEND' },
+  { header: 'ACTIVE' },
+  { header: 'LAST SCHEDULE' },
+  { header: 'AGE' },
+];
+
+/** The `fanout get schedules` table, like `kubectl get cronjobs`. */
+export function renderScheduleTable(schedules: Schedule[], now: number, maxWidth?: number): string {
+  const ago = (iso: string | null | undefined) => {
+    const t = iso ? Date.parse(iso) : NaN;
+    return Number.isNaN(t) ? '-' : formatAge(now - t);
+  };
+  const rows = schedules.map((s) => [
+    s.name || '-',
+    s.id,
+    s.spec.schedule,
+    s.spec.timeZone,
+    String(s.spec.suspend),
+    String(s.status.active.length),
+    ago(s.status.lastScheduleTime),
+    ago(s.createdAt),
+  ]);
+  return renderTable(SCHEDULE_COLUMNS, rows, maxWidth);
 }
 
 /** One line summing up where a batch is, for logs and the end of `submit --wait`. */

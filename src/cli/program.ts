@@ -116,9 +116,9 @@ Examples:
   addOptions(
     program
       .command('get')
-      .description('list batches as a table, or show one batch (YAML)')
-      .argument('<resource>', 'batches | batch')
-      .argument('[id]', 'batch id')
+      .description('list batches or schedules as a table, or show one (YAML)')
+      .argument('<resource>', 'batches | batch | schedules | schedule')
+      .argument('[id]', 'batch or schedule id')
       .option('-l, --selector <selector>', 'label selector, e.g. jobgroup=jobexample,tier!=test')
       .option('--phase <phase>', 'only batches in this phase (Pending, Running, Succeeded, …)'),
     [outputOption(), ...clientOptions()],
