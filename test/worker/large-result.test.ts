@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +17,11 @@ const command = [
   `*) echo small ;;`,
   `esac`,
 ].join('\n');
+
+// A temp dir of this file's own (test files run in separate processes): other files' workers
+// spool large outputs too, and must not show up as leftovers here.
+const ownTmp = mkdtempSync(join(tmpdir(), 'fanout-large-result-test-'));
+process.env.TMPDIR = ownTmp;
 
 const t = useWorkerHarness();
 let server: Server;
@@ -47,7 +54,10 @@ beforeAll(async () => {
   });
   base = await listenOnLoopback(server);
 });
-afterAll(() => closeServer(server));
+afterAll(async () => {
+  await closeServer(server);
+  rmSync(ownTmp, { recursive: true, force: true });
+});
 beforeEach(() => {
   uploads.length = 0;
   status = 200;
@@ -67,7 +77,7 @@ async function retainedBytes(): Promise<number> {
 }
 
 async function spoolDirs(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((name) => name.startsWith('fanout-result-'));
+  return (await readdir(ownTmp)).filter((name) => name.startsWith('fanout-result-'));
 }
 
 /** Waits until the lease job is done (completed and removed), so every report is in. */
@@ -97,6 +107,8 @@ describe('results larger than the inline limit', () => {
     // with the upload stalled halfway, the worker (this process) must not be holding the result
     const resume = await halfway;
     const heldMidUpload = (await retainedBytes()) - baseline;
+    // the result is spooled to a file meanwhile, in this file's temp dir
+    expect((await spoolDirs()).length).toBe(dirsBefore.length + 1);
     resume();
     await t.h.waitForItems(1, lease.leaseId);
     await leaseDone('big');
