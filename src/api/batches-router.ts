@@ -8,6 +8,7 @@ import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, typ
 import { parseHeader } from '../store/batch-state.js';
 import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
 import { forgetBatches, type DeletedBatch } from '../dispatch/forget-batches.js';
+import { registerBatchEvents } from './batch-events.js';
 import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
 import { notFound, problem } from './problems.js';
@@ -159,6 +160,8 @@ export function batchesRouter(deps: ApiDeps) {
     if (!row) throw notFound('batch');
     return c.json(batchView(store, row) as never, 200);
   });
+
+  registerBatchEvents(app, deps);
 
   for (const [action, summary] of [
     ['cancel', 'Cancel a batch: running items are abandoned, pending ones never start'],

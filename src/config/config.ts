@@ -35,6 +35,8 @@ export interface Config {
   /** set when Fanout can reach a Kubernetes cluster (kubeconfig or in-cluster) */
   kubernetes?: KubernetesConfig;
   webhooks: WebhookConfig;
+  /** GET /v1/batches/{id}/events: how often a stream reads the batch row, and its heartbeat */
+  events: { pollMs: number; heartbeatMs: number };
 }
 
 export interface WebhookConfig {
@@ -164,6 +166,10 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     batchToken,
     kubernetes: kubernetesConfig(flags, env),
     webhooks: webhookConfig(flags, env),
+    events: {
+      pollMs: integer(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10),
+      heartbeatMs: integer(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10),
+    },
   };
 }
 
