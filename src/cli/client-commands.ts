@@ -42,6 +42,14 @@ export async function submitCommand(
   return final.status.phase === 'Succeeded' ? 0 : 1;
 }
 
+/** `fanout wait ID`: follows a submitted batch like `submit --wait`; exit 0 only if it Succeeded. */
+export async function waitCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
+  const client = new FanoutClient(opts);
+  const final = await waitForBatch(client, await client.getBatch(id), { out: io.stderr });
+  for (const line of describeOutcome(final)) io.stderr.write(`${line}\n`);
+  return final.status.phase === 'Succeeded' ? 0 : 1;
+}
+
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml' | 'name';
 
 const BATCH_RESOURCES = new Set(['batch', 'batches', 'b']);

@@ -143,6 +143,13 @@ export class FanoutClient {
     } while (cursor !== undefined);
   }
 
+  /** GET /v1/batches/{id}/events: the Server-Sent Events body, unread; throws unless 200. */
+  async openEvents(id: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.request('GET', `v1/batches/${encodeURIComponent(id)}/events`, { headers: { accept: 'text/event-stream' }, signal });
+    if (!res.body) throw new ApiProblemError({ status: res.status, title: 'Empty response', detail: 'the events answer had no body' });
+    return res.body;
+  }
+
   /** GET /v1/batches/{id}/results: the NDJSON body, unread. */
   async openResults(id: string): Promise<ReadableStream<Uint8Array>> {
     const res = await this.request('GET', `v1/batches/${encodeURIComponent(id)}/results`, {

@@ -114,6 +114,14 @@ Examples:
   });
 
   addOptions(
+    program.command('wait').description('follow a batch with a progress bar until it is final; exit 0 only if it Succeeded').argument('<id>', 'batch id'),
+    clientOptions(),
+  ).action(async (id: string, opts: ClientOptions) => {
+    const { waitCommand } = await import('./client-commands.js');
+    exitWith(await waitCommand(id, opts));
+  });
+
+  addOptions(
     program
       .command('get')
       .description('list batches or schedules as a table, or show one (YAML)')

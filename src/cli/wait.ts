@@ -2,9 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FINAL_PHASES, type Batch } from './api-types.js';
 import { ServerUnreachableError, type FanoutClient } from './client.js';
 import { describeProgress } from './format.js';
+import { SseParser } from './sse-parser.js';
 
 /**
- * `fanout submit --wait`: polls the batch until its phase is final. On a terminal it draws a
+ * `fanout submit --wait` and `fanout wait ID`: follow the batch's events stream until its phase
+ * is final, polling GET /v1/batches/{id} instead when the stream is unavailable or breaks. On a terminal it draws a
  * progress bar (done/total, items/s, ETA); otherwise, for logs and CI, it prints one line each
  * time the phase changes. Everything goes to stderr so stdout keeps only the batch id.
  */
@@ -13,6 +15,8 @@ export interface WaitOptions {
   /** stream for progress output */
   out: NodeJS.WritableStream & { isTTY?: boolean };
   intervalMs?: number;
+  /** no byte on the events stream for this long (heartbeats are every 15 s) means it stalled: poll instead */
+  eventsIdleMs?: number;
   /** how long the API may stay unreachable before giving up */
   unreachableGraceMs?: number;
 }
@@ -23,7 +27,7 @@ interface ProgressView {
   stop(): void;
 }
 
-/** Polls until the batch is Succeeded, Failed or Cancelled and answers its last state. */
+/** Follows the batch until it is Succeeded, Failed or Cancelled and answers its last state. */
 export async function waitForBatch(client: FanoutClient, submitted: Batch, options: WaitOptions): Promise<Batch> {
   const intervalMs = options.intervalMs ?? 500;
   const grace = options.unreachableGraceMs ?? 30_000;
@@ -40,6 +44,9 @@ export async function waitForBatch(client: FanoutClient, submitted: Batch, optio
   process.once('SIGINT', onInterrupt);
   try {
     view.update(batch, meter.add(Date.now(), doneOf(batch), batch.status.counts.total));
+    if (!FINAL_PHASES.has(batch.status.phase)) {
+      batch = await followEvents(client, batch, options.eventsIdleMs ?? 60_000, (b) => view.update(b, meter.add(Date.now(), doneOf(b), b.status.counts.total)));
+    }
     while (!FINAL_PHASES.has(batch.status.phase)) {
       await sleep(intervalMs);
       try {
@@ -59,6 +66,49 @@ export async function waitForBatch(client: FanoutClient, submitted: Batch, optio
     view.stop();
   }
   return batch;
+}
+
+/** The status fields of an events stream's `progress` and `done` data. */
+type ProgressData = Pick<Batch['status'], 'phase' | 'counts' | 'completedIndexes' | 'failedIndexes'>;
+
+/**
+ * Reads GET /v1/batches/{id}/events until `done`, reporting each state. Any failure (not 200,
+ * network error, stream ended early or stalled) just ends the following: it answers the latest
+ * state it saw and the caller polls from there.
+ */
+async function followEvents(client: FanoutClient, start: Batch, idleMs: number, onUpdate: (b: Batch) => void): Promise<Batch> {
+  let batch = start;
+  const controller = new AbortController();
+  let idle = setTimeout(() => controller.abort(), idleMs);
+  try {
+    const body = await client.openEvents(start.id, controller.signal);
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    const parser = new SseParser();
+    try {
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) return batch;
+        clearTimeout(idle);
+        idle = setTimeout(() => controller.abort(), idleMs);
+        for (const message of parser.push(decoder.decode(chunk.value, { stream: true }))) {
+          if (!('event' in message) || (message.event !== 'progress' && message.event !== 'done')) continue;
+          const data = JSON.parse(message.data) as ProgressData;
+          batch = { ...batch, status: { ...batch.status, ...data } };
+          onUpdate(batch);
+          // The full final state carries the conditions that say why a batch failed.
+          if (message.event === 'done') return await client.getBatch(start.id).catch(() => batch);
+        }
+      }
+    } finally {
+      controller.abort();
+      await reader.cancel().catch(() => {});
+    }
+  } catch {
+    return batch;
+  } finally {
+    clearTimeout(idle);
+  }
 }
 
 /** The final summary lines: the counts and, unless it succeeded, why the batch ended. */
