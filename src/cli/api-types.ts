@@ -53,3 +53,25 @@ export interface ListQuery {
   phase?: string;
   limit?: number;
 }
+
+/** One attempt of an item (GET /v1/batches/{id}/items/{index}); `error` is the stderr tail. */
+export interface ItemAttempt {
+  attempt: number;
+  outcome: string;
+  exitCode: number | null;
+  httpStatus: number | null;
+  condition: string | null;
+  error: string | null;
+  decision?: string | null;
+  worker?: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** One item of a batch, as `fanout logs` reads it. */
+export interface Item {
+  index: number;
+  status: string;
+  error: string | null;
+  attempts: ItemAttempt[];
+}

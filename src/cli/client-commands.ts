@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Batch, Schedule } from './api-types.js';
+import type { Batch, ItemAttempt, Schedule } from './api-types.js';
 import { FanoutClient, type ClientOptions } from './client.js';
 import { CliError } from './errors.js';
 import { renderBatchTable, renderScheduleTable } from './format.js';
@@ -143,6 +143,44 @@ export async function cancelCommand(id: string, opts: ClientOptions, io: Io = pr
   const batch = await new FanoutClient(opts).cancelBatch(id);
   const phase = batch?.status?.phase;
   io.stdout.write(phase && phase !== 'Cancelled' ? `batch ${id} cancel requested (phase ${phase})\n` : `batch ${id} cancelled\n`);
+  return 0;
+}
+
+/** `fanout retry ID`: re-runs the failed items of a finished batch (a 409 problem when the phase does not allow it). */
+export async function retryCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
+  const batch = await new FanoutClient(opts).retryBatch(id);
+  const phase = batch?.status?.phase;
+  io.stdout.write(phase ? `batch ${id} retry requested (phase ${phase})\n` : `batch ${id} retry requested\n`);
+  return 0;
+}
+
+/** The header line of one attempt: `attempt 2 · failed · exit 3 · 2026-…`. */
+export function attemptHeader(a: ItemAttempt): string {
+  const parts = [`attempt ${a.attempt}`, a.outcome];
+  if (a.exitCode !== null && a.exitCode !== undefined) parts.push(`exit ${a.exitCode}`);
+  if (a.httpStatus !== null && a.httpStatus !== undefined) parts.push(`HTTP ${a.httpStatus}`);
+  if (a.condition) parts.push(a.condition);
+  const at = a.finishedAt ?? a.startedAt;
+  if (at) parts.push(at);
+  return parts.join(' · ');
+}
+
+/** `fanout logs ID --index N [--attempt K]`: each attempt's header and its stderr tail. */
+export async function logsCommand(id: string, opts: ClientOptions & { index: number; attempt?: number }, io: Io = processIo): Promise<number> {
+  const item = await new FanoutClient(opts).getItem(id, opts.index);
+  let attempts = item.attempts ?? [];
+  if (opts.attempt !== undefined) {
+    attempts = attempts.filter((a) => a.attempt === opts.attempt);
+    if (attempts.length === 0) throw new CliError(`item ${opts.index} of batch ${id} has no attempt ${opts.attempt}`);
+  }
+  if (attempts.length === 0) {
+    io.stderr.write(`item ${opts.index} of batch ${id} has no attempts yet (status ${item.status})\n`);
+    return 0;
+  }
+  for (const a of attempts) {
+    io.stdout.write(`${attemptHeader(a)}\n`);
+    if (a.error) io.stdout.write(a.error.endsWith('\n') ? a.error : `${a.error}\n`);
+  }
   return 0;
 }
 

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Batch, BatchList, ListQuery, Schedule } from './api-types.js';
+import type { Batch, BatchList, Item, ListQuery, Schedule } from './api-types.js';
 
 /**
  * The small HTTP client behind the `fanout` client commands. It speaks the public contract of
@@ -162,6 +162,18 @@ export class FanoutClient {
   async cancelBatch(id: string): Promise<Batch | undefined> {
     const res = await this.request('POST', `v1/batches/${encodeURIComponent(id)}/cancel`);
     return (await readJsonOrUndefined(res)) as Batch | undefined;
+  }
+
+  /** POST /v1/batches/{id}/retry: re-runs the failed items of a finished batch; answers the batch. */
+  async retryBatch(id: string): Promise<Batch | undefined> {
+    const res = await this.request('POST', `v1/batches/${encodeURIComponent(id)}/retry`);
+    return (await readJsonOrUndefined(res)) as Batch | undefined;
+  }
+
+  /** GET /v1/batches/{id}/items/{index}: one item with its attempts. */
+  async getItem(id: string, index: number): Promise<Item> {
+    const res = await this.request('GET', `v1/batches/${encodeURIComponent(id)}/items/${index}`);
+    return (await res.json()) as Item;
   }
 
   async deleteBatch(id: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ClientOptions } from './client.js';
 import { clientOptions, outputOption, serverOptions, type ServerFlag } from './options.js';
 
@@ -45,6 +45,11 @@ function exitWith(code: number): void {
 function addOptions(cmd: Command, options: Option[]): Command {
   for (const option of options) cmd.addOption(option);
   return cmd;
+}
+
+function parseNonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number 0 or more');
+  return Number(value);
 }
 
 /** Builds the command tree; `index.ts` parses `process.argv` with it. */
@@ -148,6 +153,27 @@ Examples:
       exitWith(await cancelCommand(id, opts));
     },
   );
+
+  addOptions(
+    program.command('retry').description('re-run the failed items of a finished batch').argument('<id>', 'batch id'),
+    clientOptions(),
+  ).action(async (id: string, opts: ClientOptions) => {
+    const { retryCommand } = await import('./client-commands.js');
+    exitWith(await retryCommand(id, opts));
+  });
+
+  addOptions(
+    program
+      .command('logs')
+      .description("print each attempt of one item: a header line and the attempt's error (the stderr tail)")
+      .argument('<id>', 'batch id')
+      .requiredOption('--index <n>', 'the item index', parseNonNegativeInt)
+      .option('--attempt <k>', 'only this attempt', parseNonNegativeInt),
+    clientOptions(),
+  ).action(async (id: string, opts: ClientOptions & { index: number; attempt?: number }) => {
+    const { logsCommand } = await import('./client-commands.js');
+    exitWith(await logsCommand(id, opts));
+  });
 
   addOptions(
     program
