@@ -187,5 +187,15 @@ Examples:
     exitWith(await deleteCommand(ids, opts));
   });
 
+  program
+    .command('completion')
+    .description('print a shell completion script (bash or zsh) for every fanout command and option')
+    .argument('<shell>', 'bash | zsh')
+    .addHelpText('after', '\nLoad it with: source <(fanout completion bash)   # or zsh, e.g. in ~/.bashrc or ~/.zshrc')
+    .action(async (shell: string) => {
+      const { completionScript } = await import('./completion.js');
+      process.stdout.write(completionScript(program, shell));
+    });
+
   return program;
 }
