@@ -75,12 +75,6 @@ describe('fanout completion zsh', () => {
     expect(zshScript).toContain('compdef _fanout fanout');
   });
 
-  it.skipIf(spawnSync('zsh', ['-c', 'true']).status !== 0)('is valid zsh (zsh -n)', () => {
-    const file = join(dir, '_fanout');
-    writeFileSync(file, zshScript);
-    const check = spawnSync('zsh', ['-n', file], { encoding: 'utf8' });
-    expect(check.status, check.stderr).toBe(0);
-  });
 });
 
 it('refuses an unknown shell with one line and exit 1', async () => {
