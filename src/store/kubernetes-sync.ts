@@ -26,6 +26,9 @@ export class KubernetesSync {
   private readonly markRunning;
   private readonly backToPending;
   private readonly runningItems;
+  private readonly itemsInRangeWithStatus;
+  private readonly reasonAndError;
+  private readonly itemStatus;
   private readonly lastFailure;
   private readonly recordResult;
 
@@ -40,6 +43,9 @@ export class KubernetesSync {
     );
     this.backToPending = s.prepare(`UPDATE items SET status = 'pending' WHERE batch_id = ? AND idx = ? AND status = 'running'`);
     this.runningItems = s.prepare(`SELECT idx FROM items WHERE batch_id = ? AND status = 'running'`).pluck();
+    this.itemsInRangeWithStatus = s.prepare('SELECT idx FROM items WHERE batch_id = ? AND idx BETWEEN ? AND ? AND status = ?').pluck();
+    this.reasonAndError = s.prepare('SELECT reason, error FROM items WHERE batch_id = ? AND idx = ?');
+    this.itemStatus = s.prepare('SELECT status FROM items WHERE batch_id = ? AND idx = ?').pluck();
     this.lastFailure = s.prepare(
       `SELECT exit_code AS exitCode, condition, error FROM attempts WHERE batch_id = ? AND idx = ? AND outcome = 'failed' ORDER BY attempt DESC LIMIT 1`,
     );
@@ -85,7 +91,7 @@ export class KubernetesSync {
       for (const { first, last } of ranges) {
         for (const from of ['pending', 'running'] as const) {
           if (status === 'failed' && itemEvents.wanted()) {
-            const ids = this.store.sqlite.prepare('SELECT idx FROM items WHERE batch_id = ? AND idx BETWEEN ? AND ? AND status = ?').pluck().all(batchId, first, last, from) as number[];
+            const ids = this.itemsInRangeWithStatus.all(batchId, first, last, from) as number[];
             newlyFailed.push(...ids);
           }
           const moved = this.finish(batchId, first, last, from, status, now);
@@ -99,12 +105,12 @@ export class KubernetesSync {
     }
     if (obs.failed.length > 0) this.explainFailures(batchId, obs.failed, policy);
     for (const index of newlyFailed) {
-      const item = this.store.sqlite.prepare('SELECT reason, error FROM items WHERE batch_id = ? AND idx = ?').get(batchId, index) as { reason: string | null; error: string | null };
+      const item = this.reasonAndError.get(batchId, index) as { reason: string | null; error: string | null };
       itemEvents.record(index, item.reason, item.error, now);
     }
 
     for (const [index, attempt] of obs.running) {
-      const before = this.store.sqlite.prepare('SELECT status FROM items WHERE batch_id = ? AND idx = ?').pluck().get(batchId, index) as string | undefined;
+      const before = this.itemStatus.get(batchId, index) as string | undefined;
       if (this.markRunning.run(attempt, now, batchId, index, attempt).changes > 0) {
         changed = true;
         if (before === 'pending') {
