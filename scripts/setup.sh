@@ -1,21 +1,34 @@
 #!/usr/bin/env sh
-# Sets up a fresh Debian machine for Fanout: Debian's redis-server and openssl (if missing) and the npm
-# packages from the lockfile. Idempotent; run as root or with sudo available.
+# Sets up a fresh Debian machine for Fanout: Debian's redis-server, openssl and chromium (if
+# missing), the npm packages from the lockfile, and the Python packages of the generated-client
+# test in .cache/python. Idempotent; run as root or with sudo available.
 set -eu
 cd "$(dirname "$0")/.."
-if ! command -v redis-server >/dev/null 2>&1; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 # openssl: the Kubernetes test harness makes its CA, serving certificate and keys with it.
-if ! command -v openssl >/dev/null 2>&1; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
-fi
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+# chromium: the dashboard tests drive Debian's headless Chromium through playwright-core.
+[ -x /usr/bin/chromium ] || apt_install chromium
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+# Python: the test that generates a Python client from openapi.yaml (pinned in test/python).
+if [ -f test/python/requirements.txt ]; then
+  if [ ! -x .cache/python/bin/python ]; then
+    python3 -m venv .cache/python
+  fi
+  if [ ! -f .cache/python/.installed ] || [ test/python/requirements.txt -nt .cache/python/.installed ]; then
+    .cache/python/bin/pip install --quiet --disable-pip-version-check -r test/python/requirements.txt
+    touch .cache/python/.installed
+  fi
 fi
