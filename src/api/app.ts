@@ -10,6 +10,7 @@ import { fieldErrors, problem, respondProblem, toProblem, validationProblem } fr
 import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
 import { schedulesRouter } from './schedules-router.js';
+import { uiRouter } from './ui/ui-router.js';
 
 export type AppDeps = Omit<ApiDeps, 'tenantOf' | 'validationHook'>;
 
@@ -61,6 +62,10 @@ export function createApp(base: AppDeps) {
   app.route('/', itemsRouter(deps));
   app.route('/', webhooksRouter(deps));
   app.route('/', schedulesRouter(deps));
+
+  // The dashboard: a plain Hono app, so none of its routes enter the OpenAPI document.
+  app.route('/ui', uiRouter(deps));
+  app.get('/ui/', (c) => c.redirect('/ui/batches', 303));
 
   app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));
   app.notFound((c) => respondProblem(c, problem(404, 'not-found', 'Not Found', `no route for ${c.req.method} ${c.req.path}`)));

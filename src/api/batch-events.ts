@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { getBatch } from '../store/batch-queries.js';
+import { getBatch, type BatchRow } from '../store/batch-queries.js';
+import type { StoreHandle } from '../store/db.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { notFound } from './problems.js';
 import { idParam, problemResponse } from './schemas.js';
@@ -51,61 +53,69 @@ export function seenState(lastId: number, updatedAt: number, stateKey: string): 
   return updatedAt <= ms && eventId(ms, stateKey) === lastId;
 }
 
+/** The data of a progress event: what a follower of a batch needs to draw its progress. */
+export function progressData(store: StoreHandle, row: BatchRow) {
+  const view = batchView(store, row).status;
+  return { phase: view.phase, counts: view.counts, completedIndexes: view.completedIndexes, failedIndexes: view.failedIndexes };
+}
+
 export function registerBatchEvents(app: OpenAPIHono<ApiEnv>, deps: ApiDeps): void {
+  app.openapi(eventsRoute, (c) => streamBatchEvents(c, deps, deps.tenantOf(c), c.req.valid('param').id));
+}
+
+/**
+ * The event stream of one of `tenantId`'s batches (404 when it has no such batch). Shared by
+ * GET /v1/batches/{id}/events and the dashboard's /ui stream, which authenticates differently.
+ */
+export function streamBatchEvents(c: Context, deps: ApiDeps, tenantId: string, id: string): Response {
   const { store } = deps;
-  app.openapi(eventsRoute, (c) => {
-    const tenantId = deps.tenantOf(c);
-    const id = c.req.valid('param').id;
-    if (!getBatch(store, tenantId, id)) throw notFound('batch');
-    const lastHeader = Number(c.req.header('last-event-id'));
-    const { pollMs, heartbeatMs } = deps.config.events;
-    const signal = c.req.raw.signal;
-    return streamSSE(c, async (stream) => {
-      openStreams++;
-      let stopped = false;
-      const wake: Array<() => void> = [];
-      const stop = () => {
-        stopped = true;
-        for (const w of wake.splice(0)) w();
-      };
-      stream.onAbort(stop);
-      signal.addEventListener('abort', stop);
-      const heartbeat = setInterval(() => void stream.write(': ping\n\n'), heartbeatMs);
-      let lastId = Number.isSafeInteger(lastHeader) && lastHeader > 0 ? lastHeader : 0;
-      let lastKey: string | undefined;
-      try {
-        while (!stopped) {
-          const row = getBatch(store, tenantId, id);
-          if (!row) break; // deleted while followed
-          const final = row.state === 'final';
-          const view = batchView(store, row).status;
-          const data = { phase: view.phase, counts: view.counts, completedIndexes: view.completedIndexes, failedIndexes: view.failedIndexes };
-          const key = JSON.stringify(data);
-          const resumedUnchanged = lastKey === undefined && lastId > 0 && seenState(lastId, row.updatedAt, key);
-          if (key !== lastKey && !resumedUnchanged) {
-            lastId = Math.max(eventId(Date.now(), key), lastId + 1);
-            // Monotonic even if the clock stepped back: bump the time part past the last id's.
-            if (eventId(Math.floor(lastId / 1000), key) !== lastId) lastId = eventId(Math.floor(lastId / 1000) + 1, key);
-            if (!final) await stream.writeSSE({ event: 'progress', data: key, id: String(lastId), retry: RETRY_MS });
-          }
-          lastKey = key;
-          if (final) {
-            await stream.writeSSE({ event: 'done', data: key, id: String(lastId), retry: RETRY_MS });
-            break;
-          }
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, pollMs);
-            wake.push(() => {
-              clearTimeout(t);
-              resolve();
-            });
-          });
+  if (!getBatch(store, tenantId, id)) throw notFound('batch');
+  const lastHeader = Number(c.req.header('last-event-id'));
+  const { pollMs, heartbeatMs } = deps.config.events;
+  const signal = c.req.raw.signal;
+  return streamSSE(c, async (stream) => {
+    openStreams++;
+    let stopped = false;
+    const wake: Array<() => void> = [];
+    const stop = () => {
+      stopped = true;
+      for (const w of wake.splice(0)) w();
+    };
+    stream.onAbort(stop);
+    signal.addEventListener('abort', stop);
+    const heartbeat = setInterval(() => void stream.write(': ping\n\n'), heartbeatMs);
+    let lastId = Number.isSafeInteger(lastHeader) && lastHeader > 0 ? lastHeader : 0;
+    let lastKey: string | undefined;
+    try {
+      while (!stopped) {
+        const row = getBatch(store, tenantId, id);
+        if (!row) break; // deleted while followed
+        const final = row.state === 'final';
+        const key = JSON.stringify(progressData(store, row));
+        const resumedUnchanged = lastKey === undefined && lastId > 0 && seenState(lastId, row.updatedAt, key);
+        if (key !== lastKey && !resumedUnchanged) {
+          lastId = Math.max(eventId(Date.now(), key), lastId + 1);
+          // Monotonic even if the clock stepped back: bump the time part past the last id's.
+          if (eventId(Math.floor(lastId / 1000), key) !== lastId) lastId = eventId(Math.floor(lastId / 1000) + 1, key);
+          if (!final) await stream.writeSSE({ event: 'progress', data: key, id: String(lastId), retry: RETRY_MS });
         }
-      } finally {
-        clearInterval(heartbeat);
-        signal.removeEventListener('abort', stop);
-        openStreams--;
+        lastKey = key;
+        if (final) {
+          await stream.writeSSE({ event: 'done', data: key, id: String(lastId), retry: RETRY_MS });
+          break;
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, pollMs);
+          wake.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
       }
-    });
+    } finally {
+      clearInterval(heartbeat);
+      signal.removeEventListener('abort', stop);
+      openStreams--;
+    }
   });
 }

@@ -170,11 +170,7 @@ export function batchesRouter(deps: ApiDeps) {
     ['retry', 'Re-run the failed items of a finished batch'],
   ] as const) {
     app.openapi(actionRoute(action, summary), async (c) => {
-      const id = c.req.valid('param').id;
-      if (action === 'retry') refuseKubernetesRetry(getBatch(store, deps.tenantOf(c), id));
-      const row = applyBatchAction(store, deps.tenantOf(c), id, action);
-      if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
-      deps.notify(id);
+      const row = await runBatchAction(deps, deps.tenantOf(c), c.req.valid('param').id, action);
       return c.json(batchView(store, row) as never, 200);
     });
   }
@@ -195,6 +191,19 @@ export function batchesRouter(deps: ApiDeps) {
   });
 
   return app;
+}
+
+/**
+ * A client's action on one of its batches, as POST /v1/batches/{id}/{action} and the dashboard
+ * do it: the store transition (404/409 as NotFoundError/TransitionError), then Redis and the
+ * dispatcher are told.
+ */
+export async function runBatchAction(deps: ApiDeps, tenantId: string, id: string, action: BatchAction): Promise<BatchRow> {
+  if (action === 'retry') refuseKubernetesRetry(getBatch(deps.store, tenantId, id));
+  const row = applyBatchAction(deps.store, tenantId, id, action);
+  if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
+  deps.notify(id);
+  return row;
 }
 
 /** After a delete commits: drop the batches' results from the blob directory and their work from Redis. */

@@ -223,7 +223,7 @@ async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index
 }
 
 /** NDJSON result lines; a blob result is streamed into its line as a JSON string. */
-async function* resultLines(deps: ApiDeps, batchId: string): AsyncGenerator<string> {
+export async function* resultLines(deps: Pick<ApiDeps, 'store' | 'blobDir'>, batchId: string): AsyncGenerator<string> {
   for (const page of resultPages(deps.store, batchId)) {
     let out = '';
     for (const r of page) {

@@ -53,6 +53,22 @@ export function listDeliveries(store: StoreHandle, tenantId: string, by: { batch
   return store.sqlite.prepare(`${SELECT} WHERE d.tenant_id = ? AND ${col} = ? ORDER BY d.created_at DESC, d.id DESC LIMIT ?`).all(tenantId, value, limit) as DeliveryRow[];
 }
 
+/** The tenant's latest deliveries (any batch or endpoint), newest first, optionally of one status. */
+export function listRecentDeliveries(store: StoreHandle, tenantId: string, q: { status?: DeliveryRow['status']; limit: number; before?: string }): DeliveryRow[] {
+  const where = ['d.tenant_id = ?'];
+  const args: unknown[] = [tenantId];
+  if (q.status) {
+    where.push('d.status = ?');
+    args.push(q.status);
+  }
+  if (q.before) {
+    // Ids start with the creation time in base 36, so id order is creation order.
+    where.push('d.id < ?');
+    args.push(q.before);
+  }
+  return store.sqlite.prepare(`${SELECT} WHERE ${where.join(' AND ')} ORDER BY d.id DESC LIMIT ?`).all(...args, q.limit) as DeliveryRow[];
+}
+
 export function attemptsOf(store: StoreHandle, deliveryIds: string[]): Map<string, AttemptLogRow[]> {
   const out = new Map<string, AttemptLogRow[]>();
   if (deliveryIds.length === 0) return out;

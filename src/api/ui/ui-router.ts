@@ -1,0 +1,259 @@
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { checkTransition, isFinalPhase, PHASES, type Phase } from '../../domain/batch-status.js';
+import { LabelSelectorError, parseLabelSelector } from '../../domain/label-selector.js';
+import { getBatch, listBatches } from '../../store/batch-queries.js';
+import { listAttempts, listItems, type ItemStatus } from '../../store/item-queries.js';
+import { listSchedules } from '../../store/schedules.js';
+import { authenticateApiKey, serverSecret } from '../../store/tenants.js';
+import { attemptsOf, listRecentDeliveries } from '../../store/webhook-deliveries.js';
+import { progressData, streamBatchEvents } from '../batch-events.js';
+import { runBatchAction } from '../batches-router.js';
+import type { ApiDeps } from '../deps.js';
+import { resultLines } from '../items-router.js';
+import { notFound, problem, respondProblem, toProblem, validationProblem } from '../problems.js';
+import { scheduleView } from '../schedule-views.js';
+import { batchView } from '../views.js';
+import { batchPage, ITEM_STATUSES, noticeFor } from './batch-page.js';
+import { batchesPage } from './batches-page.js';
+import { DELIVERY_STATUSES, deliveriesPage } from './deliveries-page.js';
+import { errorPage } from './error-page.js';
+import { loginPage } from './login-page.js';
+import { schedulesPage } from './schedules-page.js';
+import { isSameOrigin, SESSION_COOKIE, SESSION_TTL_MS, signSession, verifySession, type Session } from './session.js';
+
+/**
+ * The dashboard at /ui: server-rendered pages over the same store functions as the /v1 routers.
+ * Auth is a signed session cookie (Path=/ui) made from an API key at login; state-changing
+ * requests must come from this origin. Not part of openapi.yaml (a plain Hono app).
+ */
+
+type UiEnv = { Variables: { requestId: string; session?: Session } };
+
+const PAGE_SIZE = 25;
+const ITEM_PAGE_SIZE = 50;
+const MAX_PROGRESS_IDS = 100;
+const BATCH_ID = /^b[0-9a-z]{1,40}$/;
+
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const asset = (name: string) => fs.readFileSync(new URL(`./assets/${name}`, import.meta.url), 'utf8');
+
+/** JSON, SSE and download endpoints answer 401/4xx as problem+json; pages redirect or render. */
+const isApiPath = (path: string) => path.startsWith('/ui/api/') || /^\/ui\/batches\/[^/]+\/(events|results)$/.test(path);
+
+/** Where to go after login: a dashboard path only (never another site). */
+export function safeNext(next: unknown): string {
+  return typeof next === 'string' && /^\/ui(\/[^\\\s]*)?$/.test(next) && !next.startsWith('//') ? next : '/ui/batches';
+}
+
+/** Whether the state machine allows `action` now (the buttons shown; the POST checks again). */
+function allowed(action: 'cancel' | 'retry', phase: string, failed: number): boolean {
+  try {
+    checkTransition(action, phase as Phase, failed);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function uiRouter(deps: ApiDeps) {
+  const { store } = deps;
+  const ui = new Hono<UiEnv>();
+  const secret = serverSecret(store);
+  const assets: Record<string, [string, string]> = {
+    'dashboard.css': [asset('dashboard.css'), 'text/css; charset=utf-8'],
+    'dashboard.js': [asset('dashboard.js'), 'text/javascript; charset=utf-8'],
+  };
+  const tenant = (c: Context<UiEnv>) => c.get('session')!.tenantId;
+
+  ui.use('*', async (c, next) => {
+    await next();
+    c.header('content-security-policy', CSP);
+    c.header('x-frame-options', 'DENY');
+    c.header('x-content-type-options', 'nosniff');
+    c.header('referrer-policy', 'same-origin');
+    if (!c.req.path.startsWith('/ui/assets/')) c.header('cache-control', 'no-store');
+  });
+
+  // CSRF: every state-changing request must say it comes from this origin; checked before anything else.
+  ui.use('*', async (c, next) => {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    if (!isSameOrigin({ origin: c.req.header('origin'), secFetchSite: c.req.header('sec-fetch-site'), host: c.req.header('host') })) {
+      throw problem(403, 'forbidden', 'Forbidden', 'cross-origin request refused: dashboard actions must come from the dashboard page itself (Origin or Sec-Fetch-Site must say same origin)');
+    }
+    return bodyLimit({ maxSize: 16 * 1024, onError: () => { throw problem(413, 'too-large', 'Payload Too Large', 'a dashboard form is at most 16 KiB'); } })(c, next);
+  });
+
+  ui.get('/assets/:name', (c) => {
+    const a = assets[c.req.param('name')];
+    if (!a) throw notFound('asset');
+    return c.body(a[0], 200, { 'content-type': a[1], 'cache-control': 'public, max-age=300' });
+  });
+
+  ui.get('/login', (c) => {
+    if (verifySession(secret, getCookie(c, SESSION_COOKIE), Date.now())) return c.redirect(safeNext(c.req.query('next')), 303);
+    return c.html(loginPage({ next: safeNext(c.req.query('next')) }));
+  });
+
+  ui.post('/login', async (c) => {
+    const form = await c.req.parseBody();
+    const key = typeof form.key === 'string' ? form.key.trim() : '';
+    const next = safeNext(form.next);
+    const tenantId = key ? authenticateApiKey(store, key) : null;
+    if (!tenantId) return c.html(loginPage({ error: key ? 'That API key is not valid.' : 'Paste an API key.', next }), 401);
+    const expiresAt = Date.now() + SESSION_TTL_MS;
+    const secure = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
+    setCookie(c, SESSION_COOKIE, signSession(secret, { tenantId, expiresAt }), {
+      httpOnly: true, sameSite: 'Strict', path: '/ui', secure, maxAge: Math.floor(SESSION_TTL_MS / 1000),
+    });
+    return c.redirect(next, 303);
+  });
+
+  ui.post('/logout', (c) => {
+    deleteCookie(c, SESSION_COOKIE, { path: '/ui' });
+    return c.redirect('/ui/login', 303);
+  });
+
+  // Everything below needs a session.
+  ui.use('*', async (c, next) => {
+    const session = verifySession(secret, getCookie(c, SESSION_COOKIE), Date.now());
+    if (session) {
+      c.set('session', session);
+      return next();
+    }
+    if (isApiPath(c.req.path)) throw problem(401, 'unauthorized', 'Unauthorized', 'no valid dashboard session: log in at /ui/login');
+    const url = new URL(c.req.url);
+    const back = c.req.method === 'GET' ? `?next=${encodeURIComponent(url.pathname + url.search)}` : '';
+    return c.redirect(`/ui/login${back}`, 303);
+  });
+
+  ui.get('/', (c) => c.redirect('/ui/batches', 303));
+
+  ui.get('/batches', (c) => {
+    const q = c.req.query();
+    const labelSelector = q.labelSelector ?? '';
+    const phase = (PHASES as readonly string[]).includes(q.phase ?? '') ? q.phase! : '';
+    const after = q.after && BATCH_ID.test(q.after) ? q.after : undefined;
+    let error: string | undefined;
+    let page = { rows: [] as ReturnType<typeof listBatches>['rows'], more: false };
+    try {
+      page = listBatches(store, tenant(c), { selector: parseLabelSelector(labelSelector), phase: phase || undefined, limit: PAGE_SIZE, after });
+    } catch (err) {
+      if (!(err instanceof LabelSelectorError)) throw err;
+      error = `Invalid label selector: ${err.message}`;
+    }
+    const last = page.rows[page.rows.length - 1];
+    const body = batchesPage({
+      batches: page.rows.map((r) => batchView(store, r)), labelSelector, phase, nextAfter: page.more && last ? last.id : null, onFirst: !after, error,
+    });
+    return c.html(body, error ? 400 : 200);
+  });
+
+  /** Progress of several batches at once, for the list page's bars (one poll instead of a stream per row). */
+  ui.get('/api/progress', (c) => {
+    const raw = c.req.query('ids') ?? '';
+    const ids = raw === '' ? [] : raw.split(',');
+    if (ids.length > MAX_PROGRESS_IDS) throw validationProblem([{ pointer: '/query/ids', detail: `at most ${MAX_PROGRESS_IDS} batch ids` }]);
+    const bad = ids.find((id) => !BATCH_ID.test(id));
+    if (bad !== undefined) throw validationProblem([{ pointer: '/query/ids', detail: `${JSON.stringify(bad.slice(0, 50))} is not a batch id` }]);
+    const items = ids.flatMap((id) => {
+      const row = getBatch(store, tenant(c), id);
+      return row ? [{ id, ...progressData(store, row) }] : [];
+    });
+    return c.json({ items });
+  });
+
+  ui.get('/batches/:id', (c) => {
+    const tenantId = tenant(c);
+    const row = getBatch(store, tenantId, c.req.param('id'));
+    if (!row) throw notFound('batch');
+    return c.html(renderBatch(c, row.id, tenantId));
+  });
+
+  /** The batch page; `notice` for the answer of an action that was refused. */
+  const renderBatch = (c: Context<UiEnv>, id: string, tenantId: string, notice?: { text: string; error?: boolean }) => {
+    const row = getBatch(store, tenantId, id);
+    if (!row) throw notFound('batch');
+    const q = c.req.query();
+    const status = (ITEM_STATUSES as readonly string[]).includes(q.status ?? '') ? (q.status as ItemStatus) : undefined;
+    const after = q.after && /^\d{1,10}$/.test(q.after) ? Number(q.after) : undefined;
+    const items = listItems(store, row.id, { status, limit: ITEM_PAGE_SIZE, afterIndex: after });
+    const attempts = listAttempts(store, row.id, items.rows.map((r) => r.idx));
+    const last = items.rows[items.rows.length - 1];
+    return batchPage({
+      batch: batchView(store, row),
+      final: row.state === 'final' && isFinalPhase(row.phase as Phase),
+      items: items.rows.map((r) => ({ row: r, attempts: attempts.filter((a) => a.idx === r.idx) })),
+      status: status ?? '',
+      nextAfter: items.more && last ? last.idx : null,
+      onFirst: after === undefined,
+      canCancel: allowed('cancel', row.phase, row.failed),
+      canRetry: allowed('retry', row.phase, row.failed) && (JSON.parse(row.spec).runtime ?? 'queue') === 'queue',
+      notice: notice ?? noticeFor(q.done),
+    });
+  };
+
+  ui.get('/batches/:id/events', (c) => streamBatchEvents(c, deps, tenant(c), c.req.param('id')));
+
+  ui.get('/batches/:id/results', (c) => {
+    const row = getBatch(store, tenant(c), c.req.param('id'));
+    if (!row) throw notFound('batch');
+    return new Response(Readable.toWeb(Readable.from(resultLines(deps, row.id))) as ReadableStream, {
+      status: 200,
+      headers: { 'content-type': 'application/x-ndjson', 'content-disposition': `attachment; filename="${row.id}-results.ndjson"` },
+    });
+  });
+
+  for (const [action, done] of [['cancel', 'cancelled'], ['retry', 'retried']] as const) {
+    ui.post(`/batches/:id/${action}`, async (c) => {
+      const tenantId = tenant(c);
+      const id = c.req.param('id');
+      try {
+        await runBatchAction(deps, tenantId, id, action);
+      } catch (err) {
+        const p = toProblem(err);
+        if (p.problem.status !== 409) throw err;
+        // Refused by the state machine (someone else acted first): show the page as it is now, and why.
+        return c.html(renderBatch(c, id, tenantId, { text: p.problem.detail, error: true }), 409);
+      }
+      return c.redirect(`/ui/batches/${id}?done=${done}`, 303);
+    });
+  }
+
+  ui.get('/schedules', (c) => {
+    const after = c.req.query('after');
+    const page = listSchedules(store, tenant(c), { selector: [], limit: PAGE_SIZE, after: after && /^s[0-9a-z]{1,40}$/.test(after) ? after : undefined });
+    const last = page.rows[page.rows.length - 1];
+    return c.html(schedulesPage({ schedules: page.rows.map((r) => scheduleView(store, r)), nextAfter: page.more && last ? last.id : null, onFirst: !after }));
+  });
+
+  ui.get('/webhooks', (c) => {
+    const q = c.req.query();
+    const status = (DELIVERY_STATUSES as readonly string[]).includes(q.status ?? '') ? (q.status as (typeof DELIVERY_STATUSES)[number]) : undefined;
+    const before = q.after && /^whd_[0-9a-z]{1,60}$/.test(q.after) ? q.after : undefined;
+    const rows = listRecentDeliveries(store, tenant(c), { status, limit: PAGE_SIZE + 1, before });
+    const shown = rows.slice(0, PAGE_SIZE);
+    const attempts = attemptsOf(store, shown.map((r) => r.id));
+    return c.html(
+      deliveriesPage({
+        deliveries: shown.map((row) => ({ row, attempts: attempts.get(row.id) ?? [] })),
+        status: status ?? '',
+        nextAfter: rows.length > PAGE_SIZE ? shown[shown.length - 1].id : null,
+        onFirst: !before,
+      }),
+    );
+  });
+
+  ui.onError((err, c) => {
+    const p = toProblem(err);
+    if (p.problem.status >= 500) deps.logger.error({ err, requestId: c.get('requestId'), path: c.req.path }, 'dashboard request failed');
+    if (isApiPath(c.req.path) || c.req.method !== 'GET') return respondProblem(c, p);
+    return c.html(errorPage(p.problem, !!c.get('session')), p.problem.status as 400);
+  });
+
+  return ui;
+}
