@@ -275,3 +275,41 @@ function kubernetesConfig(flags: Flags, env: Env): KubernetesConfig | undefined 
     shardSize,
   };
 }
+
+/** What a worker embedded in a TypeScript program (`createWorker`) takes from its environment. */
+export interface WorkerEnv {
+  redisUrl?: string;
+  apiUrl: string;
+  prefix: string;
+  concurrency: number;
+  leaseMs: number;
+  inlineResultBytes: number;
+  logLevel: string;
+}
+
+/**
+ * The environment `createWorker` falls back on, with the names and defaults `fanout worker` uses
+ * (REDIS_URL, FANOUT_API_URL, FANOUT_REDIS_PREFIX, FANOUT_CONCURRENCY, FANOUT_LEASE_SECONDS,
+ * FANOUT_INLINE_RESULT_BYTES, LOG_LEVEL). Reads nothing a worker does not need, so a server-side
+ * variable can never stop an embedded worker; throws {@link ConfigError} on a bad value.
+ */
+export function loadWorkerEnv(env: Env = process.env): WorkerEnv {
+  const value = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+  const redisUrl = value('REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
+  }
+  const apiUrl = value('FANOUT_API_URL');
+  if (apiUrl !== undefined && !/^https?:\/\/\S+$/.test(apiUrl)) {
+    throw new ConfigError(`FANOUT_API_URL must be an http:// or https:// URL, got ${JSON.stringify(apiUrl)}`);
+  }
+  return {
+    redisUrl,
+    apiUrl: apiUrl ?? 'http://127.0.0.1:8080',
+    prefix: value('FANOUT_REDIS_PREFIX') ?? 'fanout',
+    concurrency: integer(value('FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
+    leaseMs: integer(value('FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
+    inlineResultBytes: integer(value('FANOUT_INLINE_RESULT_BYTES'), 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
+    logLevel: value('LOG_LEVEL') ?? 'info',
+  };
+}

@@ -77,7 +77,8 @@ export interface UrlTaskDefinition {
 export interface FunctionTaskDefinition {
   kind: 'function';
   name: string;
-  fn: (input: unknown, ctx: FunctionTaskContext) => Promise<unknown>;
+  /** may return the result or a promise of it; a synchronous throw is a failed attempt too */
+  fn: (input: unknown, ctx: FunctionTaskContext) => unknown;
 }
 
 export type TaskDefinition = CommandTaskDefinition | UrlTaskDefinition | FunctionTaskDefinition;
