@@ -17,12 +17,12 @@ export async function launchChromium(): Promise<Browser> {
 
 export const screenshotDir = () => path.resolve(process.env.FANOUT_TEST_REPORT_DIR ?? '.tmp', 'screenshots');
 
-/** Saves a full-page screenshot as `<report dir>/screenshots/<name>.png` and returns its path. */
-export async function screenshot(page: Page, name: string): Promise<string> {
+/** Saves a screenshot (the full page unless `fullPage` is false) as `<report dir>/screenshots/<name>.png` and returns its path. */
+export async function screenshot(page: Page, name: string, fullPage = true): Promise<string> {
   const dir = screenshotDir();
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage });
   return file;
 }
 

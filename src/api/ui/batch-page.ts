@@ -41,13 +41,13 @@ function itemRow(batchId: string, { row, attempts }: { row: ItemRow; attempts: A
   const outcome = row.resultBlob
     ? html`<span class="muted">large result: see the download</span>`
     : row.result !== null
-      ? html`<code class="result">${previewJson(row.result, 120)}</code>`
+      ? html`<code class="result clip" title="${previewJson(row.result, 500)}">${previewJson(row.result, 120)}</code>`
       : '';
   return html`<tr data-index="${String(row.idx)}">
 <td class="num">${row.idx}</td>
-<td class="cell-clip">${row.customId ?? ''}</td>
+<td class="nowrap">${row.customId ? truncate(row.customId, 40) : ''}</td>
 <td>${statusBadge(row.status)}</td>
-<td class="cell-clip"><code class="input">${previewJson(row.input, 80)}</code></td>
+<td><code class="input clip" title="${previewJson(row.input, 500)}">${previewJson(row.input, 120)}</code></td>
 <td class="cell-clip">${outcome}${row.error ? html`<div class="error-text">${truncate(row.error, 200)}</div>` : ''}${row.reason ? html`<div class="muted">${row.reason}</div>` : ''}</td>
 <td>${attempts.length === 0 ? html`<span class="muted">none</span>` : html`<details><summary>${attempts.length} attempt${attempts.length === 1 ? '' : 's'}</summary>${attempts.map(attemptLine)}</details>`}</td>
 </tr>`;
