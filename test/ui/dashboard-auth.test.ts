@@ -164,4 +164,29 @@ describe('dashboard auth', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('x-request-id')).toBeTruthy();
   });
+
+  it('pages through batches and items with Next page links', async () => {
+    const label = `page${Date.now().toString(36)}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 27; i++) ids.push((await svc.client.createBatch({ labels: { pg: label }, task: 'echo', items: ['x'] })).id);
+    const rowsOf = (text: string) => [...text.matchAll(/<tr data-row="([^"]+)"/g)].map((m) => m[1]);
+    const nextOf = (text: string) => /<a class="button" href="([^"]+)" rel="next">/.exec(text)?.[1]?.replace(/&amp;/g, '&');
+    const first = await (await get(`/ui/batches?labelSelector=pg%3D${label}`, { cookie })).text();
+    expect(rowsOf(first)).toEqual(ids.slice(2).reverse());
+    const next = nextOf(first)!;
+    expect(next).toMatch(/labelSelector=pg%3D.*&after=b/);
+    const second = await (await get(next, { cookie })).text();
+    expect(rowsOf(second)).toEqual(ids.slice(0, 2).reverse());
+    expect(nextOf(second)).toBeUndefined();
+    expect(second).toContain('First page');
+
+    const b = await svc.client.createBatch({ task: 'echo', items: Array.from({ length: 60 }, (_, i) => i) });
+    await svc.client.waitForPhase(b.id);
+    const indexesOf = (text: string) => [...text.matchAll(/<tr data-index="(\d+)"/g)].map((m) => Number(m[1]));
+    const items1 = await (await get(`/ui/batches/${b.id}?status=succeeded`, { cookie })).text();
+    expect(indexesOf(items1)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const items2 = await (await get(nextOf(items1)!, { cookie })).text();
+    expect(nextOf(items1)).toBe(`/ui/batches/${b.id}?status=succeeded&after=49`);
+    expect(indexesOf(items2)).toEqual(Array.from({ length: 10 }, (_, i) => 50 + i));
+  }, 60_000);
 });

@@ -6,6 +6,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { checkTransition, isFinalPhase, PHASES, type Phase } from '../../domain/batch-status.js';
 import { LabelSelectorError, parseLabelSelector } from '../../domain/label-selector.js';
 import { getBatch, listBatches } from '../../store/batch-queries.js';
+import { parseHeader } from '../../store/batch-state.js';
 import { listAttempts, listItems, type ItemStatus } from '../../store/item-queries.js';
 import { listSchedules } from '../../store/schedules.js';
 import { authenticateApiKey, serverSecret } from '../../store/tenants.js';
@@ -192,7 +193,8 @@ export function uiRouter(deps: ApiDeps) {
       nextAfter: items.more && last ? last.idx : null,
       onFirst: after === undefined,
       canCancel: allowed('cancel', row.phase, row.failed),
-      canRetry: allowed('retry', row.phase, row.failed) && (JSON.parse(row.spec).runtime ?? 'queue') === 'queue',
+      // Kubernetes batches cannot be retried in place (runBatchAction says why): no button for them.
+      canRetry: allowed('retry', row.phase, row.failed) && parseHeader(row).runtime === 'queue',
       notice: notice ?? noticeFor(q.done),
     });
   };
