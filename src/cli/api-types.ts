@@ -68,10 +68,43 @@ export interface ItemAttempt {
   finishedAt: string | null;
 }
 
-/** One item of a batch, as `fanout logs` reads it. */
+/** One item of a batch (GET /v1/batches/{id}/items[/{index}]), as `fanout get items` and `fanout logs` read it. */
 export interface Item {
   index: number;
+  customId?: string | null;
   status: string;
   error: string | null;
+  reason?: string | null;
+  startedAt?: string | null;
+  finishedAt?: string | null;
   attempts: ItemAttempt[];
+  [field: string]: unknown;
+}
+
+/** A tenant's webhook endpoint (GET /v1/webhook-endpoints[/{id}]); its secret is never listed. */
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  description: string | null;
+  events: string[];
+  enabled: boolean;
+  disabledReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One webhook delivery with its attempts (GET …/webhook-deliveries). */
+export interface WebhookDelivery {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  type: string;
+  batchId: string;
+  endpointId: string | null;
+  url: string;
+  status: string;
+  nextAttemptAt: string | null;
+  lastError: string | null;
+  createdAt: string;
+  attempts: Array<{ attempt: number; at: string; statusCode: number | null; latencyMs: number; response: string | null; error: string | null }>;
 }

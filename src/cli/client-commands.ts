@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Batch, ItemAttempt, Schedule } from './api-types.js';
+import type { Batch, ItemAttempt } from './api-types.js';
 import { FanoutClient, type ClientOptions } from './client.js';
 import { CliError } from './errors.js';
-import { renderBatchTable, renderScheduleTable } from './format.js';
 import { readSpecSource } from './spec-file.js';
+import { outputWidth, wrapLine } from './text-width.js';
 import { describeOutcome, waitForBatch } from './wait.js';
 
 /**
@@ -14,15 +14,19 @@ import { describeOutcome, waitForBatch } from './wait.js';
  */
 
 export interface Io {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   stdin: NodeJS.ReadableStream;
+  /** columns human output fits: 80, or COLUMNS when wider (see text-width.ts) */
+  width: number;
 }
 
-export const processIo: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+export const processIo: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, width: outputWidth(process.env.COLUMNS) };
 
-/** Width tables are fitted to when the output is not a terminal. */
-const DEFAULT_WIDTH = 80;
+/** Writes human lines to `out`, each wrapped to the output width. */
+function writeLines(out: NodeJS.WritableStream, lines: string[], width: number): void {
+  for (const line of lines) for (const part of wrapLine(line, width)) out.write(`${part}\n`);
+}
 
 export async function submitCommand(
   opts: ClientOptions & { file: string; wait?: boolean; idempotencyKey?: string },
@@ -37,92 +41,17 @@ export async function submitCommand(
   io.stdout.write(`${batch.id}\n`);
   if (!opts.wait) return 0;
 
-  const final = await waitForBatch(client, batch, { out: io.stderr });
-  for (const line of describeOutcome(final)) io.stderr.write(`${line}\n`);
+  const final = await waitForBatch(client, batch, { out: io.stderr, width: io.width });
+  writeLines(io.stderr, describeOutcome(final), io.width);
   return final.status.phase === 'Succeeded' ? 0 : 1;
 }
 
 /** `fanout wait ID`: follows a submitted batch like `submit --wait`; exit 0 only if it Succeeded. */
 export async function waitCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
   const client = new FanoutClient(opts);
-  const final = await waitForBatch(client, await client.getBatch(id), { out: io.stderr });
-  for (const line of describeOutcome(final)) io.stderr.write(`${line}\n`);
+  const final = await waitForBatch(client, await client.getBatch(id), { out: io.stderr, width: io.width });
+  writeLines(io.stderr, describeOutcome(final), io.width);
   return final.status.phase === 'Succeeded' ? 0 : 1;
-}
-
-export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml' | 'name';
-
-const BATCH_RESOURCES = new Set(['batch', 'batches', 'b']);
-const SCHEDULE_RESOURCES = new Set(['schedule', 'schedules', 'sched']);
-
-export async function getCommand(
-  resource: string,
-  id: string | undefined,
-  opts: ClientOptions & { selector?: string; phase?: string; output?: OutputFormat },
-  io: Io = processIo,
-): Promise<number> {
-  if (SCHEDULE_RESOURCES.has(resource)) return getSchedules(id, opts, io);
-  if (!BATCH_RESOURCES.has(resource)) throw new CliError(`unknown resource "${resource}": use "batches", "batch ID", "schedules" or "schedule ID"`);
-  const client = new FanoutClient(opts);
-  if (id !== undefined) {
-    if (opts.selector || opts.phase) throw new CliError('-l/--selector and --phase apply to a list: drop the ID or the filters');
-    const batch = await client.getBatch(id);
-    await printBatches([batch], opts.output ?? 'yaml', io, batch);
-    return 0;
-  }
-  const batches: Batch[] = [];
-  for await (const batch of client.listAllBatches({ labelSelector: opts.selector, phase: opts.phase })) batches.push(batch);
-  await printBatches(batches, opts.output ?? 'table', io);
-  return 0;
-}
-
-/** `fanout get schedules [-l SELECTOR]` and `fanout get schedule ID`. */
-async function getSchedules(id: string | undefined, opts: ClientOptions & { selector?: string; phase?: string; output?: OutputFormat }, io: Io): Promise<number> {
-  if (opts.phase) throw new CliError('--phase applies to batches; schedules have no phase');
-  const client = new FanoutClient(opts);
-  if (id !== undefined && opts.selector) throw new CliError('-l/--selector applies to a list: drop the ID or the selector');
-  const schedules: Schedule[] = [];
-  if (id !== undefined) schedules.push(await client.getSchedule(id));
-  else for await (const s of client.listAllSchedules(opts.selector)) schedules.push(s);
-  const format = opts.output ?? (id !== undefined ? 'yaml' : 'table');
-  const document = id !== undefined ? schedules[0] : { items: schedules };
-  if (format === 'json') io.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
-  else if (format === 'yaml') io.stdout.write((await import('yaml')).stringify(document));
-  else if (format === 'name') for (const s of schedules) io.stdout.write(`${s.id}\n`);
-  else if (schedules.length === 0) io.stderr.write('No schedules found.\n');
-  else {
-    const width = format === 'wide' ? undefined : io.stdout.isTTY && io.stdout.columns ? io.stdout.columns : DEFAULT_WIDTH;
-    io.stdout.write(`${renderScheduleTable(schedules, Date.now(), width)}\n`);
-  }
-  return 0;
-}
-
-/** Prints batches in `format`; `single` is set when one batch was asked for by id. */
-async function printBatches(batches: Batch[], format: OutputFormat, io: Io, single?: Batch): Promise<void> {
-  const document = single ?? { items: batches };
-  switch (format) {
-    case 'json':
-      io.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
-      return;
-    case 'yaml': {
-      const { stringify } = await import('yaml');
-      io.stdout.write(stringify(document));
-      return;
-    }
-    case 'name':
-      for (const b of batches) io.stdout.write(`${b.id}\n`);
-      return;
-    case 'table':
-    case 'wide': {
-      if (batches.length === 0) {
-        io.stderr.write('No batches found.\n');
-        return;
-      }
-      const width = format === 'wide' ? undefined : io.stdout.isTTY && io.stdout.columns ? io.stdout.columns : DEFAULT_WIDTH;
-      io.stdout.write(`${renderBatchTable(batches, Date.now(), width)}\n`);
-      return;
-    }
-  }
 }
 
 /** Streams the results NDJSON to stdout byte for byte. */
@@ -142,7 +71,7 @@ export async function resultsCommand(id: string, opts: ClientOptions, io: Io = p
 export async function cancelCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
   const batch = await new FanoutClient(opts).cancelBatch(id);
   const phase = batch?.status?.phase;
-  io.stdout.write(phase && phase !== 'Cancelled' ? `batch ${id} cancel requested (phase ${phase})\n` : `batch ${id} cancelled\n`);
+  writeLines(io.stdout, [phase && phase !== 'Cancelled' ? `batch ${id} cancel requested (phase ${phase})` : `batch ${id} cancelled`], io.width);
   return 0;
 }
 
@@ -150,7 +79,7 @@ export async function cancelCommand(id: string, opts: ClientOptions, io: Io = pr
 export async function retryCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
   const batch = await new FanoutClient(opts).retryBatch(id);
   const phase = batch?.status?.phase;
-  io.stdout.write(phase ? `batch ${id} retry requested (phase ${phase})\n` : `batch ${id} retry requested\n`);
+  writeLines(io.stdout, [phase ? `batch ${id} retry requested (phase ${phase})` : `batch ${id} retry requested`], io.width);
   return 0;
 }
 
@@ -174,15 +103,18 @@ export async function logsCommand(id: string, opts: ClientOptions & { index: num
     if (attempts.length === 0) throw new CliError(`item ${opts.index} of batch ${id} has no attempt ${opts.attempt}`);
   }
   if (attempts.length === 0) {
-    io.stderr.write(`item ${opts.index} of batch ${id} has no attempts yet (status ${item.status})\n`);
+    writeLines(io.stderr, [`item ${opts.index} of batch ${id} has no attempts yet (status ${item.status})`], io.width);
     return 0;
   }
   for (const a of attempts) {
-    io.stdout.write(`${attemptHeader(a)}\n`);
+    writeLines(io.stdout, [attemptHeader(a)], io.width);
+    // The stderr tail is the task's own output: printed as it is, not re-wrapped.
     if (a.error) io.stdout.write(a.error.endsWith('\n') ? a.error : `${a.error}\n`);
   }
   return 0;
 }
+
+const BATCH_RESOURCES = new Set(['batch', 'batches', 'b']);
 
 export async function deleteCommand(
   args: string[],
@@ -202,7 +134,7 @@ export async function deleteCommand(
   if (ids.length === 0) throw new CliError('give a batch ID or -l SELECTOR');
   for (const id of ids) {
     await client.deleteBatch(id);
-    io.stdout.write(`batch ${id} deleted\n`);
+    writeLines(io.stdout, [`batch ${id} deleted`], io.width);
   }
   return 0;
 }

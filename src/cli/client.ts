@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Batch, BatchList, Item, ListQuery, Schedule } from './api-types.js';
+import type { Batch, BatchList, Item, ListQuery, Schedule, WebhookDelivery, WebhookEndpoint } from './api-types.js';
 
 /**
  * The small HTTP client behind the `fanout` client commands. It speaks the public contract of
@@ -129,15 +129,51 @@ export class FanoutClient {
 
   /** Every schedule matching the label selector, following `nextCursor` page by page. */
   async *listAllSchedules(labelSelector?: string): AsyncGenerator<Schedule> {
-    const seen = new Set<string>();
-    let cursor: string | undefined;
-    do {
+    yield* this.pages((cursor) => {
       const params = new URLSearchParams({ limit: '500' });
       if (labelSelector) params.set('labelSelector', labelSelector);
       if (cursor) params.set('cursor', cursor);
-      const page = (await (await this.request('GET', `v1/schedules?${params}`)).json()) as { items: Schedule[]; nextCursor: string | null };
+      return `v1/schedules?${params}`;
+    });
+  }
+
+  /** Every item of a batch in index order (with `status`, only those), following `nextCursor`. */
+  async *listAllItems(id: string, status?: string): AsyncGenerator<Item> {
+    yield* this.pages((cursor) => {
+      const params = new URLSearchParams({ limit: '1000' });
+      if (status) params.set('status', status);
+      if (cursor) params.set('cursor', cursor);
+      return `v1/batches/${encodeURIComponent(id)}/items?${params}`;
+    });
+  }
+
+  /** GET /v1/webhook-endpoints: the tenant's endpoints (one page: the API does not paginate them). */
+  async listWebhookEndpoints(): Promise<WebhookEndpoint[]> {
+    const res = await this.request('GET', 'v1/webhook-endpoints');
+    return ((await res.json()) as { items: WebhookEndpoint[] }).items;
+  }
+
+  async getWebhookEndpoint(id: string): Promise<WebhookEndpoint> {
+    const res = await this.request('GET', `v1/webhook-endpoints/${encodeURIComponent(id)}`);
+    return (await res.json()) as WebhookEndpoint;
+  }
+
+  /** The newest deliveries (at most 500, the API's cap) of a batch's events or to one endpoint. */
+  async listDeliveries(owner: { batch: string } | { endpoint: string }): Promise<WebhookDelivery[]> {
+    const path = 'batch' in owner ? `v1/batches/${encodeURIComponent(owner.batch)}` : `v1/webhook-endpoints/${encodeURIComponent(owner.endpoint)}`;
+    const res = await this.request('GET', `${path}/webhook-deliveries?limit=500`);
+    return ((await res.json()) as { items: WebhookDelivery[] }).items;
+  }
+
+  /** Follows `nextCursor` from page to page; `path` builds a page's URL from the cursor. */
+  private async *pages<T>(path: (cursor: string | undefined) => string): AsyncGenerator<T> {
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = (await (await this.request('GET', path(cursor))).json()) as { items: T[]; nextCursor: string | null };
       yield* page.items;
       cursor = page.nextCursor ?? undefined;
+      // A server that hands back a cursor it already gave would loop forever.
       if (cursor !== undefined && seen.has(cursor)) break;
       if (cursor !== undefined) seen.add(cursor);
     } while (cursor !== undefined);

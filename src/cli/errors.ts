@@ -1,4 +1,6 @@
+import { CommanderError } from 'commander';
 import { ApiProblemError, ServerUnreachableError } from './client.js';
+import { DEFAULT_WIDTH, displayWidth, truncate, wrapLine } from './text-width.js';
 
 /**
  * What the `fanout` command prints when something goes wrong, decided in one place: every
@@ -17,8 +19,34 @@ export class CliError extends Error {
   }
 }
 
+/** Exit code of a command line the CLI cannot run: an unknown option, a bad option value… */
+export const USAGE_EXIT_CODE = 2;
+
+/**
+ * A commander parse error in our words. Commander's invalid-value message is long (`option
+ * '-o, --output <format>' argument 'x' is invalid. Allowed choices are …`): it becomes one line
+ * naming the flag, what it accepts and what it got. Other usage errors keep commander's text and
+ * get a pointer to --help.
+ */
+export function formatUsageError(err: CommanderError): string[] {
+  // `fanout` alone: commander has printed the help on stderr already.
+  if (err.code === 'commander.help') return [];
+  const invalid = /^error: option '([^']+)' argument '([\s\S]*)' is invalid\. ([\s\S]*)$/.exec(err.message);
+  if (err.code === 'commander.invalidArgument' && invalid) {
+    const [, flags, value, reason] = invalid as unknown as [string, string, string, string];
+    const names = flags.split(/[ ,|]+/).filter((f) => f.startsWith('-')).join('/');
+    const choices = /^Allowed choices are (.*)\.$/.exec(reason);
+    const expected = choices ? `expected one of ${choices[1]!.split(', ').join('|')}` : reason.replace(/\.$/, '');
+    const head = `error: ${names}: ${expected} (got "`;
+    // The value is the user's own text: cut it, not the message, to keep one line.
+    return [`${head}${truncate(value, Math.max(5, DEFAULT_WIDTH - displayWidth(head) - 2))}")`];
+  }
+  return [...err.message.trim().split('\n'), '(run with --help for usage)'];
+}
+
 /** The lines to print on stderr for `err`. */
 export function formatError(err: unknown): string[] {
+  if (err instanceof CommanderError) return formatUsageError(err);
   if (err instanceof ApiProblemError) {
     const head = err.detail && err.detail !== err.title ? `${err.title}: ${err.detail}` : err.title;
     const lines = [`error: ${head}`];
@@ -34,9 +62,10 @@ export function formatError(err: unknown): string[] {
   return [`error: ${firstLine(String(err))}`];
 }
 
-/** Prints `err` and answers the exit code the process should end with. */
-export function reportError(err: unknown, write: (text: string) => void): number {
-  for (const line of formatError(err)) write(`${line}\n`);
+/** Prints `err`, each line wrapped to `width`, and answers the exit code the process should end with. */
+export function reportError(err: unknown, write: (text: string) => void, width = DEFAULT_WIDTH): number {
+  for (const line of formatError(err)) for (const part of wrapLine(line, width, line.startsWith('  ') ? '    ' : '  ')) write(`${part}\n`);
+  if (err instanceof CommanderError) return USAGE_EXIT_CODE;
   return err instanceof CliError ? err.exitCode : 1;
 }
 

@@ -1,4 +1,7 @@
-import type { Batch, Schedule } from './api-types.js';
+import type { Batch } from './api-types.js';
+import { displayWidth, oneLine, padEnd, truncate } from './text-width.js';
+
+export { truncate } from './text-width.js';
 
 /**
  * Pure text formatting for the client commands: kubectl-like ages and tables. No I/O here, so
@@ -33,7 +36,7 @@ export function formatLabels(labels: Record<string, string> | undefined): string
 
 export interface Column {
   header: string;
-  /** may be shortened (with a trailing `…`) down to `minWidth` to fit the line */
+  /** may be cut (with a trailing `…`) down to `minWidth` to fit the line */
   shrinkable?: boolean;
   minWidth?: number;
 }
@@ -41,101 +44,55 @@ export interface Column {
 const GAP = '   ';
 
 /**
- * Left-aligned columns separated by three spaces, like kubectl. With `maxWidth`, shrinkable
- * columns are cut until each line fits; the others never are.
+ * Column widths for `natural` (each column's widest cell or header) within `maxWidth`. The
+ * widest shrinkable column gives up one column at a time, so long names and long labels share
+ * the cut instead of one of them vanishing; shrinkable columns stop at their `minWidth`, then
+ * at their headers. If that is not enough, the other columns are cut the same way, down to
+ * their headers: a cut id beats a line that wraps. The caller still cuts each line to
+ * `maxWidth`, so the result fits whatever the data.
  */
-export function renderTable(columns: Column[], rows: string[][], maxWidth?: number): string {
-  const widths = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? '').length)));
-  if (maxWidth !== undefined) {
-    let excess = widths.reduce((a, b) => a + b, 0) + GAP.length * (columns.length - 1) - maxWidth;
-    const floor = (i: number): number => Math.max(columns[i]!.minWidth ?? 1, columns[i]!.header.length);
-    // Take one character at a time from the widest shrinkable column, so long names and long
-    // labels share the cut instead of one of them vanishing.
+export function fitWidths(columns: Column[], natural: number[], maxWidth: number): number[] {
+  const widths = [...natural];
+  let excess = widths.reduce((a, b) => a + b, 0) + GAP.length * (columns.length - 1) - maxWidth;
+  const shrink = (eligible: (i: number) => boolean, floor: (i: number) => number): void => {
     while (excess > 0) {
       let widest = -1;
-      columns.forEach((col, i) => {
-        if (col.shrinkable && widths[i]! > floor(i) && (widest < 0 || widths[i]! > widths[widest]!)) widest = i;
-      });
-      if (widest < 0) break;
-      widths[widest] = widths[widest]! - 1;
+      for (let i = 0; i < columns.length; i++) {
+        if (eligible(i) && widths[i]! > floor(i) && (widest < 0 || widths[i]! > widths[widest]!)) widest = i;
+      }
+      if (widest < 0) return;
+      widths[widest]!--;
       excess--;
     }
-  }
-  const line = (cells: string[]): string =>
-    cells
+  };
+  const header = (i: number): number => displayWidth(columns[i]!.header);
+  const shrinkable = (i: number): boolean => columns[i]!.shrinkable === true;
+  shrink(shrinkable, (i) => Math.max(columns[i]!.minWidth ?? 1, header(i)));
+  shrink(shrinkable, header);
+  shrink(() => true, header);
+  return widths;
+}
+
+/**
+ * Left-aligned columns separated by three spaces under uppercase headers, like kubectl. Cells
+ * are made one line (control characters become spaces). With `maxWidth`, columns are fitted
+ * by {@link fitWidths} and every line is at most `maxWidth` columns; without it nothing is cut.
+ */
+export function renderTable(columns: Column[], rows: string[][], maxWidth?: number): string {
+  const cells = rows.map((r) => columns.map((_, i) => oneLine(r[i] ?? '')));
+  const natural = columns.map((c, i) => Math.max(displayWidth(c.header), ...cells.map((r) => displayWidth(r[i]!))));
+  const widths = maxWidth === undefined ? natural : fitWidths(columns, natural, maxWidth);
+  const line = (row: string[]): string => {
+    const text = row
       .map((cell, i) => {
-        const last = i === cells.length - 1;
         const fitted = truncate(cell, widths[i]!);
-        return last ? fitted : fitted.padEnd(widths[i]!);
+        return i === row.length - 1 ? fitted : padEnd(fitted, widths[i]!);
       })
       .join(GAP)
       .trimEnd();
-  return [line(columns.map((c) => c.header)), ...rows.map(line)].join('\n');
-}
-
-/** Cut to `width` characters, marking the cut with `…`. */
-export function truncate(text: string, width: number): string {
-  if (text.length <= width) return text;
-  if (width <= 1) return text.slice(0, width);
-  return `${text.slice(0, width - 1)}…`;
-}
-
-const BATCH_COLUMNS: Column[] = [
-  { header: 'NAME', shrinkable: true, minWidth: 8 },
-  { header: 'ID' },
-  { header: 'PHASE' },
-  { header: 'SUCCEEDED' },
-  { header: 'FAILED' },
-  { header: 'AGE' },
-  { header: 'LABELS', shrinkable: true, minWidth: 10 },
-];
-
-/** The `fanout get batches` table. `maxWidth` undefined means never cut (`-o wide`). */
-export function renderBatchTable(batches: Batch[], now: number, maxWidth?: number): string {
-  const rows = batches.map((b) => {
-    const counts = b.status?.counts;
-    const created = Date.parse(b.createdAt);
-    return [
-      b.name || '-',
-      b.id,
-      b.status?.phase ?? 'Unknown',
-      counts ? `${counts.succeeded}/${counts.total}` : '-',
-      counts ? String(counts.failed) : '-',
-      Number.isNaN(created) ? '-' : formatAge(now - created),
-      formatLabels(b.labels),
-    ];
-  });
-  return renderTable(BATCH_COLUMNS, rows, maxWidth);
-}
-
-const SCHEDULE_COLUMNS: Column[] = [
-  { header: 'NAME', shrinkable: true, minWidth: 8 },
-  { header: 'ID' },
-  { header: 'SCHEDULE' },
-  { header: 'TIMEZONE' },
-  { header: 'SUSPEND' },
-  { header: 'ACTIVE' },
-  { header: 'LAST SCHEDULE' },
-  { header: 'AGE' },
-];
-
-/** The `fanout get schedules` table, like `kubectl get cronjobs`. */
-export function renderScheduleTable(schedules: Schedule[], now: number, maxWidth?: number): string {
-  const ago = (iso: string | null | undefined) => {
-    const t = iso ? Date.parse(iso) : NaN;
-    return Number.isNaN(t) ? '-' : formatAge(now - t);
+    return maxWidth === undefined ? text : truncate(text, maxWidth);
   };
-  const rows = schedules.map((s) => [
-    s.name || '-',
-    s.id,
-    s.spec.schedule,
-    s.spec.timeZone,
-    String(s.spec.suspend),
-    String(s.status.active.length),
-    ago(s.status.lastScheduleTime),
-    ago(s.createdAt),
-  ]);
-  return renderTable(SCHEDULE_COLUMNS, rows, maxWidth);
+  return [line(columns.map((c) => c.header)), ...cells.map(line)].join('\n');
 }
 
 /** One line summing up where a batch is, for logs and the end of `submit --wait`. */

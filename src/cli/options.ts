@@ -22,7 +22,7 @@ function parseIntIn(min: number, max: number, what: string) {
 export function collectTask(value: string, previous: string[] | undefined): string[] {
   const eq = value.indexOf('=');
   if (eq <= 0 || eq === value.length - 1) {
-    throw new InvalidArgumentError('expected NAME=COMMAND or NAME=URL, e.g. --task rev=rev');
+    throw new InvalidArgumentError('expected NAME=COMMAND|URL, e.g. --task rev=rev');
   }
   return [...(previous ?? []), value];
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option, type Argument } from 'commander';
 import type { ClientOptions } from './client.js';
+import type { GetOptions } from './get-command.js';
 import { clientOptions, outputOption, serverOptions, type ServerFlag } from './options.js';
 
 /**
@@ -29,6 +30,24 @@ const SERVER_COMMANDS: Array<{ name: 'up' | 'api' | 'dispatcher'; summary: strin
   },
 ];
 
+/** Kept here, not in get-command.ts, so `fanout --help` does not load the command modules. */
+const GET_RESOURCES = 'batches | batch | items | item | schedules | schedule | webhooks | webhook | deliveries';
+
+const GET_HELP = `
+Output (-o): table, the default for a list, fits 80 columns (or COLUMNS if
+wider); wide adds columns and is never cut; json and yaml print the API's
+objects (an array for a list; one object by id defaults to yaml); name prints
+the ids.
+
+Examples:
+  $ fanout get batches -l jobgroup=jobexample --phase Failed
+  $ fanout get batch ID -o json
+  $ fanout get items BATCH_ID --status failed -o wide
+  $ fanout get item BATCH_ID 7
+  $ fanout get schedules -o wide
+  $ fanout get webhooks
+  $ fanout get deliveries BATCH_ID|WEBHOOK_ID`;
+
 const EXAMPLES = `
 Examples:
   $ fanout up --task rev=rev
@@ -36,6 +55,12 @@ Examples:
   $ fanout get batches -l jobgroup=jobexample
   $ fanout results <id> > results.ndjson
   $ fanout delete -l jobgroup=jobexample`;
+
+/** `<id>`, `[id]`, `[ids...]`, as commander writes arguments in usage lines. */
+function argumentTerm(arg: Argument): string {
+  const name = arg.name() + (arg.variadic ? '...' : '');
+  return arg.required ? `<${name}>` : `[${name}]`;
+}
 
 /** Sets the exit code from a command's answer, leaving the process to end on its own. */
 function exitWith(code: number): void {
@@ -57,8 +82,15 @@ export function buildProgram(): Command {
   const program = new Command('fanout')
     .description('Fan out a batch of work items, run them in parallel, track each one to a result.')
     .version(version)
-    .showHelpAfterError('(run with --help for usage)')
-    .addHelpText('after', EXAMPLES);
+    .addHelpText('after', EXAMPLES)
+    // Parse errors are thrown, not printed and exited on: index.ts prints them (errors.ts, fitted
+    // to the width, with --help pointed to) and exits 2. Set before the commands are added, which
+    // inherit both settings.
+    .exitOverride()
+    .configureOutput({ outputError: () => {} })
+    // Commands listed as `get <resource> [id] [index]`, without `[options]`, so their
+    // descriptions still have the room to wrap within 80 columns.
+    .configureHelp({ subcommandTerm: (cmd) => [cmd.name(), ...cmd.registeredArguments.map(argumentTerm)].join(' ') });
 
   for (const { name, summary, flags } of SERVER_COMMANDS) {
     addOptions(program.command(name).description(summary), serverOptions(...flags)).action(async (_opts, cmd: Command) => {
@@ -84,13 +116,15 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       `
-Environment: FANOUT_API_URL, FANOUT_BATCH_ID, FANOUT_TOKEN, JOB_COMPLETION_INDEX (required),
-FANOUT_INDEX_OFFSET (default 0). Exit code: CMD's, 128+N when CMD was killed by signal N,
-1 when the item could not be read or its result stored, 2 for missing environment or no CMD.
+Environment: FANOUT_API_URL, FANOUT_BATCH_ID, FANOUT_TOKEN, JOB_COMPLETION_INDEX
+(required), FANOUT_INDEX_OFFSET (default 0). Exit code: CMD's, 128+N when CMD
+was killed by signal N, 1 when the item could not be read or its result stored,
+2 for missing environment or no CMD.
 
 Examples:
   $ fanout exec -- echo 'Processing {{ url }}'
-  $ fanout exec -- sh -c 'curl -fsS "$1" | wc -c' sh '{{ url }}'   # item text as an argument, never as shell code`,
+  # the item's text as an argument, never as shell code:
+  $ fanout exec -- sh -c 'curl -fsS "$1" | wc -c' sh '{{ url }}'`,
     )
     .action(async (command: string[]) => {
       const { execCommand } = await import('./exec-command.js');
@@ -129,15 +163,19 @@ Examples:
   addOptions(
     program
       .command('get')
-      .description('list batches or schedules as a table, or show one (YAML)')
-      .argument('<resource>', 'batches | batch | schedules | schedule')
-      .argument('[id]', 'batch or schedule id')
+      .description('list a resource as a table, or show one object (YAML by default)')
+      .argument('<resource>', GET_RESOURCES)
+      .argument('[id]', 'the object (batch, schedule, webhook) or, for items and deliveries, its batch or webhook')
+      .argument('[index]', 'with items: one item of the batch')
       .option('-l, --selector <selector>', 'label selector, e.g. jobgroup=jobexample,tier!=test')
-      .option('--phase <phase>', 'only batches in this phase (Pending, Running, Succeeded, …)'),
+      .option('--phase <phase>', 'only batches in this phase (Pending, Running, Succeeded, …)')
+      .addOption(new Option('--status <status>', 'only items with this status').choices(['pending', 'running', 'succeeded', 'failed', 'cancelled']))
+      .addHelpText('after', GET_HELP),
     [outputOption(), ...clientOptions()],
-  ).action(async (resource: string, id: string | undefined, opts) => {
-    const { getCommand } = await import('./client-commands.js');
-    exitWith(await getCommand(resource, id, opts));
+  ).action(async (resource: string, id: string | undefined, index: string | undefined, opts: GetOptions) => {
+    const { getCommand } = await import('./get-command.js');
+    const { processIo } = await import('./client-commands.js');
+    exitWith(await getCommand(resource, id, index, opts, processIo));
   });
 
   addOptions(program.command('results').description('stream the NDJSON results of a batch').argument('<id>', 'batch id'), clientOptions()).action(
@@ -191,7 +229,7 @@ Examples:
     .command('completion')
     .description('print a shell completion script (bash or zsh) for every fanout command and option')
     .argument('<shell>', 'bash | zsh')
-    .addHelpText('after', '\nLoad it with: source <(fanout completion bash)   # or zsh, e.g. in ~/.bashrc or ~/.zshrc')
+    .addHelpText('after', '\nLoad it with: source <(fanout completion bash)   # or zsh\n(e.g. in ~/.bashrc or ~/.zshrc)')
     .action(async (shell: string) => {
       const { completionScript } = await import('./completion.js');
       process.stdout.write(completionScript(program, shell));

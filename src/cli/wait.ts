@@ -2,7 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FINAL_PHASES, type Batch } from './api-types.js';
 import { ServerUnreachableError, type FanoutClient } from './client.js';
 import { describeProgress } from './format.js';
+import { renderProgressLine } from './progress-line.js';
 import { SseParser } from './sse-parser.js';
+import { DEFAULT_WIDTH, wrapLine } from './text-width.js';
 
 /**
  * `fanout submit --wait` and `fanout wait ID`: follow the batch's events stream until its phase
@@ -14,6 +16,8 @@ import { SseParser } from './sse-parser.js';
 export interface WaitOptions {
   /** stream for progress output */
   out: NodeJS.WritableStream & { isTTY?: boolean };
+  /** columns the bar and the lines fit (default 80) */
+  width?: number;
   intervalMs?: number;
   /** no byte on the events stream for this long (heartbeats are every 15 s) means it stalled: poll instead */
   eventsIdleMs?: number;
@@ -32,13 +36,14 @@ export async function waitForBatch(client: FanoutClient, submitted: Batch, optio
   const intervalMs = options.intervalMs ?? 500;
   const grace = options.unreachableGraceMs ?? 30_000;
   const meter = new RateMeter();
-  const view = options.out.isTTY ? await createBarView(options.out) : createLineView(options.out);
+  const width = options.width ?? DEFAULT_WIDTH;
+  const view = options.out.isTTY ? createBarView(options.out, width) : createLineView(options.out, width);
   let batch = submitted;
   let unreachableSince: number | undefined;
   // Ctrl-C stops waiting, not the batch: restore the terminal and say how to follow it up.
   const onInterrupt = (): void => {
     view.stop();
-    options.out.write(`\nstopped waiting; batch ${submitted.id} keeps running (fanout get batch ${submitted.id})\n`);
+    options.out.write(`\n${wrapLine(`stopped waiting; batch ${submitted.id} keeps running (fanout get batch ${submitted.id})`, width).join('\n')}\n`);
     process.exit(130);
   };
   process.once('SIGINT', onInterrupt);
@@ -153,53 +158,35 @@ export class RateMeter {
   }
 }
 
-function createLineView(out: NodeJS.WritableStream): ProgressView {
+function createLineView(out: NodeJS.WritableStream, width: number): ProgressView {
   let lastPhase: string | undefined;
   return {
     update(batch) {
       // The final phase is left to describeOutcome, which the caller prints once.
       if (batch.status.phase === lastPhase || FINAL_PHASES.has(batch.status.phase)) return;
       lastPhase = batch.status.phase;
-      out.write(`${describeProgress(batch)}\n`);
+      for (const line of wrapLine(describeProgress(batch), width)) out.write(`${line}\n`);
     },
     stop() {},
   };
 }
 
-async function createBarView(out: NodeJS.WritableStream): Promise<ProgressView> {
-  // cli-progress is loaded only for an interactive wait.
-  const { default: cliProgress } = await import('cli-progress');
-  const bar = new cliProgress.SingleBar({
-    stream: out,
-    format: '{bar} {value}/{total} | {rate} items/s | ETA {etaText} | {phase}',
-    barsize: 30,
-    hideCursor: true,
-    clearOnComplete: false,
-  });
+/**
+ * The bar on a terminal: the line is redrawn in place (carriage return, then erase to the end
+ * of the line), and the cursor is hidden while it is drawn.
+ */
+function createBarView(out: NodeJS.WritableStream, width: number): ProgressView {
   let started = false;
   return {
     update(batch, rate) {
-      const total = Math.max(batch.status.counts.total, 1);
-      const payload = { rate: rate.perSecond.toFixed(1), etaText: formatEta(rate.etaSeconds), phase: batch.status.phase };
-      if (!started) {
-        bar.start(total, doneOf(batch), payload);
-        started = true;
-      } else {
-        bar.setTotal(total);
-        bar.update(doneOf(batch), payload);
-      }
+      const c = batch.status.counts;
+      const line = renderProgressLine({ done: doneOf(batch), total: c.total, perSecond: rate.perSecond, etaSeconds: rate.etaSeconds, phase: batch.status.phase }, width);
+      out.write(`${started ? '' : '\x1b[?25l'}\r${line}\x1b[K`);
+      started = true;
     },
     stop() {
-      if (started) bar.stop();
+      if (started) out.write('\n\x1b[?25h');
       started = false;
     },
   };
-}
-
-function formatEta(seconds: number | undefined): string {
-  if (seconds === undefined || !Number.isFinite(seconds)) return '--';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }

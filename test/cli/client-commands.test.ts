@@ -101,25 +101,29 @@ describe('fanout submit', () => {
     ]);
   });
 
-  it('fails with one line on an unreadable or malformed spec file', async () => {
+  it('fails with one message (wrapped to 80 columns) on an unreadable or malformed spec file', async () => {
     const missing = await runCli(['submit', '-f', join(dir, 'nope.json')], { env });
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toBe(`error: cannot read ${join(dir, 'nope.json')}: no such file\n`);
+    expect(unwrap(missing.stderr)).toBe(`error: cannot read ${join(dir, 'nope.json')}: no such file\n`);
     const broken = await runCli(['submit', '-f', await specFile('broken.yaml', 'items: [a, b\n')], { env });
     expect(broken.code).toBe(1);
-    expect(broken.stderr).toMatch(/^error: .*broken\.yaml: invalid YAML \(line \d+, column \d+\): .+\n$/);
+    expect(unwrap(broken.stderr)).toMatch(/^error: .*broken\.yaml: invalid YAML \(line \d+, column \d+\): .+\n$/);
+    for (const line of broken.stderr.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
     expect(api.requests).toHaveLength(0);
   });
 });
 
 describe('errors', () => {
-  it('names the server URL in one line when the connection is refused', async () => {
+  it('names the server URL when the connection is refused, wrapped to 80 columns', async () => {
     const port = await closedPort();
     const run = await runCli(['get', 'batches'], { env: { ...env, FANOUT_SERVER: `http://127.0.0.1:${port}` } });
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(
-      `error: cannot reach the Fanout API at http://127.0.0.1:${port}: connection refused (is the server running? set --server or FANOUT_SERVER)\n`,
+      `error: cannot reach the Fanout API at http://127.0.0.1:${port}: connection refused\n  (is the server running? set --server or FANOUT_SERVER)\n`,
     );
+    // COLUMNS wider than 80 gives the room back
+    const wide = await runCli(['get', 'batches'], { env: { ...env, FANOUT_SERVER: `http://127.0.0.1:${port}`, COLUMNS: '200' } });
+    expect(wide.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
   it('--server and --api-key flags override the environment', async () => {
@@ -134,13 +138,14 @@ describe('errors', () => {
     expect(run).toMatchObject({ code: 1, stdout: '', stderr: 'error: Not Found: batch b-9999 does not exist\n' });
   });
 
-  it('rejects bad server flags with one line before starting anything', async () => {
+  it('rejects bad flags with one line and exit 2 before starting anything', async () => {
     const port = await runCli(['up', '--port', 'eighty'], { env });
-    expect(port.code).toBe(1);
-    expect(port.stderr.split('\n')[0]).toBe("error: option '--port <n>' argument 'eighty' is invalid. expected a port number 0-65535");
+    expect(port).toMatchObject({ code: 2, stderr: 'error: --port: expected a port number 0-65535 (got "eighty")\n' });
     const task = await runCli(['worker', '--task', 'rev'], { env });
-    expect(task.code).toBe(1);
-    expect(task.stderr.split('\n')[0]).toContain('expected NAME=COMMAND or NAME=URL');
+    expect(task.code).toBe(2);
+    expect(task.stderr).toBe('error: --task: expected NAME=COMMAND|URL, e.g. --task rev=rev (got "rev")\n');
+    const unknown = await runCli(['get', 'batches', '--colour'], { env });
+    expect(unknown).toMatchObject({ code: 2, stderr: "error: unknown option '--colour'\n(run with --help for usage)\n" });
   });
 });
 
@@ -164,17 +169,18 @@ describe('fanout get', () => {
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(6);
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
-    expect(lines[0]).toMatch(/^NAME\s+ID\s+PHASE\s+SUCCEEDED\s+FAILED\s+AGE\s+LABELS$/);
-    expect(lines[1]).toMatch(/^fruit\s+b-0001\s+Pending\s+0\/3\s+0\s+120m\s+jobgroup=\S+$/);
-    expect(lines[2]).toMatch(/^a-very-long.*…\s+b-0002\s+Pending\s+0\/1\s+0\s+9\ds\s+fanout\.de.*…$/);
-    expect(lines[3]).toMatch(/^-\s+b-0003\s+Pending\s+0\/2\s+0\s+3d\s+<none>$/);
-    expect(lines[4]).toMatch(/^done\s+b-0004\s+Succeeded\s+1\/2\s+1\s+\d+s\s+<none>$/);
+    expect(lines[0]).toMatch(/^NAME\s+ID\s+PHASE\s+SUCCEEDED\s+FAILED\s+AGE$/);
+    expect(lines[1]).toMatch(/^fruit\s+b-0001\s+Pending\s+0\/3\s+0\s+120m$/);
+    expect(lines[2]).toMatch(/^a-very-long.*…\s+b-0002\s+Pending\s+0\/1\s+0\s+9\ds$/);
+    expect(lines[3]).toMatch(/^-\s+b-0003\s+Pending\s+0\/2\s+0\s+3d$/);
+    expect(lines[4]).toMatch(/^done\s+b-0004\s+Succeeded\s+1\/2\s+1\s+\d+s$/);
     expect(lines[5]).toContain('b-0005');
     // five batches, two per page: three list calls following nextCursor
     expect(api.requests.map((r) => r.url)).toEqual(['/v1/batches', '/v1/batches?cursor=2', '/v1/batches?cursor=4']);
 
     const wide = await runCli(['get', 'batches', '-o', 'wide'], { env });
     expect(wide.stdout).toContain('a-very-long-batch-name-that-would-not-fit-in-a-terminal-line');
+    expect(wide.stdout).toContain('fanout.dev/owner=someone-with-a-long-name,jobgroup=jobexample,team=data-platform');
   });
 
   it('passes -l and --phase to the API', async () => {
@@ -240,6 +246,11 @@ describe('fanout results, cancel, delete', () => {
     expect(api.requests).toHaveLength(0);
   });
 });
+
+/** An error message as one line again: wrapped lines continue with a two-space indent. */
+function unwrap(text: string): string {
+  return text.replace(/\n {2}(?=\S)/g, ' ');
+}
 
 /** A port nothing listens on: bound once to learn a free number, then released. */
 function closedPort(): Promise<number> {

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { Batch } from '../../src/cli/api-types.js';
 import { ApiProblemError, ServerUnreachableError } from '../../src/cli/client.js';
 import { CliError, formatError } from '../../src/cli/errors.js';
-import { formatAge, formatLabels, renderBatchTable, renderTable, truncate } from '../../src/cli/format.js';
+import { fitWidths, formatAge, formatLabels, renderTable, truncate } from '../../src/cli/format.js';
+import { BATCH_TABLE, renderResourceTable } from '../../src/cli/tables.js';
+
+const renderBatchTable = (batches: Batch[], now: number) => renderResourceTable(BATCH_TABLE, batches, now, { wide: false, width: 80 });
 import { RateMeter, describeOutcome } from '../../src/cli/wait.js';
 
 const S = 1000;
@@ -62,15 +65,28 @@ describe('renderTable', () => {
     expect(tight[2]).toContain('id-2');
   });
 
-  it('stops at the minimum widths when nothing more can go', () => {
-    const lines = renderTable(columns, rows, 5).split('\n');
-    expect(lines[2]).toBe('a-r…   id-2   team=…');
+  it('then cuts the other columns down to their headers, and each line to the width', () => {
+    // the shrinkable ones at their minimum (4 and 6) leave 20; ID cannot go below "ID"
+    expect(renderTable(columns, rows, 19).split('\n')[2]).toBe('a-r…   id…   team=…');
+    for (const width of [1, 5, 12, 19]) {
+      for (const line of renderTable(columns, rows, width).split('\n')) expect(line.length).toBeLessThanOrEqual(width);
+    }
+    expect(renderTable(columns, rows, 5).split('\n')[2]).toMatch(/^a-r…/);
+  });
+
+  it('makes cells one line and measures wide characters as two columns', () => {
+    const out = renderTable(columns, [['名前がとても長いバッチ', 'id\n2', 'a=b\tc=d']], 30);
+    const lines = out.split('\n');
+    expect(lines[1]).toBe('名前がとても…   id 2   a=b c=d');
+    expect(lines.every((l) => !/[\n\t]/.test(l))).toBe(true);
   });
 
   it.each([
     ['fits', 'abc', 3, 'abc'],
     ['cut', 'abcdef', 4, 'abc…'],
-    ['one char', 'abcdef', 1, 'a'],
+    ['one column is the mark', 'abcdef', 1, '…'],
+    ['zero', 'abc', 0, ''],
+    ['wide characters are cut whole', '日本語テキスト', 6, '日本…'],
   ])('truncate: %s', (_name, text, width, expected) => {
     expect(truncate(text, width)).toBe(expected);
   });
@@ -92,15 +108,30 @@ function batch(overrides: Partial<Batch['status']> = {}, fields: Partial<Batch> 
   };
 }
 
-describe('renderBatchTable', () => {
-  it('shows succeeded/total, failed, age and labels', () => {
+describe('the batch table', () => {
+  it('shows succeeded/total, failed and age', () => {
     const out = renderBatchTable([batch()], 3 * H);
-    expect(out.split('\n')[1]).toMatch(/^fruit\s+b-1\s+Running\s+4\/10\s+1\s+3h\s+jobgroup=jobexample$/);
+    expect(out.split('\n')[1]).toMatch(/^fruit\s+b-1\s+Running\s+4\/10\s+1\s+3h$/);
   });
 
   it('prints - for a batch without a name or a readable date', () => {
     const out = renderBatchTable([batch({}, { name: null, createdAt: 'garbage' })], 0);
-    expect(out.split('\n')[1]).toMatch(/^-\s+b-1\s+Running\s+4\/10\s+1\s+-\s+jobgroup=jobexample$/);
+    expect(out.split('\n')[1]).toMatch(/^-\s+b-1\s+Running\s+4\/10\s+1\s+-$/);
+  });
+});
+
+describe('fitWidths', () => {
+  const cols = [{ header: 'NAME', shrinkable: true, minWidth: 8 }, { header: 'ID' }, { header: 'LABELS', shrinkable: true, minWidth: 6 }];
+  it.each([
+    ['fits: unchanged', [10, 5, 10], 40, [10, 5, 10]],
+    ['the widest shrinkable column first', [30, 5, 10], 40, [19, 5, 10]],
+    ['shared once they are level', [30, 5, 30], 40, [14, 5, 15]],
+    ['shrinkable ones stop at minWidth', [30, 20, 30], 40, [8, 20, 6]],
+    ['then at their header, then the others give', [30, 20, 30], 34, [4, 18, 6]],
+    ['the others down to their headers', [30, 20, 30], 26, [4, 10, 6]],
+    ['nothing below a header', [30, 20, 30], 1, [4, 2, 6]],
+  ])('%s', (_name, natural, width, expected) => {
+    expect(fitWidths(cols, natural, width)).toEqual(expected);
   });
 });
 
