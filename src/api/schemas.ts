@@ -93,8 +93,15 @@ export const resultLineSchema = z
   .meta({ id: 'ResultLine', description: 'One line of GET /v1/batches/{id}/results (NDJSON).' });
 
 export const idParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'b0mhz8x3k2a1b2c3d4e' }) });
+// A coerced number accepts any input, so the generator would call the path parameter optional and
+// nullable (`required: false`, `[integer, null]`), which OpenAPI forbids for a path parameter and
+// client generators refuse: the parameter's schema and `required` are stated here.
 export const itemParam = idParam.extend({
-  index: z.coerce.number().int().min(0).openapi({ param: { name: 'index', in: 'path' }, example: 0 }),
+  index: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .openapi({ type: 'integer', minimum: 0, param: { name: 'index', in: 'path', required: true }, example: 0 }),
 });
 
 export const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });

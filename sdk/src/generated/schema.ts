@@ -757,7 +757,7 @@ export interface paths {
                 header?: never;
                 path: {
                     id: string;
-                    index: number | null;
+                    index: number;
                 };
                 cookie?: never;
             };
@@ -815,7 +815,7 @@ export interface paths {
                 header?: never;
                 path: {
                     id: string;
-                    index: number | null;
+                    index: number;
                 };
                 cookie?: never;
             };
@@ -886,7 +886,7 @@ export interface paths {
                 };
                 path: {
                     id: string;
-                    index: number | null;
+                    index: number;
                 };
                 cookie?: never;
             };
