@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { describe, expect, expectTypeOf, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -15,6 +17,7 @@ import {
 import { loadWorkerEnv } from '../../src/config/config.js';
 import { resolveWorkerOptions } from '../../src/worker/create-worker.js';
 import { taskRegistryKey } from '../../src/runtimes/queue/protocol.js';
+import { REPO } from '../helpers/processes.js';
 
 /** `createWorker`'s options: checked at once, defaults from the environment; imported as a user would. */
 
@@ -112,6 +115,10 @@ describe('createWorker lifecycle', () => {
 });
 
 describe('fanout/worker types', () => {
+  it('is the package export ./worker (a self-reference resolves to the public entry file)', () => {
+    expect(createRequire(import.meta.url).resolve('fanout/worker')).toBe(path.join(REPO, 'src/worker/public.ts'));
+  });
+
   it('types tasks, their context and the errors', () => {
     expectTypeOf(createWorker).parameter(0).toEqualTypeOf<CreateWorkerOptions>();
     expectTypeOf(createWorker).returns.toEqualTypeOf<FanoutWorker>();
