@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { constants } from 'node:os';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ExecConfig } from '../config/config.js';
 import { renderTemplate, TemplateError } from '../domain/template.js';
@@ -114,24 +114,29 @@ async function runCommand(command: string[], input: { item: unknown; attempt?: s
   if (input.attempt) env.FANOUT_ATTEMPT = input.attempt;
   // CMD needs the item, not the right to read and write every item of the batch
   delete env.FANOUT_TOKEN;
-  const child = spawn(file, args, {
-    env,
-    stdio: ['pipe', 'pipe', 'inherit'],
-    // its own process group: a Ctrl-C at a terminal reaches it once, through the forwarding below
-    detached: true,
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { spawnError: NodeJS.ErrnoException }>((resolve) => {
-    child.once('error', (spawnError) => resolve({ spawnError }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
+  // The handlers go in before the spawn: a signal that reached this wrapper after CMD started
+  // but before its handler was installed would end the wrapper and leave CMD running without it.
+  // (JavaScript handlers run on the event loop, so `child` is set by the time one runs.)
+  let child: ChildProcessByStdio<Writable, Readable, null> | undefined;
   const forward = (signal: NodeJS.Signals) => {
     try {
-      child.kill(signal);
+      child?.kill(signal);
     } catch {
       // already gone
     }
   };
   for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
+  child = spawn(file, args, {
+    env,
+    stdio: ['pipe', 'pipe', 'inherit'],
+    // its own process group: a Ctrl-C at a terminal reaches it once, through the forwarding above
+    detached: true,
+  });
+  const started = child;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { spawnError: NodeJS.ErrnoException }>((resolve) => {
+    started.once('error', (spawnError) => resolve({ spawnError }));
+    started.once('close', (code, signal) => resolve({ code, signal }));
+  });
 
   const spool = new ResultSpool(IN_MEMORY_RESULT_BYTES);
   child.stdin.on('error', () => {}); // EPIPE: CMD did not read its stdin, which is fine
