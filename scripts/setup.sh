@@ -23,7 +23,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 # Python: the test that generates a Python client from openapi.yaml (pinned in test/python).
+# The generated client needs Python 3.11 or newer (Debian 12's python3 is 3.11) and venv with pip.
 if [ -f test/python/requirements.txt ]; then
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3 python3-venv
+  fi
   if [ ! -x .cache/python/bin/python ]; then
     python3 -m venv .cache/python
   fi
