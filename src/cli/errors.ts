@@ -37,9 +37,10 @@ export function formatUsageError(err: CommanderError): string[] {
     const names = flags.split(/[ ,|]+/).filter((f) => f.startsWith('-')).join('/');
     const choices = /^Allowed choices are (.*)\.$/.exec(reason);
     const expected = choices ? `expected one of ${choices[1]!.split(', ').join('|')}` : reason.replace(/\.$/, '');
-    const head = `error: ${names}: ${expected} (got "`;
-    // The value is the user's own text: cut it, not the message, to keep one line.
-    return [`${head}${truncate(value, Math.max(5, DEFAULT_WIDTH - displayWidth(head) - 2))}")`];
+    const head = `error: ${names}: ${expected}`;
+    // One line: the value (the user's own text) is cut, or left out, rather than the message.
+    const room = DEFAULT_WIDTH - displayWidth(head) - ' (got "")'.length;
+    return [room >= 5 ? `${head} (got "${truncate(value, room)}")` : head];
   }
   return [...err.message.trim().split('\n'), '(run with --help for usage)'];
 }

@@ -152,19 +152,13 @@ export const SCHEDULE_TABLE: ResourceTable<Schedule> = {
 };
 
 export const WEBHOOK_TABLE: ResourceTable<WebhookEndpoint> = {
-  columns: [
-    { header: 'ID' },
-    { header: 'URL', shrinkable: true, minWidth: 16 },
-    { header: 'EVENTS', shrinkable: true, minWidth: 8 },
-    { header: 'ENABLED' },
-    { header: 'AGE' },
-  ],
+  columns: [{ header: 'ID' }, { header: 'URL', shrinkable: true, minWidth: 16 }, { header: 'ENABLED' }, { header: 'AGE' }],
   cells(w, now) {
-    return [w.id, w.url, w.events.length > 0 ? w.events.join(',') : '-', bool(w.enabled), ageOf(w.createdAt, now)];
+    return [w.id, w.url, bool(w.enabled), ageOf(w.createdAt, now)];
   },
-  wideColumns: [{ header: 'DESCRIPTION' }, { header: 'DISABLED REASON' }, { header: 'CREATED' }, { header: 'UPDATED' }],
+  wideColumns: [{ header: 'EVENTS' }, { header: 'DESCRIPTION' }, { header: 'DISABLED REASON' }, { header: 'CREATED' }, { header: 'UPDATED' }],
   wideCells(w) {
-    return [text(w.description), text(w.disabledReason), timeOf(w.createdAt), timeOf(w.updatedAt)];
+    return [w.events.length > 0 ? w.events.join(',') : '-', text(w.description), text(w.disabledReason), timeOf(w.createdAt), timeOf(w.updatedAt)];
   },
 };
 

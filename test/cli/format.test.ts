@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { Batch } from '../../src/cli/api-types.js';
+import type { Batch, Item, Schedule, WebhookDelivery, WebhookEndpoint } from '../../src/cli/api-types.js';
 import { ApiProblemError, ServerUnreachableError } from '../../src/cli/client.js';
 import { CliError, formatError } from '../../src/cli/errors.js';
 import { fitWidths, formatAge, formatLabels, renderTable, truncate } from '../../src/cli/format.js';
-import { BATCH_TABLE, renderResourceTable } from '../../src/cli/tables.js';
+import { BATCH_TABLE, DELIVERY_TABLE, ITEM_TABLE, renderResourceTable, SCHEDULE_TABLE, WEBHOOK_TABLE } from '../../src/cli/tables.js';
+import { displayWidth } from '../../src/cli/text-width.js';
 
 const renderBatchTable = (batches: Batch[], now: number) => renderResourceTable(BATCH_TABLE, batches, now, { wide: false, width: 80 });
 import { RateMeter, describeOutcome } from '../../src/cli/wait.js';
@@ -182,5 +183,82 @@ describe('formatError', () => {
     ['multi-line error keeps the first line', new Error('bad config\n  at stack'), ['error: bad config']],
   ])('%s', (_name, err, expected) => {
     expect(formatError(err)).toEqual(expected);
+  });
+});
+
+describe('every table fits 80 columns with the largest data the API allows', () => {
+  const now = Date.parse('2026-11-29T12:00:00Z');
+  const long = (n: number) => 'x'.repeat(n);
+  const M = 1_000_000;
+  const batchId = 'b0mx18g4ib00021004a0';
+  const worstBatch: Batch = {
+    id: batchId,
+    name: `${long(200)}名前`,
+    labels: { [`${long(200)}/${long(63)}`]: long(63) },
+    createdAt: '2020-01-01T00:00:00Z',
+    spec: { runtime: 'job-per-item', task: long(63), parallelism: M },
+    status: { phase: 'Suspended', counts: { total: M, pending: 0, running: 0, succeeded: M - 1, failed: M - 1, cancelled: 0 } },
+  };
+  const schedule: Schedule = {
+    id: 's0mx18g4ky000bcdabaa',
+    name: long(253),
+    labels: {},
+    createdAt: '2020-01-01T00:00:00Z',
+    spec: { schedule: 'CRON_TZ=America/Argentina/Buenos_Aires 0 5 * * 1-5', timeZone: 'America/Argentina/Buenos_Aires', concurrencyPolicy: 'Forbid', suspend: true },
+    status: { lastScheduleTime: '2021-01-01T00:00:00Z', active: Array.from({ length: 1000 }, () => batchId), nextRunTime: null },
+  };
+  const item: Item = {
+    index: 9_999_999,
+    customId: long(500),
+    status: 'cancelled',
+    error: `Traceback\n${long(4000)}`,
+    startedAt: '2020-01-01T00:00:00Z',
+    finishedAt: null,
+    attempts: Array.from({ length: 101 }, (_, i) => ({ attempt: i + 1, outcome: 'failed', exitCode: 255, httpStatus: null, condition: null, error: null, startedAt: null, finishedAt: null })),
+  };
+  const endpoint: WebhookEndpoint = {
+    id: 'whe_mx18g4fnc7b635f118b9c73d',
+    url: `https://${long(2000)}`,
+    description: long(500),
+    events: ['batch.succeeded', 'batch.failed', 'batch.cancelled', 'item.failed'],
+    enabled: false,
+    disabledReason: long(300),
+    createdAt: '2020-01-01T00:00:00Z',
+    updatedAt: '2020-01-01T00:00:00Z',
+  };
+  const delivery: WebhookDelivery = {
+    id: 'whd_mx18g4o44debfdb708d193a8',
+    webhookId: 'msg_x',
+    eventId: 'evt_x',
+    type: 'batch.cancelled',
+    batchId,
+    endpointId: null,
+    url: endpoint.url,
+    status: 'succeeded',
+    nextAttemptAt: null,
+    lastError: long(1000),
+    createdAt: '2020-01-01T00:00:00Z',
+    attempts: Array.from({ length: 100 }, (_, i) => ({ attempt: i + 1, at: '2020-01-01T00:00:00Z', statusCode: 503, latencyMs: 1, response: null, error: null })),
+  };
+
+  it.each([
+    ['batches', () => renderResourceTable(BATCH_TABLE, [worstBatch, batch()], now, { wide: false, width: 80 }), [batchId, '999999/1000000', '999999', 'Suspended', '6y']],
+    ['schedules', () => renderResourceTable(SCHEDULE_TABLE, [schedule], now, { wide: false, width: 80 }), ['s0mx18g4ky000bcdabaa', 'True', '1000', '5y']],
+    ['items', () => renderResourceTable(ITEM_TABLE, [item], now, { wide: false, width: 80 }), ['9999999', 'cancelled', '101', '6y']],
+    ['webhooks', () => renderResourceTable(WEBHOOK_TABLE, [endpoint], now, { wide: false, width: 80 }), ['whe_mx18g4fnc7b635f118b9c73d', 'False', '6y']],
+    ['deliveries', () => renderResourceTable(DELIVERY_TABLE, [delivery], now, { wide: false, width: 80 }), ['whd_mx18g4o44debfdb708d193a8', 'batch.cancelled', 'succeeded', '100']],
+  ])('%s', (_name, render, whole) => {
+    const out = render();
+    for (const line of out.split('\n')) expect(displayWidth(line), line).toBeLessThanOrEqual(80);
+    // ids and numbers are never what gets cut
+    for (const text of whole) expect(out).toContain(text);
+  });
+
+  it('wide keeps everything', () => {
+    const out = renderResourceTable(BATCH_TABLE, [worstBatch], now, { wide: true, width: 80 });
+    expect(out).toContain(worstBatch.name!);
+    expect(out).toContain(long(63));
+    expect(out).toContain('1000000');
+    expect(out).toContain('2020-01-01T00:00:00Z');
   });
 });
