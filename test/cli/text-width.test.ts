@@ -151,3 +151,26 @@ describe('usage errors', () => {
     expect(out.join('')).toBe("error: unknown option '--colour'\n(run with --help for usage)\n");
   });
 });
+
+describe('the progress bar on a terminal', () => {
+  it('redraws one line in place within the width and gives the cursor back', async () => {
+    const { waitForBatch } = await import('../../src/cli/wait.js');
+    const { FanoutClient } = await import('../../src/cli/client.js');
+    let written = '';
+    const out = Object.assign(new (await import('node:stream')).Writable({ write: (c, _e, cb) => ((written += String(c)), cb()) }), { isTTY: true });
+    const M = 1_000_000;
+    const batch = {
+      id: 'b0mx18g4ib00021004a0',
+      createdAt: new Date().toISOString(),
+      spec: {},
+      status: { phase: 'Succeeded' as const, counts: { total: 10 * M, pending: 0, running: 0, succeeded: 10 * M, failed: 0, cancelled: 0 } },
+    };
+    // already final: drawn once, no request made
+    await waitForBatch(new FanoutClient({ server: 'http://127.0.0.1:1' }), batch, { out, width: 80 });
+    expect(written.startsWith('\x1b[?25l\r')).toBe(true);
+    expect(written.endsWith('\x1b[K\n\x1b[?25h')).toBe(true);
+    const line = written.slice('\x1b[?25l\r'.length, written.indexOf('\x1b[K'));
+    expect(line).toMatch(/^█+ 10000000\/10000000 \| 0\.0 items\/s \| ETA 0s \| Succeeded$/);
+    expect(displayWidth(line)).toBeLessThanOrEqual(80);
+  });
+});
