@@ -1,6 +1,8 @@
+import type { Batch, Item, Schedule, WebhookDelivery, WebhookEndpoint } from './api-types.js';
 import type { Io } from './client-commands.js';
 import { FanoutClient, type ClientOptions } from './client.js';
 import { CliError } from './errors.js';
+import type { OutputFormat } from './options.js';
 import { BATCH_TABLE, DELIVERY_TABLE, ITEM_TABLE, renderResourceTable, SCHEDULE_TABLE, WEBHOOK_TABLE, type ResourceTable } from './tables.js';
 
 /**
@@ -10,8 +12,6 @@ import { BATCH_TABLE, DELIVERY_TABLE, ITEM_TABLE, renderResourceTable, SCHEDULE_
  * One object asked for by id defaults to YAML, the whole object being what one usually wants.
  */
 
-export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml', 'name'] as const;
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export interface GetOptions extends ClientOptions {
   selector?: string;
@@ -42,7 +42,7 @@ function noIndex(index: string | undefined, usage: string): void {
   if (index !== undefined) throw new CliError(`unexpected argument "${index}": ${usage}`, 2);
 }
 
-const BATCHES: Resource<import('./api-types.js').Batch> = {
+const BATCHES: Resource<Batch> = {
   plural: 'batches',
   table: BATCH_TABLE,
   name: (b) => b.id,
@@ -54,7 +54,7 @@ const BATCHES: Resource<import('./api-types.js').Batch> = {
   },
 };
 
-const ITEMS: Resource<import('./api-types.js').Item> = {
+const ITEMS: Resource<Item> = {
   plural: 'items',
   table: ITEM_TABLE,
   name: (i) => String(i.index),
@@ -67,7 +67,7 @@ const ITEMS: Resource<import('./api-types.js').Item> = {
   },
 };
 
-const SCHEDULES: Resource<import('./api-types.js').Schedule> = {
+const SCHEDULES: Resource<Schedule> = {
   plural: 'schedules',
   table: SCHEDULE_TABLE,
   name: (s) => s.id,
@@ -79,7 +79,7 @@ const SCHEDULES: Resource<import('./api-types.js').Schedule> = {
   },
 };
 
-const WEBHOOKS: Resource<import('./api-types.js').WebhookEndpoint> = {
+const WEBHOOKS: Resource<WebhookEndpoint> = {
   plural: 'webhook endpoints',
   table: WEBHOOK_TABLE,
   name: (w) => w.id,
@@ -91,7 +91,7 @@ const WEBHOOKS: Resource<import('./api-types.js').WebhookEndpoint> = {
   },
 };
 
-const DELIVERIES: Resource<import('./api-types.js').WebhookDelivery> = {
+const DELIVERIES: Resource<WebhookDelivery> = {
   plural: 'webhook deliveries',
   table: DELIVERY_TABLE,
   name: (d) => d.id,

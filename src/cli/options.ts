@@ -68,6 +68,10 @@ export function clientOptions(): Option[] {
   ];
 }
 
+/** `-o` of `fanout get`: table (fitted to 80 columns), wide, json, yaml, name. */
+export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml', 'name'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
 export function outputOption(): Option {
-  return new Option('-o, --output <format>', 'output format').choices(['table', 'wide', 'json', 'yaml', 'name']);
+  return new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS);
 }
