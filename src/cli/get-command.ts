@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import YAML from 'yaml';
 import type { Batch, Item, Schedule, WebhookDelivery, WebhookEndpoint } from './api-types.js';
 import type { Io } from './client-commands.js';
 import { FanoutClient, type ClientOptions } from './client.js';
@@ -10,8 +12,9 @@ import { BATCH_TABLE, DELIVERY_TABLE, ITEM_TABLE, renderResourceTable, SCHEDULE_
  * `table` (the default for a list) fits the output width, `wide` adds columns, `json`/`yaml`
  * print the API's objects unchanged (an array for a list, the object for one), `name` the ids.
  * One object asked for by id defaults to YAML, the whole object being what one usually wants.
+ * Lists in json, yaml and name are written page by page as the API answers them, so a batch of a
+ * million items prints in constant memory; a table needs every row to size its columns.
  */
-
 
 export interface GetOptions extends ClientOptions {
   selector?: string;
@@ -20,7 +23,8 @@ export interface GetOptions extends ClientOptions {
   output?: OutputFormat;
 }
 
-type Fetched<T> = { objects: T[]; single: boolean };
+/** One object asked for by id, or a list read page by page. */
+type Fetched<T> = { single: true; object: T } | { single: false; objects: AsyncIterable<T> | T[] };
 
 interface Resource<T> {
   /** plural, for "No batches found." */
@@ -32,7 +36,7 @@ interface Resource<T> {
   fetch(client: FanoutClient, id: string | undefined, index: string | undefined, opts: GetOptions): Promise<Fetched<T>>;
 }
 
-async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
+async function collect<T>(source: AsyncIterable<T> | T[]): Promise<T[]> {
   const all: T[] = [];
   for await (const x of source) all.push(x);
   return all;
@@ -49,8 +53,8 @@ const BATCHES: Resource<Batch> = {
   flags: ['selector', 'phase'],
   async fetch(client, id, index, opts) {
     noIndex(index, 'fanout get batches | fanout get batch ID');
-    if (id !== undefined) return { objects: [await client.getBatch(id)], single: true };
-    return { objects: await collect(client.listAllBatches({ labelSelector: opts.selector, phase: opts.phase })), single: false };
+    if (id !== undefined) return { single: true, object: await client.getBatch(id) };
+    return { single: false, objects: client.listAllBatches({ labelSelector: opts.selector, phase: opts.phase }) };
   },
 };
 
@@ -61,9 +65,9 @@ const ITEMS: Resource<Item> = {
   flags: ['status'],
   async fetch(client, id, index, opts) {
     if (id === undefined) throw new CliError('items belong to a batch: fanout get items BATCH_ID [INDEX]', 2);
-    if (index === undefined) return { objects: await collect(client.listAllItems(id, opts.status)), single: false };
+    if (index === undefined) return { single: false, objects: client.listAllItems(id, opts.status) };
     if (!/^\d+$/.test(index)) throw new CliError(`an item index is a whole number 0 or more, not "${index}"`, 2);
-    return { objects: [await client.getItem(id, Number(index))], single: true };
+    return { single: true, object: await client.getItem(id, Number(index)) };
   },
 };
 
@@ -74,8 +78,8 @@ const SCHEDULES: Resource<Schedule> = {
   flags: ['selector'],
   async fetch(client, id, index, opts) {
     noIndex(index, 'fanout get schedules | fanout get schedule ID');
-    if (id !== undefined) return { objects: [await client.getSchedule(id)], single: true };
-    return { objects: await collect(client.listAllSchedules(opts.selector)), single: false };
+    if (id !== undefined) return { single: true, object: await client.getSchedule(id) };
+    return { single: false, objects: client.listAllSchedules(opts.selector) };
   },
 };
 
@@ -86,8 +90,8 @@ const WEBHOOKS: Resource<WebhookEndpoint> = {
   flags: [],
   async fetch(client, id, index) {
     noIndex(index, 'fanout get webhooks | fanout get webhook ID');
-    if (id !== undefined) return { objects: [await client.getWebhookEndpoint(id)], single: true };
-    return { objects: await client.listWebhookEndpoints(), single: false };
+    if (id !== undefined) return { single: true, object: await client.getWebhookEndpoint(id) };
+    return { single: false, objects: await client.listWebhookEndpoints() };
   },
 };
 
@@ -101,7 +105,7 @@ const DELIVERIES: Resource<WebhookDelivery> = {
     if (id === undefined) throw new CliError('deliveries are listed per batch or per webhook endpoint: fanout get deliveries BATCH_ID|WEBHOOK_ID', 2);
     // Endpoint ids are `whe_…`; anything else is taken for a batch id.
     const owner = id.startsWith('whe_') ? { endpoint: id } : { batch: id };
-    return { objects: await client.listDeliveries(owner), single: false };
+    return { single: false, objects: await client.listDeliveries(owner) };
   },
 };
 
@@ -133,24 +137,53 @@ export async function getCommand(resource: string, id: string | undefined, index
   if (filtered && (kind === ITEMS ? index !== undefined : id !== undefined)) throw new CliError('filters apply to a list: drop the ID or the filters', 2);
   const fetched = await kind.fetch(new FanoutClient(opts), id, index, opts);
   const format = opts.output ?? (fetched.single ? 'yaml' : 'table');
-  io.stdout.write(await printObjects(kind, fetched, format, io));
-  if ((format === 'table' || format === 'wide') && fetched.objects.length === 0) io.stderr.write(`No ${kind.plural} found.\n`);
+  if (fetched.single) {
+    await write(io, printObjects(kind, [fetched.object], format, io, fetched.object));
+    return 0;
+  }
+  if (format === 'table' || format === 'wide') {
+    const objects = await collect(fetched.objects);
+    await write(io, printObjects(kind, objects, format, io, objects));
+    if (objects.length === 0) io.stderr.write(`No ${kind.plural} found.\n`);
+    return 0;
+  }
+  await streamList(kind, fetched.objects, format, io);
   return 0;
 }
 
-/** The text of `fetched` in `format`; empty for an empty table (the caller says so on stderr). */
-async function printObjects<T>(kind: Resource<T>, fetched: Fetched<T>, format: OutputFormat, io: Io): Promise<string> {
-  const document = fetched.single ? fetched.objects[0] : fetched.objects;
+/** The text of `objects` in `format` (`document`: what json and yaml print); empty for an empty table. */
+function printObjects<T>(kind: Resource<T>, objects: T[], format: OutputFormat, io: Io, document: unknown): string {
   switch (format) {
     case 'json':
       return `${JSON.stringify(document, null, 2)}\n`;
     case 'yaml':
-      return (await import('yaml')).stringify(document);
+      return YAML.stringify(document);
     case 'name':
-      return fetched.objects.map((o) => `${kind.name(o)}\n`).join('');
+      return objects.map((o) => `${kind.name(o)}\n`).join('');
     case 'table':
     case 'wide':
-      if (fetched.objects.length === 0) return '';
-      return `${renderResourceTable(kind.table, fetched.objects, Date.now(), { wide: format === 'wide', width: io.width })}\n`;
+      if (objects.length === 0) return '';
+      return `${renderResourceTable(kind.table, objects, Date.now(), { wide: format === 'wide', width: io.width })}\n`;
   }
+}
+
+/**
+ * A list in json, yaml or name, one object at a time: the same text as printing the whole
+ * array at once (a JSON array indented by 2, a YAML sequence), without holding the list.
+ */
+async function streamList<T>(kind: Resource<T>, objects: AsyncIterable<T> | T[], format: 'json' | 'yaml' | 'name', io: Io): Promise<void> {
+  let count = 0;
+  for await (const object of objects) {
+    if (format === 'json') await write(io, `${count === 0 ? '[\n' : ',\n'}${JSON.stringify(object, null, 2).replace(/^/gm, '  ')}`);
+    else if (format === 'yaml') await write(io, YAML.stringify([object]));
+    else await write(io, `${kind.name(object)}\n`);
+    count++;
+  }
+  if (format === 'json') await write(io, count === 0 ? '[]\n' : '\n]\n');
+  else if (format === 'yaml' && count === 0) await write(io, '[]\n');
+}
+
+/** Writes and waits for the stream to drain when its buffer is full (a slow pipe holds the pages back). */
+async function write(io: Io, text: string): Promise<void> {
+  if (text && !io.stdout.write(text)) await once(io.stdout, 'drain');
 }

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { runCli } from './run-cli.js';
 
@@ -150,6 +150,9 @@ describe.each(CASES)('fanout get $name', (c) => {
     const expected = await c.api();
     const fromJson = JSON.parse(json.stdout);
     const fromYaml = parseYaml(yaml.stdout);
+    // a list is written object by object: the text is still exactly that of the whole document
+    expect(json.stdout).toBe(`${JSON.stringify(fromJson, null, 2)}\n`);
+    expect(yaml.stdout).toBe(stringifyYaml(fromYaml));
     const view = c.stable ?? ((x: unknown) => x);
     expect(view(fromJson)).toEqual(view(expected));
     expect(view(fromYaml)).toEqual(view(expected));
