@@ -122,10 +122,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   const port = integer(pick(flags, 'port', env, 'PORT'), 'PORT', 8080);
   if (port > 65535) throw new ConfigError(`PORT must be at most 65535, got ${port}`);
   const host = pick(flags, 'host', env, 'HOST') ?? '127.0.0.1';
-  const redisUrl = pick(flags, 'redis', env, 'REDIS_URL');
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
-  }
+  const worker = workerSettings(flags, env);
   const flagTasks = Array.isArray(flags.task) ? (flags.task as unknown[]).map(String) : flags.task ? [String(flags.task)] : [];
   const tasks = mergeTasks(parseTasksEnv(env.FANOUT_TASKS), flagTasks);
   const batchId = pick(flags, 'batch', env, 'FANOUT_BATCH_ID');
@@ -143,14 +140,14 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     host,
     dataDir,
     databasePath: path.resolve(database),
-    redisUrl,
-    prefix: pick(flags, 'prefix', env, 'FANOUT_REDIS_PREFIX') ?? 'fanout',
+    redisUrl: worker.redisUrl,
+    prefix: worker.prefix,
     tasks,
-    concurrency: integer(pick(flags, 'concurrency', env, 'FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
+    concurrency: worker.concurrency,
     apiUrl: pick(flags, 'apiUrl', env, 'FANOUT_API_URL') ?? `http://127.0.0.1:${port}`,
-    leaseMs: integer(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
+    leaseMs: worker.leaseMs,
     apiKey,
-    logLevel: pick(flags, 'logLevel', env, 'LOG_LEVEL') ?? 'info',
+    logLevel: worker.logLevel,
     resyncMs: integer(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5, 1) * 1000,
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
@@ -158,7 +155,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
       maxItemBytes: integer(env.FANOUT_MAX_ITEM_BYTES, 'FANOUT_MAX_ITEM_BYTES', 256 * 1024, 16),
       maxItemsPerBatch: integer(env.FANOUT_MAX_ITEMS, 'FANOUT_MAX_ITEMS', 10_000_000, 1),
-      inlineResultBytes: integer(env.FANOUT_INLINE_RESULT_BYTES, 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
+      inlineResultBytes: worker.inlineResultBytes,
       maxResultBytes: integer(env.FANOUT_MAX_RESULT_BYTES, 'FANOUT_MAX_RESULT_BYTES', 1024 * 1024 * 1024, 1),
     },
     batchId,
@@ -294,22 +291,25 @@ export interface WorkerEnv {
  * variable can never stop an embedded worker; throws {@link ConfigError} on a bad value.
  */
 export function loadWorkerEnv(env: Env = process.env): WorkerEnv {
-  const value = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
-  const redisUrl = value('REDIS_URL');
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
-  }
-  const apiUrl = value('FANOUT_API_URL');
+  const apiUrl = pick({}, 'apiUrl', env, 'FANOUT_API_URL');
   if (apiUrl !== undefined && !/^https?:\/\/\S+$/.test(apiUrl)) {
     throw new ConfigError(`FANOUT_API_URL must be an http:// or https:// URL, got ${JSON.stringify(apiUrl)}`);
   }
+  return { ...workerSettings({}, env), apiUrl: apiUrl ?? 'http://127.0.0.1:8080' };
+}
+
+/** The settings `fanout worker` and `createWorker` share: one place for their names, defaults and checks. */
+function workerSettings(flags: Flags, env: Env) {
+  const redisUrl = pick(flags, 'redis', env, 'REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`);
+  }
   return {
     redisUrl,
-    apiUrl: apiUrl ?? 'http://127.0.0.1:8080',
-    prefix: value('FANOUT_REDIS_PREFIX') ?? 'fanout',
-    concurrency: integer(value('FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
-    leaseMs: integer(value('FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
-    inlineResultBytes: integer(value('FANOUT_INLINE_RESULT_BYTES'), 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
-    logLevel: value('LOG_LEVEL') ?? 'info',
+    prefix: pick(flags, 'prefix', env, 'FANOUT_REDIS_PREFIX') ?? 'fanout',
+    concurrency: integer(pick(flags, 'concurrency', env, 'FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
+    leaseMs: integer(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
+    inlineResultBytes: integer(pick(flags, 'inlineResultBytes', env, 'FANOUT_INLINE_RESULT_BYTES'), 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
+    logLevel: pick(flags, 'logLevel', env, 'LOG_LEVEL') ?? 'info',
   };
 }
