@@ -106,9 +106,34 @@ describe('dashboard in chromium', () => {
     const done = await svc.client.waitForPhase(b.id, ['Cancelled'], 15_000);
     expect(done.status.counts.cancelled).toBe(3);
     await page.waitForSelector(`[data-phase-of="${b.id}"]:text("Cancelled")`, { timeout: 15_000 });
+    // the live badge changes first; the page reloads itself once the batch is final, without the button
+    await page.waitForSelector('#cancel', { state: 'detached', timeout: 15_000 });
     expect(await page.locator('#cancel').count()).toBe(0);
     await screenshot(page, 'batch-cancelled');
   });
+
+  it('suspends a running batch from its page and resumes it; each button shows only when the state machine allows it', async () => {
+    const b = await svc.client.createBatch({ name: 'to-suspend', labels: { run }, task: 'slow', items: ['a', 'b', 'c', 'd', 'e', 'f'], parallelism: 1 });
+    await waitUntil(async () => (await svc.client.getBatch(b.id)).status.counts.running > 0, 'an item to run');
+    await page.goto(`${svc.url}/ui/batches/${b.id}`);
+    expect(await page.locator('#resume').count()).toBe(0);
+    await Promise.all([page.waitForURL(/done=suspended/), page.click('#suspend')]);
+    expect(await page.locator('.notice').textContent()).toMatch(/Suspend requested/);
+    const held = await svc.client.waitForPhase(b.id, ['Suspended'], 15_000);
+    expect(held.status.counts.succeeded).toBeLessThan(6);
+
+    await page.goto(`${svc.url}/ui/batches/${b.id}`);
+    expect(await page.locator('#suspend').count()).toBe(0);
+    await screenshot(page, 'batch-suspended');
+    await Promise.all([page.waitForURL(/done=resumed/), page.click('#resume')]);
+    const done = await svc.client.waitForPhase(b.id, undefined, 30_000);
+    expect(done.status.phase).toBe('Succeeded');
+    expect(done.status.counts.succeeded).toBe(6);
+    await page.waitForSelector(`[data-phase-of="${b.id}"]:text("Succeeded")`, { timeout: 15_000 });
+    // the page reloads itself once the batch is final; the final page offers none of the three
+    await page.waitForSelector('#cancel', { state: 'detached', timeout: 15_000 });
+    expect(await page.locator('#suspend, #resume, #cancel').count()).toBe(0);
+  }, 90_000);
 
   it('shows failed attempts with their stderr, filters items by status, and retries the failed ones', async () => {
     const b = await svc.client.createBatch({ name: 'flaky', labels: { run }, task: 'flaky', items: ['x', 'y', 'z'], parallelism: 3, retry: { backoffLimitPerItem: 0 } });

@@ -13,12 +13,26 @@ export interface BatchPageData {
   status: string;
   nextAfter: number | null;
   onFirst: boolean;
-  canCancel: boolean;
-  canRetry: boolean;
+  /** the action buttons to show, as the state machine allows them now */
+  actions: readonly PageAction[];
   notice?: { text: string; error?: boolean };
 }
 
+/** The batch actions the page offers, in the order of their buttons. */
+export const PAGE_ACTIONS = ['suspend', 'resume', 'cancel', 'retry'] as const;
+export type PageAction = (typeof PAGE_ACTIONS)[number];
+
+/** Each action's button, and the `?done=` word its redirect carries. */
+export const ACTION_BUTTONS: Record<PageAction, { label: string; className: string; done: string }> = {
+  suspend: { label: 'Suspend', className: '', done: 'suspended' },
+  resume: { label: 'Resume', className: 'primary', done: 'resumed' },
+  cancel: { label: 'Cancel batch', className: 'danger', done: 'cancelled' },
+  retry: { label: 'Retry failed items', className: 'primary', done: 'retried' },
+};
+
 const NOTICES: Record<string, string> = {
+  suspended: 'Suspend requested: running items finish, no new item starts until you resume.',
+  resumed: 'Resumed: pending items start again.',
   cancelled: 'Cancel requested: running items are stopped, pending ones never start.',
   retried: 'Retry requested: the failed items run again.',
 };
@@ -68,8 +82,7 @@ export function batchPage(d: BatchPageData): Html {
     { title: b.name ?? b.id, nav: 'batches', data: d.final ? { batch: b.id } : { batch: b.id, follow: `${base}/events` }, notice: d.notice },
     html`<h1>${b.name ?? b.id} ${phaseBadge(b.id, s.phase)}</h1>
 <div class="actions">
-${d.canCancel ? html`<form method="post" action="${base}/cancel"><button class="danger" type="submit" id="cancel">Cancel batch</button></form>` : ''}
-${d.canRetry ? html`<form method="post" action="${base}/retry"><button class="primary" type="submit" id="retry">Retry failed items</button></form>` : ''}
+${d.actions.map((a) => html`<form method="post" action="${base}/${a}"><button class="${ACTION_BUTTONS[a].className}" type="submit" id="${a}">${ACTION_BUTTONS[a].label}</button></form>`)}
 <a class="button" id="download" href="${base}/results" download="${b.id}-results.ndjson">Download results (NDJSON)</a>
 </div>
 <div class="panel">

@@ -18,7 +18,7 @@ import { resultLines } from '../items-router.js';
 import { notFound, problem, respondProblem, toProblem, validationProblem } from '../problems.js';
 import { scheduleView } from '../schedule-views.js';
 import { batchView } from '../views.js';
-import { batchPage, ITEM_STATUSES, noticeFor } from './batch-page.js';
+import { ACTION_BUTTONS, batchPage, ITEM_STATUSES, noticeFor, PAGE_ACTIONS, type PageAction } from './batch-page.js';
 import { batchesPage } from './batches-page.js';
 import { DELIVERY_STATUSES, deliveriesPage } from './deliveries-page.js';
 import { errorPage } from './error-page.js';
@@ -52,7 +52,7 @@ export function safeNext(next: unknown): string {
 }
 
 /** Whether the state machine allows `action` now (the buttons shown; the POST checks again). */
-function allowed(action: 'cancel' | 'retry', phase: string, failed: number): boolean {
+function allowed(action: PageAction, phase: string, failed: number): boolean {
   try {
     checkTransition(action, phase as Phase, failed);
     return true;
@@ -192,9 +192,8 @@ export function uiRouter(deps: ApiDeps) {
       status: status ?? '',
       nextAfter: items.more && last ? last.idx : null,
       onFirst: after === undefined,
-      canCancel: allowed('cancel', row.phase, row.failed),
       // Kubernetes batches cannot be retried in place (runBatchAction says why): no button for them.
-      canRetry: allowed('retry', row.phase, row.failed) && parseHeader(row).runtime === 'queue',
+      actions: PAGE_ACTIONS.filter((a) => allowed(a, row.phase, row.failed) && (a !== 'retry' || parseHeader(row).runtime === 'queue')),
       notice: notice ?? noticeFor(q.done),
     });
   };
@@ -210,7 +209,7 @@ export function uiRouter(deps: ApiDeps) {
     });
   });
 
-  for (const [action, done] of [['cancel', 'cancelled'], ['retry', 'retried']] as const) {
+  for (const action of PAGE_ACTIONS) {
     ui.post(`/batches/:id/${action}`, async (c) => {
       const tenantId = tenant(c);
       const id = c.req.param('id');
@@ -222,7 +221,7 @@ export function uiRouter(deps: ApiDeps) {
         // Refused by the state machine (someone else acted first): show the page as it is now, and why.
         return c.html(renderBatch(c, id, tenantId, { text: p.problem.detail, error: true }), 409);
       }
-      return c.redirect(`/ui/batches/${id}?done=${done}`, 303);
+      return c.redirect(`/ui/batches/${id}?done=${ACTION_BUTTONS[action].done}`, 303);
     });
   }
 
