@@ -168,14 +168,9 @@ export function uiRouter(deps: ApiDeps) {
     return c.json({ items });
   });
 
-  ui.get('/batches/:id', (c) => {
-    const tenantId = tenant(c);
-    const row = getBatch(store, tenantId, c.req.param('id'));
-    if (!row) throw notFound('batch');
-    return c.html(renderBatch(c, row.id, tenantId));
-  });
+  ui.get('/batches/:id', (c) => c.html(renderBatch(c, c.req.param('id'), tenant(c))));
 
-  /** The batch page; `notice` for the answer of an action that was refused. */
+  /** The batch page (404 when the tenant has no such batch); `notice` for the answer of an action that was refused. */
   const renderBatch = (c: Context<UiEnv>, id: string, tenantId: string, notice?: { text: string; error?: boolean }) => {
     const row = getBatch(store, tenantId, id);
     if (!row) throw notFound('batch');
