@@ -117,11 +117,3 @@ function splitAt(text: string, columns: number): [string, string] {
   if (i === 0) i = 1; // a wide character in a one-column room: take it anyway rather than loop
   return [chars.slice(0, i).join(''), chars.slice(i).join('')];
 }
-
-/** Every line of `text` wrapped to `width`. */
-export function wrapText(text: string, width: number, indent = '  '): string {
-  return text
-    .split('\n')
-    .flatMap((line) => (line === '' ? [''] : wrapLine(line, width, indent)))
-    .join('\n');
-}
