@@ -1,5 +1,5 @@
 /**
- * The shapes the Fanout API answers with (DESIGN.md "Public contract"), as the CLI reads them.
+ * The shapes the Fanout API answers with (docs/api.md, openapi.yaml), as the CLI reads them.
  * Only what the client commands use is typed; anything else passes through untouched. The
  * phase, counts and condition shapes are the domain's own.
  */

@@ -4,7 +4,7 @@ import type { Batch, BatchList, Item, ListQuery, Schedule, WebhookDelivery, Webh
 
 /**
  * The small HTTP client behind the `fanout` client commands. It speaks the public contract of
- * DESIGN.md (base path `/v1`, JSON, problem+json errors) with `fetch`, and turns every failure
+ * docs/api.md (base path `/v1`, JSON, problem+json errors) with `fetch`, and turns every failure
  * into one of two typed errors at this boundary: {@link ApiProblemError} when the API answered
  * with an error, {@link ServerUnreachableError} when no answer came at all.
  */

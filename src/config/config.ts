@@ -4,7 +4,7 @@ import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../domain/webhooks.j
 
 /**
  * The one place that reads the environment. Flags win over environment variables, which win
- * over defaults; the same names everywhere (DESIGN.md "Commands and configuration").
+ * over defaults; the same names everywhere (docs/operations.md#configuration).
  */
 export interface Config {
   port: number;

@@ -3,8 +3,8 @@ import { parseQuantity, quantityProblem } from './quantity.js';
 import { batchWebhookSchema } from './webhooks.js';
 
 /**
- * The batch spec a client sends (DESIGN.md "Batch spec"). Pure validation: every rule here is
- * checked before anything is stored, and every failure names the field through its path.
+ * The batch spec a client sends (docs/api.md#create-post-v1batches). Pure validation: every rule
+ * here is checked before anything is stored, and every failure names the field through its path.
  */
 
 const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;

@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 /**
  * Webhook rules that need no I/O: event types and filters, the target URL check, the thin
- * payloads, and the retry schedule with jitter (DESIGN.md "Webhooks").
+ * payloads, and the retry schedule with jitter (docs/api.md#webhooks; where they run:
+ * docs/architecture.md#webhooks).
  */
 
 export const BATCH_EVENT_TYPES = ['batch.succeeded', 'batch.failed', 'batch.cancelled'] as const;

@@ -31,8 +31,9 @@ export function openStore(file: string, opts: { migrate?: boolean } = {}): Store
 }
 
 /**
- * Migrations run with foreign keys off: a drizzle-kit table rebuild would otherwise delete child
- * rows through ON DELETE CASCADE (DEPENDENCIES.md). A dangling reference afterwards is fatal.
+ * Migrations run with foreign keys off: a drizzle-kit table rebuild (create a copy, drop the old
+ * table, rename) would otherwise delete child rows through ON DELETE CASCADE when it drops the
+ * old table. A dangling reference afterwards is fatal.
  */
 export function applyMigrations(sqlite: Database.Database, db: Db): void {
   sqlite.pragma('foreign_keys = OFF');

@@ -5,9 +5,10 @@ import { describeError } from './errors.js';
 import type { TaskDefinition } from './tasks.js';
 
 /**
- * Workers register the tasks they can run (DESIGN.md: tasks are registered by workers, not sent
- * by clients): HSET name -> {kind, lastSeen} at start and as a heartbeat, so the API can refuse a
- * batch naming a task no live worker has. Only the kind is published, never a command or URL.
+ * Workers register the tasks they can run (tasks are registered by workers, never sent by
+ * clients: docs/operations.md#tasks): HSET name -> {kind, lastSeen} at start and as a heartbeat,
+ * so the API can refuse a batch naming a task no live worker has. Only the kind is published,
+ * never a command or URL. The registry's place in Redis: docs/architecture.md#redis-is-a-cache.
  */
 
 export const REGISTRY_HEARTBEAT_MS = 10_000;

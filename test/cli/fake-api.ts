@@ -4,7 +4,7 @@ import type { Batch } from '../../src/cli/api-types.js';
 
 /**
  * fakeApi: a NAMED FAKE of the Fanout API, for the CLI's formatting and exit-code tests only.
- * It imitates the public shapes of DESIGN.md (Batch, List with nextCursor, problem+json) on a
+ * It imitates the public shapes of docs/api.md (Batch, List with nextCursor, problem+json) on a
  * real node:http server on 127.0.0.1, keeps batches in memory and runs nothing. Each GET of a
  * batch advances it one step (Pending → Running → final), so `submit --wait` sees progress.
  * A batch whose items include the string "fail" ends Failed; otherwise Succeeded. The real

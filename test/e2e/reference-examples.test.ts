@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { allItems, maxOverlap, newCluster, type Cluster } from '../helpers/cluster.js';
 
 /**
- * The Kubernetes Job pages in reference/kubernetes-run-jobs.md, replayed through the HTTP API of
- * real `fanout` processes. The client never sends a command: tasks are registered by the workers.
+ * The examples of the Kubernetes documentation's Job task pages
+ * (https://kubernetes.io/docs/tasks/job/, "the reference" of docs/architecture.md), replayed
+ * through the HTTP API of real `fanout` processes. The client never sends a command: tasks are
+ * registered by the workers.
  */
 
 const FRUITS = ['apple', 'banana', 'cherry', 'date', 'fig', 'grape', 'lemon', 'melon', 'orange'];

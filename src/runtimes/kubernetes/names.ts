@@ -1,7 +1,8 @@
 /**
  * Names and labels of the Kubernetes objects a batch owns. Every name derives from the batch id
- * alone, so creating an object twice is a 409 on our own object, never a duplicate (STYLE.md
- * habit 7), and every object carries BATCH_LABEL so one selector finds all of them.
+ * alone, so creating an object twice (a restart between create and record) is a 409 on our own
+ * object, never a duplicate, and every object carries BATCH_LABEL so one selector finds all of
+ * them. See docs/architecture.md#kubernetes-runtimes.
  */
 
 /** On every Job, pod, Secret and Service of a batch: the batch id. */
