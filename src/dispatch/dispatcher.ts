@@ -24,6 +24,7 @@ import { Scheduler } from './scheduler.js';
  * deadlines, final phase), whatever woke it. Wake-ups come from worker reports (BullMQ), the
  * outbox the API writes in its transactions, timers for retries and deadlines, and a periodic
  * resync that also finds leases Redis lost. Reconciles run one at a time: SQLite has one writer.
+ * The dispatcher's place in a batch's life: docs/architecture.md#data-flow-of-a-batch.
  */
 
 /** Longest single timer; see wakeAt. */

@@ -13,6 +13,7 @@ import type { RedisSide } from './redis-side.js';
  * Finding work Redis no longer holds, for the dispatcher's resync: Redis that lost its data
  * (every outstanding lease is handed back, no attempt counted), and single leases whose job is
  * gone while the store still waits for them (their items fail with condition `Disruption`).
+ * Redis as a cache of work: docs/architecture.md#redis-is-a-cache.
  */
 export interface LeaseRecoveryDeps {
   store: StoreHandle;

@@ -8,6 +8,7 @@ import type { DeletedBatch } from './forget-batches.js';
  * (one transaction per schedule and tick: see runDueSchedule), notices batches of schedules
  * that finished, and prunes history beyond the limits. Any number of dispatchers may run it on
  * one database: the store decides which of them handles a tick, the others find nothing due.
+ * See docs/architecture.md#schedules.
  */
 export interface SchedulerOptions {
   store: StoreHandle;

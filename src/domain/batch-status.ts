@@ -3,6 +3,7 @@
  * by event handlers: it is derived from stored facts (decisions and item counts) on every
  * reconcile and written only when `statusChanged` says so, which keeps reconciles idempotent
  * and stops duplicate webhooks.
+ * The state machine and where each transition is made: docs/architecture.md#batch-state-machine.
  */
 
 export const PHASES = ['Pending', 'Running', 'Suspended', 'Succeeded', 'Failed', 'Cancelled'] as const;

@@ -5,6 +5,7 @@ import type { RetryPolicy, RetryRule } from './batch-spec.js';
  * Kubernetes `podFailurePolicy` (ordered rules, first match wins), `backoffLimitPerIndex` (a
  * retry budget per item) and `maxFailedIndexes` (a failure budget per batch). Pure: the caller
  * stores the decision and the counted-failure total.
+ * Where the policy applies (queue reports, Kubernetes Jobs): docs/architecture.md#failure-policy.
  */
 
 /** How an attempt ended, as observed by a worker or the Kubernetes runtime. */

@@ -21,6 +21,7 @@ import { WebhookDeliverer } from '../webhooks/deliverer.js';
  * Builds and starts the parts of Fanout one process runs: the API (HTTP on host:port), the
  * dispatcher, and for `fanout up` in-process workers. Clients are built here and handed to
  * constructors; tests start a service the same way the CLI does.
+ * Which process runs what: docs/architecture.md#parts-and-processes.
  */
 export interface ServiceOptions {
   config: Config;

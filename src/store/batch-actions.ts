@@ -8,6 +8,7 @@ import { outbox } from './schema.js';
  * What a client can ask of a batch. Each is one transaction: check the transition against the
  * state machine (a TransitionError becomes 409), record the decision, re-derive the phase and
  * write the dispatch intent so the dispatcher converges Redis and workers on it.
+ * The transitions these make: docs/architecture.md#batch-state-machine.
  */
 export type BatchAction = 'cancel' | 'suspend' | 'resume' | 'retry';
 

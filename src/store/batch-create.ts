@@ -10,6 +10,7 @@ import { batches, batchLabels, idempotencyKeys, outbox } from './schema.js';
  * row) commit together. JSON bodies commit in one transaction; NDJSON uploads insert items in
  * chunks into a batch that stays `uploading` (invisible to every query) until one last
  * transaction makes it `active` and writes the outbox row, so a broken upload leaves nothing.
+ * A batch's path from here to its webhook: docs/architecture.md#data-flow-of-a-batch.
  */
 
 /** One row to insert: the item's JSON text and its optional customId. */

@@ -9,6 +9,7 @@ import { recordBatchFinished } from './webhook-events.js';
 /**
  * Helpers used inside the transactions that change a batch: counters move with the items they
  * count (same transaction), and the phase is re-derived from decisions + counters afterwards.
+ * The batch state machine: docs/architecture.md#batch-state-machine.
  */
 
 export interface StoredStatus {

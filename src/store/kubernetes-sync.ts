@@ -17,6 +17,7 @@ import { ItemFailedEvents } from './webhook-events.js';
  * and active pods, every terminated pod becomes one attempt row, and a failed Job halts the batch
  * with the Job's own reason and message. One transaction per observation; applying the same
  * observation twice changes nothing.
+ * The Kubernetes side: docs/architecture.md#kubernetes-runtimes.
  */
 
 const MAX_ERROR = 4096;

@@ -5,6 +5,7 @@ import type { StoreHandle } from './db.js';
  * number and records the lease range they travel in, all in one transaction; only after it
  * commits does the dispatcher add the lease to Redis. A crash in between leaves a lease the
  * resync finds missing from Redis and releases again, so nothing is lost.
+ * Leases and attempts: docs/architecture.md#leases-and-attempts.
  */
 
 export interface ReleasedItem {

@@ -6,6 +6,7 @@ import { outbox } from './schema.js';
  * Takes the dispatch intents written by API transactions: returns the batch ids to reconcile
  * and deletes the rows. Deleting before reconciling is safe: the periodic resync reconciles
  * every active batch anyway, the outbox only makes it prompt.
+ * How the dispatcher is woken: docs/architecture.md#data-flow-of-a-batch.
  */
 export function takeOutbox(store: StoreHandle, limit = 1000): string[] {
   return store.sqlite.transaction(() => {

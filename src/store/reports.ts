@@ -14,6 +14,7 @@ import { ItemFailedEvents } from './webhook-events.js';
  * Exactly once per attempt: an item outcome is applied only while the item is `running` with
  * the same attempt number the report carries. A report from an expired lease, a duplicate
  * report, or one for a cancelled item changes nothing.
+ * The item transitions recorded here: docs/architecture.md#item-state-machine.
  */
 
 const MAX_ERROR = 4096;

@@ -17,6 +17,7 @@ import { activeScheduleBatches, getScheduleById, parseScheduleSpec, parseSchedul
  * next_run_at. The transaction takes SQLite's write lock before reading, so a second dispatcher
  * sees the tick already handled; the (schedule_id, tick_at) primary key refuses a duplicate run
  * even if it did not. Nothing here awaits.
+ * Schedules in the dispatcher: docs/architecture.md#schedules.
  */
 
 /** Run records kept per schedule (the newest); older ones are pruned with each tick. */

@@ -9,6 +9,7 @@ import { indexSets } from './item-queries.js';
  * final transition in refreshStatus, an item failing in reports and the Kubernetes sync), so the
  * event and one pending delivery per target commit with the change or not at all: a crash
  * afterwards loses nothing, the dispatcher's poller finds the deliveries on restart.
+ * The webhook outbox and its deliverer: docs/architecture.md#webhooks.
  */
 
 export const newId = (prefix: string) => `${prefix}_${Date.now().toString(36)}${randomBytes(8).toString('hex')}`;

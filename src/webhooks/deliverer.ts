@@ -15,6 +15,7 @@ import { signedHeaders } from './signer.js';
  * (`whd.<delivery>.<attempt>`: a duplicate add is ignored); a BullMQ worker signs and POSTs each
  * and records the attempt with the delivery's next state. The store is the source of truth: if
  * Redis loses a job, the poller puts it back once it has waited longer than an attempt can take.
+ * See docs/architecture.md#webhooks.
  */
 
 export const WEBHOOK_QUEUE = 'fanout-webhooks';

@@ -19,6 +19,7 @@ import type { TaskContext, TaskHandler, TaskResult } from './tasks.js';
  * its batch is stopped; the task kills or cancels whatever it runs. An item aborted that way is
  * reported `returned` too: the store has already cancelled it and ignores the report (were it
  * still running there, `returned` would put it back to pending without spending an attempt).
+ * Leases and attempts: docs/architecture.md#leases-and-attempts.
  */
 
 /** What the runner needs from the worker around it. */

@@ -26,6 +26,7 @@ import { assertTaskName, createTaskHandler, type TaskDefinition, type TaskHandle
  * A worker started for one batch (`batchId`, a Kubernetes Job of workers per batch) listens on
  * that batch's queue only ({@link batchWorkQueueName}) and runs each lease with the task the
  * lease names; it does not register its tasks, since it takes no other batch's work.
+ * Which process runs what: docs/architecture.md#parts-and-processes.
  */
 
 export interface WorkerOptions {

@@ -30,6 +30,7 @@ import { isSameOrigin, SESSION_COOKIE, SESSION_TTL_MS, signSession, verifySessio
  * The dashboard at /ui: server-rendered pages over the same store functions as the /v1 routers.
  * Auth is a signed session cookie (Path=/ui) made from an API key at login; state-changing
  * requests must come from this origin. Not part of openapi.yaml (a plain Hono app).
+ * See docs/architecture.md#dashboard.
  */
 
 type UiEnv = { Variables: { requestId: string; session?: Session } };

@@ -32,6 +32,7 @@ import { jobView, observeBatch, podCreationFailure } from './observe.js';
  * them into the store. Level-triggered like the rest of the dispatcher: `reconcile` reads the
  * batch and the watched cluster state ({@link ClusterCache}) and converges one on the other,
  * whatever woke it.
+ * See docs/architecture.md#kubernetes-runtimes.
  */
 
 /** Condition a batch carries while the API server cannot be reached or refuses transiently. */

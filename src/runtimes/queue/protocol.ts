@@ -11,6 +11,7 @@ import type { AttemptCondition } from '../../domain/batch-spec.js';
  * dispatcher records them. Each item carries the attempt number it was released with; the store
  * ignores a result whose attempt is not the item's current one, so a stale lease never
  * overwrites a newer attempt.
+ * Leases, reports and exactly once per attempt: docs/architecture.md#leases-and-attempts.
  */
 
 export const WORK_QUEUE = 'fanout-work';
