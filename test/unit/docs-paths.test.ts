@@ -113,6 +113,16 @@ describe('docs/architecture.md stays true to the repository', () => {
     expect(broken.map((l) => `${l.from}: ${l.target}#${l.anchor}`)).toEqual([]);
   });
 
+  it('is where source comments and documents point, not at files outside the repository', () => {
+    // The planning documents that lived beside the repository (this file names them: skipped).
+    const outside = /\b(DESIGN|STYLE|DEPENDENCIES)\.md\b|\/work\/shared\b|\.\.\/shared\/|\breference\/kubernetes/;
+    const self = 'test/unit/docs-paths.test.ts';
+    const files = [...filesUnder('src', /\.ts$/), ...filesUnder('test', /\.ts$/), ...filesUnder('scripts', /\.ts$/), 'README.md', ...filesUnder('docs', /\.md$/)].filter((f) => f !== self);
+    expect(files.length).toBeGreaterThan(100);
+    expect(files.filter((f) => outside.test(read(f)))).toEqual([]);
+    expect(['see DESIGN.md "Webhooks"', 'in reference/kubernetes-run-jobs.md', 'docs/architecture.md#webhooks'].map((t) => outside.test(t))).toEqual([true, true, false]);
+  });
+
   it('would notice a renamed file, a moved function and a renamed section', () => {
     const sample = 'See `src/store/leases.ts`, `src/store/gone.ts`, `fanout.dev/batch` and `LeaseStore.release` in `src/store/leases.ts`, `releaseAll` in `src/store/leases.ts`.';
     expect(repoPaths(sample)).toEqual(['src/store/leases.ts', 'src/store/gone.ts', 'src/store/leases.ts', 'src/store/leases.ts']);
