@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
  * lives. This keeps it from rotting silently: every repository path it names in backticks
  * exists, every "`name` in `file`" (or "`name` (`file`)") names something that file contains,
  * and every link to a section of it, or of the other documents, from source comments, tests,
- * README or docs, lands on a heading.
+ * README or docs, lands on a heading. And nothing points at planning files outside the
+ * repository any more.
  */
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
