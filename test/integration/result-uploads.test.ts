@@ -5,7 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { batchTokens } from '../../src/api/tokens.js';
-import { serverSecret } from '../../src/store/tenants.js';
+import { createTenantForKey, serverSecret } from '../../src/store/tenants.js';
+import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
+import { createBatch } from '../../src/store/batch-create.js';
+import { ApiClient } from '../helpers/api-client.js';
 import { epochKey } from '../../src/runtimes/queue/protocol.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { registerTaskWithoutWorker, waitUntil } from './support.js';
@@ -137,5 +140,37 @@ describe('result uploads that lose', () => {
     const line = await resultLine(2);
     expect(line.result === fresh).toBe(true);
     expect(filesOf(2)).toHaveLength(1);
+  });
+
+  it('Kubernetes runtime: the first result of an item is kept; later or concurrent uploads are refused and leave no blob', async () => {
+    // A batch whose items run as pods of an Indexed Job. This service has no Kubernetes
+    // configuration, so its dispatcher leaves the batch alone and the test plays the pods
+    // (`fanout exec`), whose results take the API's Kubernetes path.
+    const key = `key-${randomBytes(8).toString('hex')}`;
+    const tenant = createTenantForKey(svc.service.store, key, 'k8s');
+    const header = batchHeaderSchema.parse({ runtime: 'indexed-job', template: { image: 'registry.invalid/app:1' } });
+    const k8sBatch = createBatch(svc.service.store, tenant, header, [{ input: '"a"', customId: null }, { input: '"b"', customId: null }]);
+    const k8sToken = batchTokens(serverSecret(svc.service.store)).sign(k8sBatch);
+    const podPut = (i: number, text: string) =>
+      fetch(`${svc.url}/v1/batches/${k8sBatch}/items/${i}/result`, { method: 'PUT', body: text, headers: { authorization: `Bearer ${k8sToken}`, 'content-type': 'text/plain' } });
+    const dir = path.join(svc.dataDir, 'blobs', k8sBatch);
+    const filesOfPod = (i: number) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.startsWith(`${i}.`)) : []);
+    const lines = async () => {
+      const res = await new ApiClient(svc.url, key).request('GET', `/v1/batches/${k8sBatch}/results`);
+      expect(res.status).toBe(200);
+      return (await res.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    };
+
+    const first = body('pod-a');
+    expect(await recorded(await podPut(0, first))).toBe(true);
+    expect(await recorded(await podPut(0, body('pod-b')))).toBe(false);
+    expect((await lines())[0].result === first).toBe(true);
+    expect(filesOfPod(0)).toHaveLength(1);
+
+    const bodies = Array.from({ length: 6 }, (_, k) => body(`pod-${k}`, BIG + k));
+    const answers = await Promise.all(bodies.map(async (b) => recorded(await podPut(1, b))));
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    expect((await lines())[1].result === bodies[answers.indexOf(true)]).toBe(true);
+    expect(filesOfPod(1)).toHaveLength(1);
   });
 });
