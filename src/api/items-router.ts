@@ -61,7 +61,11 @@ const resultRoute = createRoute({
     body: { content: { 'text/plain': { schema: { type: 'string' } }, 'application/json': { schema: {} } } },
   },
   responses: {
-    200: { description: 'Whether the result was recorded (false: the attempt is stale or the item is final)', content: { 'application/json': { schema: z.object({ recorded: z.boolean() }) } } },
+    200: {
+      description:
+        'Whether this upload was recorded. false: another upload for the same attempt was recorded first, the attempt is stale, or the item is final; the recorded result stays as it was and nothing of this upload is kept',
+      content: { 'application/json': { schema: z.object({ recorded: z.boolean() }) } },
+    },
     400: problemResponse('Sent as application/json but not valid JSON'),
     403: problemResponse('The token is not valid for this batch'),
     404: problemResponse('No such batch or item'),
