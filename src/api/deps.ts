@@ -6,6 +6,7 @@ import type { StoreHandle } from '../store/db.js';
 import type { Metrics } from '../main/metrics.js';
 import type { HaltMode } from '../runtimes/queue/protocol.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
+import type { BlobStore } from '../blobs/blob-store.js';
 
 /** Variables the middleware puts on the context. */
 export type ApiEnv = { Variables: { tenantId?: string; workerToken?: string; requestId: string } };
@@ -16,7 +17,8 @@ export interface ApiDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
-  blobDir: string;
+  /** results too large to keep inline */
+  blobs: BlobStore;
   /** wakes the dispatcher for a batch (in-process; the outbox covers other processes) */
   notify(batchId: string): void;
   /** task names registered by workers, or null when Redis cannot be asked right now */

@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
@@ -63,7 +61,11 @@ const resultRoute = createRoute({
     body: { content: { 'text/plain': { schema: { type: 'string' } }, 'application/json': { schema: {} } } },
   },
   responses: {
-    200: { description: 'Whether the result was recorded (false: the attempt is stale or the item is final)', content: { 'application/json': { schema: z.object({ recorded: z.boolean() }) } } },
+    200: {
+      description:
+        'Whether this upload was recorded. false: another upload for the same attempt was recorded first, the attempt is stale, or the item is final; the recorded result stays as it was and nothing of this upload is kept',
+      content: { 'application/json': { schema: z.object({ recorded: z.boolean() }) } },
+    },
     400: problemResponse('Sent as application/json but not valid JSON'),
     403: problemResponse('The token is not valid for this batch'),
     404: problemResponse('No such batch or item'),
@@ -147,7 +149,7 @@ export function itemsRouter(deps: ApiDeps) {
       // Job counts its index, which happens after this PUT returned and the pod exited 0.
       const stored = await receiveResult(deps, c.req.raw, id, index, item.attempt);
       const recorded = kubernetesSync.storeResult(id, index, stored.blob ? null : JSON.stringify(stored.value ?? null), stored.blob ?? null);
-      if (!recorded && stored.blob) fs.rmSync(path.join(deps.blobDir, stored.blob), { force: true });
+      if (!recorded && stored.blob) await deps.blobs.delete(stored.blob);
       return c.json({ recorded }, 200);
     }
     const attemptHeader = c.req.valid('header')['fanout-attempt'];
@@ -156,7 +158,8 @@ export function itemsRouter(deps: ApiDeps) {
     const applied = reports.apply(id, null, [
       { i: index, a: attempt, outcome: 'succeeded', ...(stored.blob ? { resultBlob: stored.blob } : { result: stored.value }), finishedAt: Date.now() },
     ]).applied;
-    if (applied === 0 && stored.blob) fs.rmSync(path.join(deps.blobDir, stored.blob), { force: true });
+    // Lost to another upload, a newer attempt or a final item: only this request's own blob goes.
+    if (applied === 0 && stored.blob) await deps.blobs.delete(stored.blob);
     if (applied > 0) deps.notify(id);
     return c.json({ recorded: applied > 0 }, 200);
   });
@@ -174,44 +177,42 @@ export function itemsRouter(deps: ApiDeps) {
 }
 
 /**
- * Reads a PUT result body: small ones are kept as a value for the row, larger ones are streamed
- * into the blob directory as they arrive (never buffered whole).
+ * Reads a PUT result body: small ones are kept as a value for the row; once one outgrows the
+ * inline limit it is streamed into a new blob as it arrives (never buffered whole). The blob is
+ * this request's own (see BlobStore.put): a client that disconnects or goes over the limit
+ * leaves nothing behind.
  */
 async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index: number, attempt: number): Promise<{ value?: unknown; blob?: string }> {
-  const limit = deps.config.limits.inlineResultBytes;
+  const inlineLimit = deps.config.limits.inlineResultBytes;
   const max = deps.config.limits.maxResultBytes;
   const isJson = (req.headers.get('content-type') ?? '').startsWith('application/json');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let file: fs.WriteStream | undefined;
-  const rel = path.join(batchId, `${index}.${attempt}.txt`);
   const reader = req.body?.getReader();
-  try {
-    for (;;) {
-      const r = reader ? await reader.read() : { done: true as const, value: undefined };
-      if (r.done) break;
-      size += r.value.byteLength;
-      if (size > max) throw problem(413, 'too-large', 'Payload Too Large', `the result is larger than the ${max}-byte limit`);
-      if (!file && size > limit) {
-        fs.mkdirSync(path.join(deps.blobDir, batchId), { recursive: true });
-        file = fs.createWriteStream(path.join(deps.blobDir, rel));
-        for (const ch of chunks) file.write(ch);
-        chunks.length = 0;
+  let size = 0;
+  const next = async (): Promise<Uint8Array | undefined> => {
+    const r = reader ? await reader.read() : { done: true as const, value: undefined };
+    if (r.done) return undefined;
+    size += r.value.byteLength;
+    if (size > max) throw problem(413, 'too-large', 'Payload Too Large', `the result is larger than the ${max}-byte limit`);
+    return r.value;
+  };
+  const head: Uint8Array[] = [];
+  while (size <= inlineLimit) {
+    const chunk = await next();
+    if (!chunk) break;
+    head.push(chunk);
+  }
+  if (size > inlineLimit) {
+    async function* body(): AsyncGenerator<Uint8Array> {
+      yield* head;
+      for (;;) {
+        const chunk = await next();
+        if (!chunk) return;
+        yield chunk;
       }
-      if (file) {
-        if (!file.write(r.value)) await new Promise<void>((res) => file!.once('drain', () => res()));
-      } else chunks.push(Buffer.from(r.value));
     }
-  } catch (err) {
-    file?.destroy();
-    if (file) fs.rmSync(path.join(deps.blobDir, rel), { force: true });
-    throw err;
+    return { blob: await deps.blobs.put(batchId, `${index}.${attempt}`, body()) };
   }
-  if (file) {
-    await new Promise<void>((res, rej) => file!.end((err?: Error | null) => (err ? rej(err) : res())));
-    return { blob: rel };
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = Buffer.concat(head).toString('utf8');
   if (isJson) {
     try {
       return { value: JSON.parse(text) };
@@ -223,7 +224,7 @@ async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index
 }
 
 /** NDJSON result lines; a blob result is streamed into its line as a JSON string. */
-export async function* resultLines(deps: Pick<ApiDeps, 'store' | 'blobDir'>, batchId: string): AsyncGenerator<string> {
+export async function* resultLines(deps: Pick<ApiDeps, 'store' | 'blobs'>, batchId: string): AsyncGenerator<string> {
   for (const page of resultPages(deps.store, batchId)) {
     let out = '';
     for (const r of page) {
@@ -233,7 +234,7 @@ export async function* resultLines(deps: Pick<ApiDeps, 'store' | 'blobDir'>, bat
         if (out) yield out;
         out = '';
         yield `${JSON.stringify(head).slice(0, -1)},"result":"`;
-        yield* blobAsJsonString(path.join(deps.blobDir, r.resultBlob));
+        yield* blobAsJsonString(deps.blobs.read(r.resultBlob));
         yield `",${JSON.stringify(tail).slice(1)}\n`;
       } else {
         out += JSON.stringify({ ...head, result: r.result === null ? null : JSON.parse(r.result), ...tail }) + '\n';
@@ -243,10 +244,9 @@ export async function* resultLines(deps: Pick<ApiDeps, 'store' | 'blobDir'>, bat
   }
 }
 
-/** The body of a JSON string literal for a file's text, chunk by chunk. */
-async function* blobAsJsonString(file: string): AsyncGenerator<string> {
+/** The body of a JSON string literal for a blob's text, chunk by chunk. */
+async function* blobAsJsonString(blob: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
-  const stream = fs.createReadStream(file);
-  for await (const chunk of stream) yield JSON.stringify(decoder.decode(chunk as Buffer, { stream: true })).slice(1, -1);
+  for await (const chunk of blob) yield JSON.stringify(decoder.decode(chunk, { stream: true })).slice(1, -1);
   yield JSON.stringify(decoder.decode()).slice(1, -1);
 }

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { loadConfig } from '../config/config.js';
 import { Metrics } from '../main/metrics.js';
+import { LocalBlobStore } from '../blobs/local-blob-store.js';
 import { openStore } from '../store/db.js';
 import { createApp, openApiYaml } from './app.js';
 
@@ -18,7 +19,7 @@ export function renderOpenApiYaml(): string {
     config: loadConfig({}, {}),
     logger: pino({ level: 'silent' }),
     metrics: new Metrics({ batchesByPhase: () => [], queueDepth: async () => 0 }),
-    blobDir: '/nonexistent',
+    blobs: new LocalBlobStore('/nonexistent'),
     notify: unused,
     knownTasks: unused,
     haltInRedis: unused,

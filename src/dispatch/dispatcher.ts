@@ -15,6 +15,7 @@ import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
 import type { KubernetesConfig } from '../config/config.js';
 import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
+import type { BlobStore } from '../blobs/blob-store.js';
 import { forgetBatches, type DeletedBatch } from './forget-batches.js';
 import { Scheduler } from './scheduler.js';
 
@@ -50,7 +51,7 @@ export interface DispatcherOptions {
   /** set: batches may run on Kubernetes (indexed-job, job-per-item, queue workers as a Job) */
   kubernetes?: KubernetesConfig;
   /** where results too large to inline are kept (schedules delete pruned batches' results there) */
-  blobDir?: string;
+  blobs?: BlobStore;
   /** how often the schedule loop looks for due schedules (default 1000 ms) */
   scheduleTickMs?: number;
 }
@@ -127,7 +128,7 @@ export class Dispatcher {
   private forgetDeleted(deleted: DeletedBatch[]): Promise<void> {
     return forgetBatches(
       {
-        blobDir: this.o.blobDir,
+        blobs: this.o.blobs,
         notify: (id) => this.notify(id),
         forgetInRedis: async (gone) => {
           try {

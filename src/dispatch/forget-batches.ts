@@ -1,5 +1,4 @@
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
+import type { BlobStore } from '../blobs/blob-store.js';
 
 /** A deleted batch, as deleteBatches returns it. */
 export interface DeletedBatch {
@@ -9,8 +8,8 @@ export interface DeletedBatch {
 }
 
 export interface ForgetDeps {
-  /** unset: no results on disk to remove (a dispatcher built without one) */
-  blobDir?: string;
+  /** unset: no blob results to remove (a dispatcher built without a blob store) */
+  blobs?: BlobStore;
   /** halts the batches in Redis and removes their leases from the work queues */
   forgetInRedis(deleted: DeletedBatch[]): Promise<void>;
   /** wakes the dispatcher, which removes their Jobs, Services and Secrets from Kubernetes */
@@ -18,14 +17,13 @@ export interface ForgetDeps {
 }
 
 /**
- * After a delete commits: drop the batches' results from the blob directory and their work from
+ * After a delete commits: drop the batches' results from the blob store and their work from
  * Redis, and let the dispatcher clean Kubernetes. One path for DELETE /v1/batches and for the
  * history a schedule prunes.
  */
 export async function forgetBatches(deps: ForgetDeps, deleted: DeletedBatch[]): Promise<void> {
   if (deleted.length === 0) return;
-  const { blobDir } = deps;
-  if (blobDir) for (const d of deleted) await rm(path.join(blobDir, d.id), { recursive: true, force: true });
+  if (deps.blobs) for (const d of deleted) await deps.blobs.deleteBatch(d.id);
   await deps.forgetInRedis(deleted);
   for (const d of deleted) deps.notify(d.id);
 }

@@ -4,6 +4,8 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app.js';
+import { LocalBlobStore } from '../blobs/local-blob-store.js';
+import { startStaleBlobSweeps } from '../blobs/stale-sweep.js';
 import { batchTokens } from '../api/tokens.js';
 import type { Config } from '../config/config.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
@@ -58,6 +60,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   redis.on('error', (err) => logger.debug({ err: err.message }, 'api redis error'));
   await redis.connect().catch((err) => logger.warn({ err: err.message }, 'redis not reachable yet'));
   const side = new RedisSide(redis, config.prefix);
+  const blobs = new LocalBlobStore(path.join(config.dataDir, 'blobs'));
 
   const knownTasksFromStore = () =>
     store.sqlite.prepare('SELECT DISTINCT task FROM batches WHERE task IS NOT NULL').pluck().all() as string[];
@@ -69,13 +72,15 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   let dispatcher: Dispatcher | null = null;
   let server: ServerType | null = null;
   let url: string | null = null;
+  let stopBlobSweeps = () => {};
   if (o.api) {
+    stopBlobSweeps = startStaleBlobSweeps(blobs, logger);
     const app = createApp({
       store,
       config,
       logger,
       metrics,
-      blobDir: path.join(config.dataDir, 'blobs'),
+      blobs,
       tokens,
       kubernetesAdmission: config.kubernetes ? new KubernetesAdmission(config.kubernetes, o.redisUrl) : undefined,
       notify: (id) => dispatcher?.notify(id),
@@ -118,7 +123,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   // FANOUT_PUBLIC_URL is set (`fanout up` on a free port).
   const kubernetes = config.kubernetes && { ...config.kubernetes, publicUrl: config.kubernetes.publicUrl ?? url ?? config.apiUrl };
   if (o.dispatcher) {
-    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobDir: path.join(config.dataDir, 'blobs') });
+    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobs });
     await dispatcher.start();
   }
   // Webhooks are delivered where the store is written: the dispatcher process.
@@ -147,6 +152,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     url,
     dispatcher,
     async close() {
+      stopBlobSweeps();
       await Promise.all(workers.map((w) => w.close()));
       if (server) {
         const s = server;

@@ -51,7 +51,8 @@ export class KubernetesSync {
       `SELECT exit_code AS exitCode, condition, error FROM attempts WHERE batch_id = ? AND idx = ? AND outcome = 'failed' ORDER BY attempt DESC LIMIT 1`,
     );
     this.recordResult = s.prepare(
-      `UPDATE items SET result = ?, result_blob = ? WHERE batch_id = ? AND idx = ? AND status IN ('pending', 'running', 'succeeded')`,
+      `UPDATE items SET result = ?, result_blob = ?
+        WHERE batch_id = ? AND idx = ? AND status IN ('pending', 'running', 'succeeded') AND result IS NULL AND result_blob IS NULL`,
     );
   }
 
@@ -62,8 +63,11 @@ export class KubernetesSync {
 
   /**
    * Keeps the result `fanout exec` PUT for an item whose pod is still running (the pod succeeds
-   * only after the PUT returned, so the result is there before the Job counts the index). False
-   * when the item already failed or was cancelled.
+   * only after the PUT returned, so the result is there before the Job counts the index). The
+   * first result of an item is the one kept: one conditional UPDATE decides among concurrent or
+   * repeated uploads (a pod's retried PUT, a later pod after one that uploaded and then died), so
+   * a recorded result, and the blob a download may be reading, is never replaced. False when the
+   * item already has a result, failed or was cancelled.
    */
   storeResult(batchId: string, index: number, result: string | null, blob: string | null): boolean {
     return this.recordResult.run(result, blob, batchId, index).changes > 0;

@@ -897,7 +897,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Whether the result was recorded (false: the attempt is stale or the item is final) */
+                /** @description Whether this upload was recorded. false: another upload for the same attempt was recorded first, the attempt is stale, or the item is final; the recorded result stays as it was and nothing of this upload is kept */
                 200: {
                     headers: {
                         [name: string]: unknown;
