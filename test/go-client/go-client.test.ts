@@ -14,7 +14,8 @@ import { startTestService, type TestService } from '../helpers/service.js';
  * test/go-client pins oapi-codegen v2.8.2 as a `tool` and its runtime in go.mod/go.sum, so `go`
  * fetches both from the Go module proxy; the Go build cache keeps repeated runs fast. A temp copy
  * of the module gets the generated package `fanout`, builds main.go against it, and runs it
- * against a service on 127.0.0.1 with its in-process worker.
+ * against a service on 127.0.0.1 with its in-process worker. Cold (empty module and build
+ * caches) the first run compiles oapi-codegen: ~1 CPU-minute; warm it takes seconds.
  */
 
 const MODULE_DIR = path.join(REPO, 'test/go-client');
@@ -33,7 +34,7 @@ beforeAll(async () => {
   for (const f of MODULE_FILES) fs.copyFileSync(path.join(MODULE_DIR, f), path.join(tmp, f));
   try {
     // go.sum is committed: a module missing from it is an error, not a silent download.
-    const go = (args: string[]) => run(GO, args, { cwd: tmp, env: { ...process.env, GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=readonly`.trim() }, timeout: 480_000 });
+    const go = (args: string[]) => run(GO, args, { cwd: tmp, env: { ...process.env, GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=readonly`.trim() }, timeout: 840_000 });
     await go(['tool', 'oapi-codegen', '-config', 'oapi-codegen.yaml', path.join(REPO, 'openapi.yaml')]);
     generatedClient = fs.readFileSync(path.join(tmp, 'fanout/client.gen.go'), 'utf8');
     binary = path.join(tmp, 'go-client');
@@ -43,7 +44,7 @@ beforeAll(async () => {
     return;
   }
   svc = await startTestService({ redisUrl: inject('redisUrl') });
-}, 600_000);
+}, 900_000);
 
 afterAll(async () => {
   await svc?.close();
