@@ -2,8 +2,9 @@
 
 Run by test/python/generated-client.test.ts with the generated package `fanout_client` on
 PYTHONPATH and FANOUT_URL / FANOUT_API_KEY in the environment. Submits a batch of the `rev`
-task, waits for it with the generated get_batch, reads its NDJSON results and its items, and
-provokes problem+json errors; prints one JSON object saying what it saw, for the test to check.
+task, waits for it with the generated get_batch, lists it, reads its NDJSON results and its
+items, and provokes problem+json errors; prints one JSON object saying what it saw, for the
+test to check.
 Everything goes through the generated functions and models; nothing here knows a URL path.
 """
 
@@ -12,9 +13,9 @@ import os
 import time
 
 from fanout_client import AuthenticatedClient, Client
-from fanout_client.api.batches import create_batch, get_batch
+from fanout_client.api.batches import create_batch, get_batch, list_batches
 from fanout_client.api.items import get_batch_item, get_batch_results, list_batch_items
-from fanout_client.models import Batch, BatchSpec, BatchStatusPhase, Item, ItemList, Problem
+from fanout_client.models import Batch, BatchList, BatchSpec, BatchStatusPhase, Item, ItemList, ListBatchesPhase, Problem
 from fanout_client.types import UNSET
 
 URL = os.environ["FANOUT_URL"]
@@ -67,6 +68,11 @@ report["final"] = {
     "completedIndexes": batch.status.completed_indexes,
     "conditions": [c.type_ for c in batch.status.conditions],
 }
+
+# list: the generated listBatches, by label and phase
+listed = list_batches.sync(client=strict, label_selector="lang=python", phase=ListBatchesPhase.SUCCEEDED)
+assert isinstance(listed, BatchList), listed
+report["listed"] = [b.id for b in listed.items]
 
 # results: NDJSON, one line per item in index order
 results = get_batch_results.sync_detailed(id=batch_id, client=lenient)

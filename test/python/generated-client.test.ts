@@ -112,7 +112,7 @@ describe('a Python client generated from openapi.yaml', () => {
     expect(modules.filter((m) => /(^|\/)default\/|v1_|_id(_|$)/.test(m))).toEqual([]);
   });
 
-  it('submits a batch, waits for it, reads its results and items, and gets problem+json errors', async () => {
+  it('submits a batch, waits for it, lists it, reads its results and items, and gets problem+json errors', async () => {
     requireVenv();
     const { stdout } = await run(PYTHON, [path.join(REPO, 'test/python/e2e.py')], {
       cwd: tmp,
@@ -129,6 +129,7 @@ describe('a Python client generated from openapi.yaml', () => {
       completedIndexes: '0-2',
       conditions: ['Complete'],
     });
+    expect(report.listed).toEqual([id]);
     expect(report.results.status).toBe(200);
     expect(report.results.contentType).toMatch(/^application\/x-ndjson/);
     expect(report.results.lines).toEqual(
