@@ -88,6 +88,14 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       description: 'Submit batches of work over HTTP, fan them out to workers, and get every result back.',
     },
     security: [{ bearer: [] }],
+    // One tag per resource; every operation carries exactly one (generators group methods by it).
+    tags: [
+      { name: 'Batches', description: 'Submit batches, follow them, and cancel, suspend, resume, retry or delete them.' },
+      { name: 'Items', description: "A batch's items and their results; the input and result calls are the worker's side." },
+      { name: 'Schedules', description: 'Cron schedules that start a batch from a template.' },
+      { name: 'Webhooks', description: 'Webhook endpoints, their signing secrets, and the log of deliveries.' },
+      { name: 'System', description: 'Liveness, readiness and Prometheus metrics; no API key needed.' },
+    ],
   });
   // The auth middleware guards every /v1 route; declare its answer once for all of them.
   doc.components ??= {};

@@ -21,6 +21,8 @@ const RETRY_MS = 2000;
 const eventsRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}/events',
+  operationId: 'streamBatchEvents',
+  tags: ['Batches'],
   summary: 'Follow a batch: Server-Sent Events of its progress until it is final',
   description:
     'Events: `progress` (data: `{phase, counts, completedIndexes, failedIndexes}`) whenever the phase or counts change, at most a few per second; then `done` (the same data, final phase) and the server closes the stream. A `: ping` comment every 15 s keeps proxies from timing out. Every event has an `id:`; reconnect with `Last-Event-ID` to get the current state only if it changed since, and `done` if the batch is final.',

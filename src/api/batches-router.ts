@@ -20,6 +20,8 @@ import { batchView, decodeCursor, encodeCursor } from './views.js';
 const createRouteDef = createRoute({
   method: 'post',
   path: '/v1/batches',
+  operationId: 'createBatch',
+  tags: ['Batches'],
   summary: 'Create a batch',
   description:
     'JSON: the batch spec with `items`. `application/x-ndjson`: the first line is the spec without items, each further line one item; streamed, never held whole in memory. `Idempotency-Key` makes retries safe.',
@@ -46,6 +48,8 @@ const createRouteDef = createRoute({
 const listRoute = createRoute({
   method: 'get',
   path: '/v1/batches',
+  operationId: 'listBatches',
+  tags: ['Batches'],
   summary: 'List batches, newest first',
   request: {
     query: z.object({
@@ -61,6 +65,8 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}',
+  operationId: 'getBatch',
+  tags: ['Batches'],
   summary: "Get a batch with its status (API key, or the batch's own worker token)",
   request: { params: idParam },
   responses: {
@@ -74,6 +80,8 @@ const actionRoute = (action: BatchAction, summary: string) =>
   createRoute({
     method: 'post',
     path: `/v1/batches/{id}/${action}`,
+    operationId: `${action}Batch`,
+    tags: ['Batches'],
     summary,
     request: { params: idParam },
     responses: {
@@ -86,6 +94,8 @@ const actionRoute = (action: BatchAction, summary: string) =>
 const deleteRoute = createRoute({
   method: 'delete',
   path: '/v1/batches/{id}',
+  operationId: 'deleteBatch',
+  tags: ['Batches'],
   summary: 'Delete a batch, its items and results',
   request: { params: idParam },
   responses: { 204: { description: 'Deleted' }, 404: problemResponse('No such batch') },
@@ -94,6 +104,8 @@ const deleteRoute = createRoute({
 const deleteManyRoute = createRoute({
   method: 'delete',
   path: '/v1/batches',
+  operationId: 'deleteBatches',
+  tags: ['Batches'],
   summary: 'Delete every batch matching a label selector',
   request: { query: z.object({ labelSelector: z.string().min(1) }) },
   responses: { 200: { description: 'How many were deleted', content: { 'application/json': { schema: z.object({ deleted: z.number().int() }) } } }, 400: problemResponse('Bad label selector'), 422: problemResponse('No label selector') },

@@ -16,6 +16,8 @@ import { decodeCursor, encodeCursor, itemView } from './views.js';
 const listRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}/items',
+  operationId: 'listBatchItems',
+  tags: ['Items'],
   summary: 'List items in index order, with their attempts',
   request: {
     params: idParam,
@@ -31,6 +33,8 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}/items/{index}',
+  operationId: 'getBatchItem',
+  tags: ['Items'],
   summary: 'Get one item with its input and attempts',
   request: { params: itemParam },
   responses: { 200: { description: 'The item', content: { 'application/json': { schema: itemSchema } } }, 404: problemResponse('No such batch or item'), 422: problemResponse('Bad index') },
@@ -39,6 +43,8 @@ const getRoute = createRoute({
 const inputRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}/items/{index}/input',
+  operationId: 'getBatchItemInput',
+  tags: ['Items'],
   summary: "An item's input, for workers (batch-scoped token or API key)",
   request: { params: itemParam },
   responses: {
@@ -52,6 +58,8 @@ const inputRoute = createRoute({
 const resultRoute = createRoute({
   method: 'put',
   path: '/v1/batches/{id}/items/{index}/result',
+  operationId: 'putBatchItemResult',
+  tags: ['Items'],
   summary: "Record a successful attempt's result, for workers (streamed; large results go to the blob store)",
   request: {
     params: itemParam,
@@ -77,6 +85,8 @@ const resultRoute = createRoute({
 const resultsRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}/results',
+  operationId: 'getBatchResults',
+  tags: ['Items'],
   summary: 'Every item as one NDJSON line, in index order, streamed',
   request: { params: idParam },
   responses: { 200: { description: 'NDJSON lines', content: { 'application/x-ndjson': { schema: resultLineSchema } } }, 404: problemResponse('No such batch') },

@@ -19,6 +19,8 @@ const scheduleIdParam = z.object({ id: z.string().min(1).openapi({ param: { name
 const createDef = createRoute({
   method: 'post',
   path: '/v1/schedules',
+  operationId: 'createSchedule',
+  tags: ['Schedules'],
   summary: 'Create a schedule',
   description: 'A cron expression in a time zone, a concurrency policy, history limits and a batch template (any batch spec, items included, validated like POST /v1/batches).',
   request: { body: { required: true, content: { 'application/json': { schema: scheduleSpecSchema } } } },
@@ -34,6 +36,8 @@ const createDef = createRoute({
 const listDef = createRoute({
   method: 'get',
   path: '/v1/schedules',
+  operationId: 'listSchedules',
+  tags: ['Schedules'],
   summary: 'List schedules, newest first',
   request: {
     query: z.object({
@@ -48,6 +52,8 @@ const listDef = createRoute({
 const getDef = createRoute({
   method: 'get',
   path: '/v1/schedules/{id}',
+  operationId: 'getSchedule',
+  tags: ['Schedules'],
   summary: 'Get a schedule with its status',
   request: { params: scheduleIdParam },
   responses: { 200: { description: 'The schedule', content: { 'application/json': { schema: scheduleSchema } } }, 404: problemResponse('No such schedule') },
@@ -56,6 +62,8 @@ const getDef = createRoute({
 const patchDef = createRoute({
   method: 'patch',
   path: '/v1/schedules/{id}',
+  operationId: 'updateSchedule',
+  tags: ['Schedules'],
   summary: 'Update a schedule (any field; a changed cron, time zone or suspend recomputes the next run)',
   request: { params: scheduleIdParam, body: { required: true, content: { 'application/json': { schema: schedulePatchSchema } } } },
   responses: {
@@ -71,6 +79,8 @@ const patchDef = createRoute({
 const deleteDef = createRoute({
   method: 'delete',
   path: '/v1/schedules/{id}',
+  operationId: 'deleteSchedule',
+  tags: ['Schedules'],
   summary: 'Delete a schedule (its batches stay; delete them with labelSelector=fanout.dev/schedule=<id>)',
   request: { params: scheduleIdParam },
   responses: { 204: { description: 'Deleted' }, 404: problemResponse('No such schedule') },
@@ -79,6 +89,8 @@ const deleteDef = createRoute({
 const triggerDef = createRoute({
   method: 'post',
   path: '/v1/schedules/{id}/trigger',
+  operationId: 'triggerSchedule',
+  tags: ['Schedules'],
   summary: 'Start one batch of the schedule now (concurrency policy and suspend do not apply)',
   request: { params: scheduleIdParam },
   responses: {

@@ -6,7 +6,7 @@ export function systemRouter(deps: ApiDeps) {
   const app = new OpenAPIHono<ApiEnv>();
 
   app.openapi(
-    createRoute({ method: 'get', path: '/healthz', summary: 'Liveness', security: [], responses: { 200: { description: 'The process is up', content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } } } } }),
+    createRoute({ method: 'get', path: '/healthz', operationId: 'getHealth', tags: ['System'], summary: 'Liveness', security: [], responses: { 200: { description: 'The process is up', content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } } } } }),
     (c) => c.json({ status: 'ok' as const }, 200),
   );
 
@@ -15,6 +15,8 @@ export function systemRouter(deps: ApiDeps) {
     createRoute({
       method: 'get',
       path: '/readyz',
+      operationId: 'getReadiness',
+      tags: ['System'],
       security: [],
       summary: 'Readiness: the store and Redis are reachable',
       responses: {
@@ -30,7 +32,7 @@ export function systemRouter(deps: ApiDeps) {
   );
 
   app.openapi(
-    createRoute({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: z.string() } } } } }),
+    createRoute({ method: 'get', path: '/metrics', operationId: 'getMetrics', tags: ['System'], summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: z.string() } } } } }),
     async (c) => {
       const text = await deps.metrics.registry.metrics();
       return c.text(text, 200, { 'content-type': deps.metrics.registry.contentType });

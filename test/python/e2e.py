@@ -2,8 +2,9 @@
 
 Run by test/python/generated-client.test.ts with the generated package `fanout_client` on
 PYTHONPATH and FANOUT_URL / FANOUT_API_KEY in the environment. Submits a batch of the `rev`
-task, waits for it with the generated getBatch, reads its NDJSON results and its items, and
-provokes problem+json errors; prints one JSON object saying what it saw, for the test to check.
+task, waits for it with the generated get_batch, lists it, reads its NDJSON results and its
+items, and provokes problem+json errors; prints one JSON object saying what it saw, for the
+test to check.
 Everything goes through the generated functions and models; nothing here knows a URL path.
 """
 
@@ -12,14 +13,9 @@ import os
 import time
 
 from fanout_client import AuthenticatedClient, Client
-from fanout_client.api.default import (
-    get_v1_batches_id,
-    get_v1_batches_id_items,
-    get_v1_batches_id_items_index,
-    get_v1_batches_id_results,
-    post_v1_batches,
-)
-from fanout_client.models import Batch, BatchSpec, BatchStatusPhase, Item, ItemList, Problem
+from fanout_client.api.batches import create_batch, get_batch, list_batches
+from fanout_client.api.items import get_batch_item, get_batch_results, list_batch_items
+from fanout_client.models import Batch, BatchList, BatchSpec, BatchStatusPhase, Item, ItemList, ListBatchesPhase, Problem
 from fanout_client.types import UNSET
 
 URL = os.environ["FANOUT_URL"]
@@ -44,7 +40,7 @@ report = {}
 spec = BatchSpec.from_dict(
     {"name": "from-python", "labels": {"lang": "python"}, "task": "rev", "items": ["foo", "bar", "baz"], "parallelism": 2}
 )
-created = post_v1_batches.sync_detailed(client=strict, body=spec, idempotency_key="py-e2e-1")
+created = create_batch.sync_detailed(client=strict, body=spec, idempotency_key="py-e2e-1")
 assert isinstance(created.parsed, Batch), created.content
 batch_id = created.parsed.id
 report["create"] = {
@@ -55,13 +51,13 @@ report["create"] = {
     "labels": created.parsed.labels.to_dict(),
     "phase": created.parsed.status.phase.value,
 }
-again = post_v1_batches.sync_detailed(client=strict, body=spec, idempotency_key="py-e2e-1")
+again = create_batch.sync_detailed(client=strict, body=spec, idempotency_key="py-e2e-1")
 report["createAgainId"] = again.parsed.id
 
-# wait with the generated getBatch
+# wait with the generated get_batch
 deadline = time.monotonic() + 30
 while True:
-    batch = get_v1_batches_id.sync(id=batch_id, client=strict)
+    batch = get_batch.sync(id=batch_id, client=strict)
     assert isinstance(batch, Batch), batch
     if batch.status.phase in FINAL or time.monotonic() > deadline:
         break
@@ -73,8 +69,13 @@ report["final"] = {
     "conditions": [c.type_ for c in batch.status.conditions],
 }
 
+# list: the generated listBatches, by label and phase
+listed = list_batches.sync(client=strict, label_selector="lang=python", phase=ListBatchesPhase.SUCCEEDED)
+assert isinstance(listed, BatchList), listed
+report["listed"] = [b.id for b in listed.items]
+
 # results: NDJSON, one line per item in index order
-results = get_v1_batches_id_results.sync_detailed(id=batch_id, client=lenient)
+results = get_batch_results.sync_detailed(id=batch_id, client=lenient)
 report["results"] = {
     "status": int(results.status_code),
     "contentType": results.headers.get("content-type"),
@@ -84,7 +85,7 @@ report["results"] = {
 # items, two at a time through the cursor, and one by index
 items, cursor, pages = [], UNSET, 0
 while True:
-    page = get_v1_batches_id_items.sync(id=batch_id, client=strict, limit=2, cursor=cursor)
+    page = list_batch_items.sync(id=batch_id, client=strict, limit=2, cursor=cursor)
     assert isinstance(page, ItemList), page
     pages += 1
     items += [
@@ -95,18 +96,18 @@ while True:
         break
     cursor = page.next_cursor
 report["items"] = {"pages": pages, "items": items}
-one = get_v1_batches_id_items_index.sync(id=batch_id, index=1, client=strict)
+one = get_batch_item.sync(id=batch_id, index=1, client=strict)
 assert isinstance(one, Item), one
 report["item1"] = {"index": one.index, "status": one.status.value, "result": one.result}
 
 # errors: a bad spec, an unknown batch, no credentials, an index out of range
-bad = post_v1_batches.sync_detailed(client=strict, body=BatchSpec.from_dict({"task": "rev", "items": ["x"], "parallelism": 0}))
+bad = create_batch.sync_detailed(client=strict, body=BatchSpec.from_dict({"task": "rev", "items": ["x"], "parallelism": 0}))
 report["badRequest"] = {"httpStatus": int(bad.status_code), "contentType": bad.headers.get("content-type"), **problem(bad.parsed)}
-missing = get_v1_batches_id.sync_detailed(id="b-does-not-exist", client=strict)
+missing = get_batch.sync_detailed(id="b-does-not-exist", client=strict)
 report["notFound"] = {"httpStatus": int(missing.status_code), **problem(missing.parsed)}
-anonymous = get_v1_batches_id.sync_detailed(id=batch_id, client=Client(base_url=URL, raise_on_unexpected_status=True))
+anonymous = get_batch.sync_detailed(id=batch_id, client=Client(base_url=URL, raise_on_unexpected_status=True))
 report["unauthorized"] = {"httpStatus": int(anonymous.status_code), **problem(anonymous.parsed)}
-beyond = get_v1_batches_id_items_index.sync_detailed(id=batch_id, index=99, client=strict)
+beyond = get_batch_item.sync_detailed(id=batch_id, index=99, client=strict)
 report["noSuchItem"] = {"httpStatus": int(beyond.status_code), **problem(beyond.parsed)}
 
 print(json.dumps(report))

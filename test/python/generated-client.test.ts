@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { REPO } from '../helpers/processes.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -22,12 +23,32 @@ const run = promisify(execFile);
  * What the generator cannot express, and says so: NDJSON (a create body and the results stream)
  * and a text/plain upload (a worker's raw result). None is a defect of the spec; any other
  * warning is, and fails the test. The results call still exists and returns the raw content.
+ * Each is [operation, the tag it is generated under, the reason].
  */
-const KNOWN_LIMITATIONS: Array<[string, RegExp]> = [
-  ['POST /v1/batches', /^Unsupported content type application\/x-ndjson$/],
-  ['GET /v1/batches/{id}/results', /\(Unsupported content_type application\/x-ndjson\), response will be omitted from generated client$/],
-  ['PUT /v1/batches/{id}/items/{index}/result', /^Unsupported content type text\/plain$/],
+const KNOWN_LIMITATIONS: Array<[string, string, RegExp]> = [
+  ['POST /v1/batches', 'batches', /^Unsupported content type application\/x-ndjson$/],
+  ['GET /v1/batches/{id}/results', 'items', /\(Unsupported content_type application\/x-ndjson\), response will be omitted from generated client$/],
+  ['PUT /v1/batches/{id}/items/{index}/result', 'items', /^Unsupported content type text\/plain$/],
 ];
+
+/** `createBatch` → `create_batch`: the module openapi-python-client writes for an operationId. */
+const snakeCase = (operationId: string) => operationId.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** The module each operation of openapi.yaml should become: `<tag>/<operation_id>`, sorted. */
+function expectedModules(): string[] {
+  const doc = YAML.parse(fs.readFileSync(path.join(REPO, 'openapi.yaml'), 'utf8')) as { paths: Record<string, Record<string, { operationId: string; tags: string[] }>> };
+  const ops = Object.values(doc.paths).flatMap((item) => Object.values(item));
+  return ops.map((op) => `${op.tags[0].toLowerCase()}/${snakeCase(op.operationId)}`).sort();
+}
+
+/** The modules the generator wrote under fanout_client/api: `<package>/<module>`, sorted. */
+function generatedModules(apiDir: string): string[] {
+  return fs
+    .readdirSync(apiDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && d.name !== '__pycache__')
+    .flatMap((d) => fs.readdirSync(path.join(apiDir, d.name)).filter((f) => f.endsWith('.py') && f !== '__init__.py').map((f) => `${d.name}/${f.slice(0, -3)}`))
+    .sort();
+}
 
 let tmp: string | undefined;
 let generatorOutput: string;
@@ -77,17 +98,21 @@ describe('a Python client generated from openapi.yaml', () => {
   it('generates with no warning beyond the known NDJSON and text/plain limitations, every endpoint kept', () => {
     requireVenv();
     const found = warnings(generatorOutput);
-    const unexpected = found.filter(({ what, why }) => !KNOWN_LIMITATIONS.some(([op, re]) => what === `WARNING parsing ${op} within default.` && re.test(why)));
+    const unexpected = found.filter(({ what, why }) => !KNOWN_LIMITATIONS.some(([op, tag, re]) => what === `WARNING parsing ${op} within ${tag}.` && re.test(why)));
     expect(unexpected, generatorOutput).toEqual([]);
     expect(found).toHaveLength(KNOWN_LIMITATIONS.length);
     expect(generatorOutput).not.toMatch(/will not be generated|ruff is not in PATH|^Error/im);
-    const api = path.join(tmp!, 'fanout_client/api/default');
-    for (const module of ['post_v1_batches', 'get_v1_batches_id', 'get_v1_batches_id_results', 'get_v1_batches_id_items', 'get_v1_batches_id_items_index']) {
-      expect(fs.existsSync(path.join(api, `${module}.py`)), module).toBe(true);
-    }
   });
 
-  it('submits a batch, waits for it, reads its results and items, and gets problem+json errors', async () => {
+  it('names each module after its operationId, grouped by tag: batches/create_batch, items/list_batch_items, none after a path', () => {
+    requireVenv();
+    const modules = generatedModules(path.join(tmp!, 'fanout_client/api'));
+    expect(modules).toEqual(expectedModules());
+    expect(modules).toEqual(expect.arrayContaining(['batches/create_batch', 'batches/get_batch', 'batches/list_batches', 'items/list_batch_items', 'items/get_batch_results', 'system/get_health']));
+    expect(modules.filter((m) => /(^|\/)default\/|v1_|_id(_|$)/.test(m))).toEqual([]);
+  });
+
+  it('submits a batch, waits for it, lists it, reads its results and items, and gets problem+json errors', async () => {
     requireVenv();
     const { stdout } = await run(PYTHON, [path.join(REPO, 'test/python/e2e.py')], {
       cwd: tmp,
@@ -104,6 +129,7 @@ describe('a Python client generated from openapi.yaml', () => {
       completedIndexes: '0-2',
       conditions: ['Complete'],
     });
+    expect(report.listed).toEqual([id]);
     expect(report.results.status).toBe(200);
     expect(report.results.contentType).toMatch(/^application\/x-ndjson/);
     expect(report.results.lines).toEqual(
