@@ -3,9 +3,10 @@ import type { Context } from 'hono';
 import { requestId } from 'hono/request-id';
 import YAML from 'yaml';
 import { authenticateApiKey } from '../store/tenants.js';
-import { batchesRouter } from './batches-router.js';
+import { batchesRouter, isNdjson } from './batches-router.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { itemsRouter } from './items-router.js';
+import { boundedBody } from './json-body.js';
 import { fieldErrors, problem, respondProblem, toProblem, validationProblem } from './problems.js';
 import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
@@ -57,6 +58,17 @@ export function createApp(base: AppDeps) {
     }
     await next();
   });
+  // Every body a route reads whole: bounded while read, JSON checked once (docs/api.md "Limits").
+  const { maxBodyBytes, maxJsonDepth } = deps.config.limits;
+  app.use(
+    '/v1/*',
+    boundedBody({
+      maxBytes: maxBodyBytes,
+      maxJsonDepth,
+      tooLargeDetail: `the body is larger than the ${maxBodyBytes}-byte limit (FANOUT_MAX_BODY_BYTES); send a big batch as application/x-ndjson, which is streamed`,
+      streamed: (c) => isStreamedUpload(c.req.method, c.req.path, c.req.header('content-type')),
+    }),
+  );
   app.route('/', systemRouter(deps));
   app.route('/', batchesRouter(deps));
   app.route('/', itemsRouter(deps));
@@ -75,6 +87,15 @@ export function createApp(base: AppDeps) {
     return respondProblem(c, p);
   });
   return app;
+}
+
+/**
+ * The uploads their routes read as a stream, bounded per line or by their own limit: an NDJSON
+ * batch and a worker's result. Everything else is read whole by {@link boundedBody}.
+ */
+export function isStreamedUpload(method: string, path: string, contentType: string | undefined): boolean {
+  if (method === 'POST' && path === '/v1/batches') return isNdjson(contentType);
+  return method === 'PUT' && /^\/v1\/batches\/[^/]+\/items\/[^/]+\/result$/.test(path);
 }
 
 /** The OpenAPI 3.1 document produced from the route definitions. */

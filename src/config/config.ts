@@ -82,8 +82,10 @@ export interface ExecConfig {
 }
 
 export interface Limits {
-  /** largest JSON request body */
+  /** largest request body read whole (JSON specs and patches); NDJSON uploads and results stream */
   maxBodyBytes: number;
+  /** deepest nesting of arrays and objects in a JSON body or NDJSON line */
+  maxJsonDepth: number;
   /** largest single item (JSON text) */
   maxItemBytes: number;
   maxItemsPerBatch: number;
@@ -110,6 +112,18 @@ function integer(value: string | undefined, name: string, fallback: number, min 
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/**
+ * Above this, JSON.stringify and the schema checks (which recurse) could overflow the stack on
+ * an accepted value, so FANOUT_MAX_JSON_DEPTH may not be raised past it.
+ */
+export const JSON_DEPTH_CEILING = 1000;
+
+function jsonDepth(value: string | undefined): number {
+  const depth = integer(value, 'FANOUT_MAX_JSON_DEPTH', 64, 1);
+  if (depth > JSON_DEPTH_CEILING) throw new ConfigError(`FANOUT_MAX_JSON_DEPTH must be at most ${JSON_DEPTH_CEILING}, got ${depth}`);
+  return depth;
 }
 
 /** Resolves the configuration; throws {@link ConfigError} with one clear line when it is bad. */
@@ -153,6 +167,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
     limits: {
       maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
+      maxJsonDepth: jsonDepth(env.FANOUT_MAX_JSON_DEPTH),
       maxItemBytes: integer(env.FANOUT_MAX_ITEM_BYTES, 'FANOUT_MAX_ITEM_BYTES', 256 * 1024, 16),
       maxItemsPerBatch: integer(env.FANOUT_MAX_ITEMS, 'FANOUT_MAX_ITEMS', 10_000_000, 1),
       inlineResultBytes: worker.inlineResultBytes,
