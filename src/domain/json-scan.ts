@@ -117,6 +117,13 @@ export function scanJson(text: string, maxDepth: number): JsonScan {
   return { refusal, protoKeys };
 }
 
+/** Whether valid JSON text nests deeper than `maxDepth`; text too short to nest that deep is not scanned. */
+export function nestsDeeperThan(text: string, maxDepth: number): boolean {
+  // Every level opens and closes a bracket: fewer than 2 × maxDepth characters cannot exceed it.
+  if (text.length <= 2 * maxDepth) return false;
+  return walk(text, maxDepth, false).refusal?.reason === 'too-deep';
+}
+
 /** The path of the value a prefix of some JSON text stops in (for naming where bad bytes are). */
 export function pathAtEnd(prefix: string): JsonPath {
   return walk(prefix, Number.MAX_SAFE_INTEGER, true).endPath;
