@@ -117,11 +117,25 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
   };
   for (const [p, item] of Object.entries(doc.paths ?? {})) {
     if (!p.startsWith('/v1/')) continue;
-    for (const op of Object.values(item as Record<string, { responses?: Record<string, unknown> }>)) {
-      if (op && typeof op === 'object' && op.responses) op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+    for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {
+      if (!op || typeof op !== 'object' || !op.responses) continue;
+      op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      if (isStreamedUpload(method.toUpperCase(), p.replace(/\{[^}]+\}/g, 'x'), undefined)) continue;
+      if (['post', 'put', 'patch'].includes(method)) declareBodyAnswers(op.responses);
     }
   }
   return doc;
+}
+
+/**
+ * What boundedBody answers on every route whose body it reads, declared once for all of them
+ * (a route's own description of the same status is kept).
+ */
+function declareBodyAnswers(responses: Record<string, unknown>): void {
+  const problemAnswer = (description: string) => ({ description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+  responses['400'] ??= problemAnswer('Malformed JSON body');
+  responses['413'] ??= problemAnswer('The body is larger than FANOUT_MAX_BODY_BYTES');
+  responses['422'] ??= problemAnswer('A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key');
 }
 
 let cachedYaml: string | undefined;

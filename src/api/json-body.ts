@@ -113,7 +113,7 @@ export interface BoundedBodyOptions {
 export function boundedBody(o: BoundedBodyOptions) {
   return async (c: Context, next: Next) => {
     if (!BODY_METHODS.has(c.req.method) || o.streamed?.(c)) return next();
-    const bytes = await readBoundedBody(c.req.raw, o.maxBytes, () => problem(413, 'too-large', 'Payload Too Large', o.tooLargeDetail, { limit: o.maxBytes }));
+    const bytes = await readBoundedBody(c.req.raw, o.maxBytes, () => problem(413, 'too-large', 'Payload Too Large', o.tooLargeDetail));
     // Hono keeps promises in its body cache (its type says values): c.req.json() calls .then on them.
     const cache = c.req.bodyCache as { text?: Promise<string>; arrayBuffer?: Promise<ArrayBuffer> };
     if (isJsonMediaType(c.req.header('content-type')) && bytes.byteLength > 0) {

@@ -484,6 +484,15 @@ export interface paths {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such batch */
                 404: {
@@ -496,6 +505,24 @@ export interface paths {
                 };
                 /** @description The action is not allowed in the batch phase */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -541,6 +568,15 @@ export interface paths {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such batch */
                 404: {
@@ -553,6 +589,24 @@ export interface paths {
                 };
                 /** @description The action is not allowed in the batch phase */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -598,6 +652,15 @@ export interface paths {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such batch */
                 404: {
@@ -610,6 +673,24 @@ export interface paths {
                 };
                 /** @description The action is not allowed in the batch phase */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -655,6 +736,15 @@ export interface paths {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such batch */
                 404: {
@@ -667,6 +757,24 @@ export interface paths {
                 };
                 /** @description The action is not allowed in the batch phase */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1066,7 +1174,25 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookEndpointCreated"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Invalid URL, event type, or a refused target */
                 422: {
                     headers: {
@@ -1184,9 +1310,27 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookEndpoint"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such endpoint */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1237,9 +1381,36 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookSecret"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such endpoint */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1385,6 +1556,15 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookDelivery"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such delivery */
                 404: {
@@ -1397,6 +1577,24 @@ export interface paths {
                 };
                 /** @description The endpoint is disabled */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1477,7 +1675,34 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookSecret"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1575,7 +1800,7 @@ export interface paths {
                     };
                 };
                 401: components["responses"]["Unauthorized"];
-                /** @description The template has more items, or larger ones, than a batch may */
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES, or the template has more items, or larger ones, than a batch may */
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -1729,7 +1954,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The template has more items, or larger ones, than a batch may */
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES, or the template has more items, or larger ones, than a batch may */
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -1791,9 +2016,36 @@ export interface paths {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
+                /** @description Malformed JSON body */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 401: components["responses"]["Unauthorized"];
                 /** @description No such schedule */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
