@@ -111,16 +111,42 @@ function walk(text: string, maxDepth: number, prefix: boolean): JsonScan & { end
   return done();
 }
 
+/**
+ * A number overflows only with an exponent of 3 digits or more, or with more than 209 digits
+ * before its exponent (at most e99 then): text with neither holds no such number.
+ */
+const MAY_OVERFLOW = /\d{210}|[eE][+-]?\d{3}/;
+
+/** How many times `char` occurs, counting no further than `limit + 1`. */
+function countUpTo(text: string, char: string, limit: number): number {
+  let n = 0;
+  for (let i = text.indexOf(char); i >= 0 && n <= limit; i = text.indexOf(char, i + 1)) n++;
+  return n;
+}
+
+/**
+ * Whether the text could hold anything {@link walk} refuses or reports, by cheap native searches:
+ * most NDJSON lines cannot, and the character-by-character walk is then skipped.
+ */
+function mayNeedWalk(text: string, maxDepth: number): boolean {
+  if (text.includes('__proto__') || text.includes('\\u') || MAY_OVERFLOW.test(text)) return true;
+  // Deeper than maxDepth needs more than maxDepth opening brackets in all.
+  const arrays = countUpTo(text, '[', maxDepth);
+  return arrays + countUpTo(text, '{', maxDepth - arrays) > maxDepth;
+}
+
 /** Checks valid JSON text (JSON.parse accepted it) for what must be refused; never recurses. */
 export function scanJson(text: string, maxDepth: number): JsonScan {
+  if (!mayNeedWalk(text, maxDepth)) return { protoKeys: [] };
   const { refusal, protoKeys } = walk(text, maxDepth, false);
   return { refusal, protoKeys };
 }
 
-/** Whether valid JSON text nests deeper than `maxDepth`; text too short to nest that deep is not scanned. */
+/** Whether valid JSON text nests deeper than `maxDepth` (refusals other than depth do not count here). */
 export function nestsDeeperThan(text: string, maxDepth: number): boolean {
-  // Every level opens and closes a bracket: fewer than 2 × maxDepth characters cannot exceed it.
-  if (text.length <= 2 * maxDepth) return false;
+  // Every level opens a bracket: text with at most maxDepth of them cannot exceed it.
+  const arrays = countUpTo(text, '[', maxDepth);
+  if (arrays + countUpTo(text, '{', maxDepth - arrays) <= maxDepth) return false;
   return walk(text, maxDepth, false).refusal?.reason === 'too-deep';
 }
 

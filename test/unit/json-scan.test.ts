@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { invalidUtf8Offset, pathAtEnd, scanJson } from '../../src/domain/json-scan.js';
+import { invalidUtf8Offset, nestsDeeperThan, pathAtEnd, scanJson } from '../../src/domain/json-scan.js';
 
 describe('scanJson', () => {
   const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  /** n levels, alternating [ and {"k": */
+  const mixed = (n: number) => {
+    let text = '1';
+    for (let k = 0; k < n; k++) text = k % 2 === 0 ? `[${text}]` : `{"k":${text}}`;
+    return text;
+  };
   it.each([
     ['a scalar', '1', 1, undefined],
     ['depth at the limit', deep(3), 3, undefined],
@@ -15,6 +21,13 @@ describe('scanJson', () => {
     ['1e308 is fine', '[1e308,-0.5e-400]', 64, undefined],
     ['an escaped key', '{"a\\"b":[1e999]}', 64, { path: ['a"b', 0], reason: 'number-overflow' }],
     ['literals between values', '[true,false,null,1e400]', 64, { path: [3], reason: 'number-overflow' }],
+    ['mixed arrays and objects, neither alone over the limit', mixed(70), 64, { reason: 'too-deep' }],
+    ['mixed, at the limit', mixed(64), 64, undefined],
+    ['many brackets side by side are not depth', `[${'[],{},'.repeat(100)}1]`, 3, undefined],
+    ['a 310-digit integer overflows', `[${'9'.repeat(310)}]`, 64, { path: [0], reason: 'number-overflow' }],
+    ['a 250-digit integer does not', `[${'9'.repeat(250)}]`, 64, undefined],
+    ['220 digits and a 2-digit exponent overflow', `{"x":${'1'.repeat(220)}e99}`, 64, { path: ['x'], reason: 'number-overflow' }],
+    ['a 3-digit negative exponent is fine', '[1e-320,2E+100]', 64, undefined],
     ['escaped quotes in strings', '["a\\\\",{"k\\\\\\"":"\\"[",  "n": 1e400}]', 64, { path: [1, 'n'], reason: 'number-overflow' }],
   ])('%s', (_name, text, maxDepth, expected) => {
     JSON.parse(text); // every case is valid JSON
@@ -31,6 +44,18 @@ describe('scanJson', () => {
     ['a value, not a key', '{"a":"__proto__"}', []],
   ])('__proto__ keys: %s', (_name, text, expected) => {
     expect(scanJson(text, 64).protoKeys).toEqual(expected);
+  });
+});
+
+describe('nestsDeeperThan', () => {
+  it.each([
+    ['[[1]]', 2, false],
+    ['[[[1]]]', 2, true],
+    ['[1e400]', 2, false],
+    [`[${'[],'.repeat(50)}1]`, 2, false],
+    ['[{"a":[{}]}]', 3, true],
+  ])('%s deeper than %i: %s', (text, depth, deeper) => {
+    expect(nestsDeeperThan(text, depth)).toBe(deeper);
   });
 });
 
