@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseAllowlist, type Allowlist } from '../domain/address-policy.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../domain/webhooks.js';
+import { MAX_TIMER_MS } from '../domain/long-timeout.js';
 
 /**
  * The one place that reads the environment. Flags win over environment variables, which win
@@ -115,6 +116,16 @@ function integer(value: string | undefined, name: string, fallback: number, min 
 }
 
 /**
+ * A setting that becomes a timer (setTimeout, setInterval, a sleep): above 2^31-1 ms Node would
+ * fire it after 1 ms, so a too-large value is refused here instead of looping.
+ */
+function timerMs(value: string | undefined, name: string, fallbackMs: number, minMs: number, unitMs: 1 | 1000): number {
+  const ms = integer(value, name, fallbackMs / unitMs, minMs / unitMs) * unitMs;
+  if (ms > MAX_TIMER_MS) throw new ConfigError(`${name} must be at most ${Math.floor(MAX_TIMER_MS / unitMs)}${unitMs === 1000 ? ' seconds' : ' ms'}, got ${value}`);
+  return ms;
+}
+
+/**
  * Above this, JSON.stringify and the schema checks (which recurse) could overflow the stack on
  * an accepted value, so FANOUT_MAX_JSON_DEPTH may not be raised past it.
  */
@@ -162,7 +173,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     leaseMs: worker.leaseMs,
     apiKey,
     logLevel: worker.logLevel,
-    resyncMs: integer(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5, 1) * 1000,
+    resyncMs: timerMs(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5000, 1000, 1000),
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
     limits: {
@@ -179,8 +190,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     kubernetes: kubernetesConfig(flags, env),
     webhooks: webhookConfig(flags, env),
     events: {
-      pollMs: integer(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10),
-      heartbeatMs: integer(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10),
+      pollMs: timerMs(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10, 1),
+      heartbeatMs: timerMs(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10, 1),
     },
   };
 }
@@ -202,7 +213,7 @@ function webhookConfig(flags: Flags, env: Env): WebhookConfig {
   }
   return {
     allow,
-    timeoutMs: integer(env.FANOUT_WEBHOOK_TIMEOUT_SECONDS, 'FANOUT_WEBHOOK_TIMEOUT_SECONDS', 15, 1) * 1000,
+    timeoutMs: timerMs(env.FANOUT_WEBHOOK_TIMEOUT_SECONDS, 'FANOUT_WEBHOOK_TIMEOUT_SECONDS', 15_000, 1000, 1000),
     retryScheduleMs,
     secretOverlapMs: integer(env.FANOUT_WEBHOOK_SECRET_OVERLAP_SECONDS, 'FANOUT_WEBHOOK_SECRET_OVERLAP_SECONDS', 86_400, 0) * 1000,
   };
@@ -249,7 +260,7 @@ export function loadExecConfig(env: Env = process.env): ExecConfig {
     batchId: value('FANOUT_BATCH_ID')!,
     token: value('FANOUT_TOKEN')!,
     index: offset + completionIndex,
-    retryMs: integer(value('FANOUT_EXEC_RETRY_SECONDS'), 'FANOUT_EXEC_RETRY_SECONDS', 60, 0) * 1000,
+    retryMs: timerMs(value('FANOUT_EXEC_RETRY_SECONDS'), 'FANOUT_EXEC_RETRY_SECONDS', 60_000, 0, 1000),
   };
 }
 
@@ -323,7 +334,7 @@ function workerSettings(flags: Flags, env: Env) {
     redisUrl,
     prefix: pick(flags, 'prefix', env, 'FANOUT_REDIS_PREFIX') ?? 'fanout',
     concurrency: integer(pick(flags, 'concurrency', env, 'FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
-    leaseMs: integer(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
+    leaseMs: timerMs(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30_000, 1000, 1000),
     inlineResultBytes: integer(pick(flags, 'inlineResultBytes', env, 'FANOUT_INLINE_RESULT_BYTES'), 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
     logLevel: pick(flags, 'logLevel', env, 'LOG_LEVEL') ?? 'info',
   };
