@@ -1,7 +1,10 @@
 import path from 'node:path';
 import { parseAllowlist, type Allowlist } from '../domain/address-policy.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../domain/webhooks.js';
+import { JSON_DEPTH_CEILING } from '../domain/json-scan.js';
 import { MAX_TIMER_MS } from '../domain/long-timeout.js';
+
+export { JSON_DEPTH_CEILING };
 
 /**
  * The one place that reads the environment. Flags win over environment variables, which win
@@ -125,11 +128,6 @@ function timerMs(value: string | undefined, name: string, fallbackMs: number, mi
   return ms;
 }
 
-/**
- * Above this, JSON.stringify and the schema checks (which recurse) could overflow the stack on
- * an accepted value, so FANOUT_MAX_JSON_DEPTH may not be raised past it.
- */
-export const JSON_DEPTH_CEILING = 1000;
 
 function jsonDepth(value: string | undefined): number {
   const depth = integer(value, 'FANOUT_MAX_JSON_DEPTH', 64, 1);

@@ -1,7 +1,7 @@
 import { Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { nestsDeeperThan } from '../domain/json-scan.js';
+import { JSON_DEPTH_CEILING, nestsDeeperThan } from '../domain/json-scan.js';
 import { renderTemplate } from '../domain/template.js';
 import { activeBatchIds, getBatchById, type BatchRow } from '../store/batch-queries.js';
 import { haltBatch, parseDecisions, parseHeader, parseStatus, refreshStatus } from '../store/batch-state.js';
@@ -14,7 +14,7 @@ import { LeaseRecovery } from './lease-recovery.js';
 import { deadlineAt, planRelease } from './planner.js';
 import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
-import { JSON_DEPTH_CEILING, type KubernetesConfig } from '../config/config.js';
+import type { KubernetesConfig } from '../config/config.js';
 import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
 import { forgetBatches, type DeletedBatch } from './forget-batches.js';
 import { Scheduler } from './scheduler.js';

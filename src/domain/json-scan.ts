@@ -8,6 +8,12 @@
 
 export type JsonPath = (string | number)[];
 
+/**
+ * The deepest nesting any part of Fanout lets through (FANOUT_MAX_JSON_DEPTH may not exceed it):
+ * JSON.stringify and the schema checks recurse, and overflow the stack a few thousand levels down.
+ */
+export const JSON_DEPTH_CEILING = 1000;
+
 export interface JsonRefusal {
   path: JsonPath;
   reason: 'too-deep' | 'number-overflow';
