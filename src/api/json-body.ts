@@ -61,7 +61,7 @@ export function jsonTextProblem(text: string, o: JsonTextOptions): ProblemError 
     const error: FieldError = { pointer: pointerOf(path, o.base ?? ''), detail, ...(o.line !== undefined ? { line: o.line } : {}) };
     return validationProblem([error], `${o.line !== undefined ? `line ${o.line}: ` : ''}${error.pointer || 'body'}: ${detail}`);
   };
-  if (refusal) return at(refusal.path, refusal.detail);
+  if (refusal) return at(refusal.path, refusal.reason === 'too-deep' ? `${refusal.detail} (FANOUT_MAX_JSON_DEPTH)` : refusal.detail);
   const dropped = protoKeys.find((path) => !o.protoKeyAllowed?.(path));
   if (dropped) return at(dropped, 'the key "__proto__" is not allowed here: it would be dropped, not stored');
   return undefined;

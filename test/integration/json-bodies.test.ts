@@ -102,7 +102,7 @@ describe('JSON bodies: size, depth and faithful parsing', () => {
         const res = await target.client.request('POST', '/v1/batches', body, { 'content-type': 'application/json' });
         const p = await expectProblem(res, 422);
         expect(p.errors?.[0].pointer).toMatch(/^\/items\/0(\/0)*$/);
-        expect(p.detail).toContain('64-level limit');
+        expect(p.detail).toContain('64-level limit (FANOUT_MAX_JSON_DEPTH)');
         if (target !== svc) expect(await allBatchIds(target.client)).toEqual([]);
       } finally {
         if (target !== svc) await target.close();
@@ -136,6 +136,20 @@ describe('JSON bodies: size, depth and faithful parsing', () => {
       expect(p.errors?.[0]).toMatchObject({ line: 1 });
       expect(p.errors?.[0].pointer).toMatch(/^\/labels\/a(\/0)*$/);
       expect(p.detail).toContain('64-level limit');
+    });
+
+    it('FANOUT_MAX_JSON_DEPTH sets the limit: NDJSON lines count from the line, JSON bodies from the body', async () => {
+      const shallow = await startTestService({ redisUrl: inject('redisUrl'), env: { FANOUT_MAX_JSON_DEPTH: '4' } });
+      try {
+        const post = (body: string, type: string) => shallow.client.request('POST', '/v1/batches', body, { 'content-type': type });
+        expect((await post(`{"task":"rev"}\n${nested(4)}\n`, NDJSON['content-type'])).status).toBe(202);
+        const p = await expectProblem(await post(`{"task":"rev"}\n${nested(5)}\n`, NDJSON['content-type']), 422, '/items/0/0/0/0/0');
+        expect(p.detail).toContain('4-level limit (FANOUT_MAX_JSON_DEPTH)');
+        expect((await post(`{"task":"rev","items":[${nested(2)}]}`, 'application/json')).status).toBe(202);
+        await expectProblem(await post(`{"task":"rev","items":[${nested(3)}]}`, 'application/json'), 422, '/items/0/0/0');
+      } finally {
+        await shallow.close();
+      }
     });
 
     it('a schedule template and a webhook patch too deep → 422', async () => {
