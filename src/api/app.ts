@@ -3,9 +3,10 @@ import type { Context } from 'hono';
 import { requestId } from 'hono/request-id';
 import YAML from 'yaml';
 import { authenticateApiKey } from '../store/tenants.js';
-import { batchesRouter } from './batches-router.js';
+import { batchesRouter, isNdjson } from './batches-router.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { itemsRouter } from './items-router.js';
+import { boundedBody } from './json-body.js';
 import { fieldErrors, problem, respondProblem, toProblem, validationProblem } from './problems.js';
 import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
@@ -57,6 +58,17 @@ export function createApp(base: AppDeps) {
     }
     await next();
   });
+  // Every body a route reads whole: bounded while read, JSON checked once (docs/api.md "Limits").
+  const { maxBodyBytes, maxJsonDepth } = deps.config.limits;
+  app.use(
+    '/v1/*',
+    boundedBody({
+      maxBytes: maxBodyBytes,
+      maxJsonDepth,
+      tooLargeDetail: `the body is larger than the ${maxBodyBytes}-byte limit (FANOUT_MAX_BODY_BYTES); send a big batch as application/x-ndjson, which is streamed`,
+      streamed: (c) => isStreamedUpload(c.req.method, c.req.path, c.req.header('content-type')),
+    }),
+  );
   app.route('/', systemRouter(deps));
   app.route('/', batchesRouter(deps));
   app.route('/', itemsRouter(deps));
@@ -75,6 +87,15 @@ export function createApp(base: AppDeps) {
     return respondProblem(c, p);
   });
   return app;
+}
+
+/**
+ * The uploads their routes read as a stream, bounded per line or by their own limit: an NDJSON
+ * batch and a worker's result. Everything else is read whole by {@link boundedBody}.
+ */
+export function isStreamedUpload(method: string, path: string, contentType: string | undefined): boolean {
+  if (method === 'POST' && path === '/v1/batches') return isNdjson(contentType);
+  return method === 'PUT' && /^\/v1\/batches\/[^/]+\/items\/[^/]+\/result$/.test(path);
 }
 
 /** The OpenAPI 3.1 document produced from the route definitions. */
@@ -104,11 +125,25 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
   };
   for (const [p, item] of Object.entries(doc.paths ?? {})) {
     if (!p.startsWith('/v1/')) continue;
-    for (const op of Object.values(item as Record<string, { responses?: Record<string, unknown> }>)) {
-      if (op && typeof op === 'object' && op.responses) op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+    for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {
+      if (!op || typeof op !== 'object' || !op.responses) continue;
+      op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      if (isStreamedUpload(method.toUpperCase(), p.replace(/\{[^}]+\}/g, 'x'), undefined)) continue;
+      if (['post', 'put', 'patch'].includes(method)) declareBodyAnswers(op.responses);
     }
   }
   return doc;
+}
+
+/**
+ * What boundedBody answers on every route whose body it reads, declared once for all of them
+ * (a route's own description of the same status is kept).
+ */
+function declareBodyAnswers(responses: Record<string, unknown>): void {
+  const problemAnswer = (description: string) => ({ description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+  responses['400'] ??= problemAnswer('Malformed JSON body');
+  responses['413'] ??= problemAnswer('The body is larger than FANOUT_MAX_BODY_BYTES');
+  responses['422'] ??= problemAnswer('A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key');
 }
 
 let cachedYaml: string | undefined;

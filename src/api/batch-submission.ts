@@ -6,6 +6,7 @@ type BatchSpec = z.infer<typeof batchSpecSchema>;
 import { renderTemplate, templatePlaceholders, TemplateError } from '../domain/template.js';
 import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, ItemWriter, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
 import type { ApiDeps } from './deps.js';
+import { jsonTextProblem } from './json-body.js';
 import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
 import { fieldErrors, pointerOf, problem, validationProblem } from './problems.js';
 import { targetRefusal } from '../webhooks/target-check.js';
@@ -164,6 +165,7 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
   try {
     const { total } = await ingestNdjson(body, {
       maxItemBytes: deps.config.limits.maxItemBytes,
+      maxJsonDepth: deps.config.limits.maxJsonDepth,
       maxItems: deps.config.limits.maxItemsPerBatch,
       hash,
       onHeader: async (line) => {
@@ -173,6 +175,8 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
         } catch (err) {
           throw lineProblem(1, `the first line must be the batch spec as JSON: ${(err as Error).message}`);
         }
+        const refused = jsonTextProblem(line, { maxDepth: deps.config.limits.maxJsonDepth, line: 1 });
+        if (refused) throw refused;
         const parsed = batchHeaderSchema.safeParse(value);
         if (!parsed.success) {
           const errors = fieldErrors(parsed.error.issues).map((e) => ({ ...e, line: 1 }));

@@ -1,5 +1,4 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import { batchSpecSchema } from '../domain/batch-spec.js';
 import { PHASES } from '../domain/batch-status.js';
 import { parseLabelSelector } from '../domain/label-selector.js';
@@ -11,6 +10,7 @@ import { forgetBatches, type DeletedBatch } from '../dispatch/forget-batches.js'
 import { registerBatchEvents } from './batch-events.js';
 import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
+import { isJsonMediaType } from './json-body.js';
 import { notFound, problem } from './problems.js';
 import { batchListSchema, batchSchema, idParam, problemResponse } from './schemas.js';
 import { batchView, decodeCursor, encodeCursor } from './views.js';
@@ -118,18 +118,10 @@ export function batchesRouter(deps: ApiDeps) {
   app.use('/v1/batches', async (c, next) => {
     // Checked before the route's body validator, which would answer a bare 415 without saying what to send.
     const contentType = c.req.header('content-type');
-    if (c.req.method === 'POST' && !isNdjson(contentType) && !/^application\/json\b/i.test(contentType ?? '')) {
+    if (c.req.method === 'POST' && !isNdjson(contentType) && !isJsonMediaType(contentType)) {
       throw problem(415, 'unsupported-media-type', 'Unsupported Media Type', `send application/json or application/x-ndjson, not ${contentType ?? 'a body without Content-Type'}`);
     }
-    // JSON bodies are bounded in memory; NDJSON is streamed and bounded per item instead.
-    if (c.req.method === 'POST' && !isNdjson(contentType)) {
-      return bodyLimit({
-        maxSize: deps.config.limits.maxBodyBytes,
-        onError: () => {
-          throw problem(413, 'too-large', 'Payload Too Large', `the JSON body is larger than the ${deps.config.limits.maxBodyBytes}-byte limit; send big batches as application/x-ndjson`);
-        },
-      })(c, next);
-    }
+    // A JSON body was read within FANOUT_MAX_BODY_BYTES by the app's boundedBody; NDJSON streams.
     return next();
   });
 

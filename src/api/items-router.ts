@@ -9,7 +9,7 @@ import { parseHeader } from '../store/batch-state.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { notFound, problem } from './problems.js';
 import { idParam, itemListSchema, itemParam, itemSchema, problemResponse, resultLineSchema } from './schemas.js';
-import { decodeCursor, encodeCursor, itemView } from './views.js';
+import { decodeCursor, encodeCursor, itemView, itemWithInputJson } from './views.js';
 
 /** Items of a batch: list and detail for clients, input and result for workers, NDJSON results. */
 
@@ -138,7 +138,7 @@ export function itemsRouter(deps: ApiDeps) {
     batchOf(c, id);
     const item = getItem(store, id, index);
     if (!item) throw notFound(`item ${index}`);
-    return c.json(itemView(item, listAttempts(store, id, [index]), true) as never, 200);
+    return c.body(itemWithInputJson(item, listAttempts(store, id, [index])), 200, { 'content-type': 'application/json' }) as never;
   });
 
   app.openapi(inputRoute, (c) => {

@@ -1,6 +1,7 @@
 import type { Hash } from 'node:crypto';
 import { customIdOf } from '../domain/batch-spec.js';
 import type { NewItem } from '../store/batch-create.js';
+import { jsonTextProblem } from './json-body.js';
 import { problem, type ProblemError } from './problems.js';
 
 /**
@@ -10,6 +11,7 @@ import { problem, type ProblemError } from './problems.js';
  */
 export interface IngestOptions {
   maxItemBytes: number;
+  maxJsonDepth: number;
   maxItems: number;
   chunkSize?: number;
   /** also fed every raw byte, for Idempotency-Key comparison */
@@ -56,6 +58,9 @@ export async function ingestNdjson(body: ReadableStream<Uint8Array> | null, o: I
     } catch (err) {
       throw lineProblem(lineNo, `invalid JSON: ${(err as Error).message}`);
     }
+    // An item is stored as its line, exactly: a __proto__ key in it is kept, not dropped.
+    const refused = jsonTextProblem(line, { maxDepth: o.maxJsonDepth, base: `/items/${total}`, line: lineNo, protoKeyAllowed: () => true });
+    if (refused) throw refused;
     if (total >= o.maxItems) throw lineProblem(lineNo, `more than the ${o.maxItems}-item limit per batch`, 413);
     rows.push({ input: line, customId: customIdOf(value) });
     total++;

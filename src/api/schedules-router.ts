@@ -27,7 +27,7 @@ const createDef = createRoute({
   responses: {
     201: { description: 'Stored', headers: z.object({ Location: z.string() }), content: { 'application/json': { schema: scheduleSchema } } },
     400: problemResponse('Malformed JSON body'),
-    413: problemResponse('The template has more items, or larger ones, than a batch may'),
+    413: problemResponse('The body is larger than FANOUT_MAX_BODY_BYTES, or the template has more items, or larger ones, than a batch may'),
     415: problemResponse('The body is not application/json'),
     422: problemResponse('Invalid schedule, time zone or batch template (pointers name the field, e.g. /batchTemplate/items)'),
   },
@@ -70,7 +70,7 @@ const patchDef = createRoute({
     200: { description: 'The schedule after the update', content: { 'application/json': { schema: scheduleSchema } } },
     400: problemResponse('Malformed JSON body'),
     404: problemResponse('No such schedule'),
-    413: problemResponse('The template has more items, or larger ones, than a batch may'),
+    413: problemResponse('The body is larger than FANOUT_MAX_BODY_BYTES, or the template has more items, or larger ones, than a batch may'),
     415: problemResponse('The body is not application/json'),
     422: problemResponse('The updated schedule is invalid'),
   },

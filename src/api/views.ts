@@ -73,7 +73,7 @@ export function attemptView(a: AttemptRow) {
 }
 
 /** An item; results kept in the blob directory are not inlined here (see GET …/results). */
-export function itemView(row: ItemRow, attempts: AttemptRow[], withInput = false) {
+export function itemView(row: ItemRow, attempts: AttemptRow[]) {
   return {
     index: row.idx,
     customId: row.customId,
@@ -84,8 +84,17 @@ export function itemView(row: ItemRow, attempts: AttemptRow[], withInput = false
     startedAt: iso(row.startedAt),
     finishedAt: iso(row.finishedAt),
     attempts: attempts.map(attemptView),
-    ...(withInput ? { input: JSON.parse(row.input) } : {}),
   };
+}
+
+/**
+ * An item with its input, as JSON text: the stored input is valid JSON text and is spliced in as
+ * it is, never parsed and serialized again, so no input (even one stored before nesting depth was
+ * limited, deep enough to overflow JSON.stringify) can make this answer fail.
+ */
+export function itemWithInputJson(row: ItemRow, attempts: AttemptRow[]): string {
+  const view = JSON.stringify(itemView(row, attempts));
+  return `${view.slice(0, -1)},"input":${row.input}}`;
 }
 
 /** Opaque cursors: base64url of the last key of the previous page. */

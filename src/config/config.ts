@@ -1,6 +1,10 @@
 import path from 'node:path';
 import { parseAllowlist, type Allowlist } from '../domain/address-policy.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../domain/webhooks.js';
+import { JSON_DEPTH_CEILING } from '../domain/json-scan.js';
+import { MAX_TIMER_MS } from '../domain/long-timeout.js';
+
+export { JSON_DEPTH_CEILING };
 
 /**
  * The one place that reads the environment. Flags win over environment variables, which win
@@ -82,8 +86,10 @@ export interface ExecConfig {
 }
 
 export interface Limits {
-  /** largest JSON request body */
+  /** largest request body read whole (JSON specs and patches); NDJSON uploads and results stream */
   maxBodyBytes: number;
+  /** deepest nesting of arrays and objects in a JSON body or NDJSON line */
+  maxJsonDepth: number;
   /** largest single item (JSON text) */
   maxItemBytes: number;
   maxItemsPerBatch: number;
@@ -110,6 +116,23 @@ function integer(value: string | undefined, name: string, fallback: number, min 
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/**
+ * A setting that becomes a timer (setTimeout, setInterval, a sleep): above 2^31-1 ms Node would
+ * fire it after 1 ms, so a too-large value is refused here instead of looping.
+ */
+function timerMs(value: string | undefined, name: string, fallbackMs: number, minMs: number, unitMs: 1 | 1000): number {
+  const ms = integer(value, name, fallbackMs / unitMs, minMs / unitMs) * unitMs;
+  if (ms > MAX_TIMER_MS) throw new ConfigError(`${name} must be at most ${Math.floor(MAX_TIMER_MS / unitMs)}${unitMs === 1000 ? ' seconds' : ' ms'}, got ${value}`);
+  return ms;
+}
+
+
+function jsonDepth(value: string | undefined): number {
+  const depth = integer(value, 'FANOUT_MAX_JSON_DEPTH', 64, 1);
+  if (depth > JSON_DEPTH_CEILING) throw new ConfigError(`FANOUT_MAX_JSON_DEPTH must be at most ${JSON_DEPTH_CEILING}, got ${depth}`);
+  return depth;
 }
 
 /** Resolves the configuration; throws {@link ConfigError} with one clear line when it is bad. */
@@ -148,11 +171,12 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     leaseMs: worker.leaseMs,
     apiKey,
     logLevel: worker.logLevel,
-    resyncMs: integer(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5, 1) * 1000,
+    resyncMs: timerMs(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5000, 1000, 1000),
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
     limits: {
       maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
+      maxJsonDepth: jsonDepth(env.FANOUT_MAX_JSON_DEPTH),
       maxItemBytes: integer(env.FANOUT_MAX_ITEM_BYTES, 'FANOUT_MAX_ITEM_BYTES', 256 * 1024, 16),
       maxItemsPerBatch: integer(env.FANOUT_MAX_ITEMS, 'FANOUT_MAX_ITEMS', 10_000_000, 1),
       inlineResultBytes: worker.inlineResultBytes,
@@ -164,8 +188,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     kubernetes: kubernetesConfig(flags, env),
     webhooks: webhookConfig(flags, env),
     events: {
-      pollMs: integer(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10),
-      heartbeatMs: integer(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10),
+      pollMs: timerMs(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10, 1),
+      heartbeatMs: timerMs(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10, 1),
     },
   };
 }
@@ -187,7 +211,7 @@ function webhookConfig(flags: Flags, env: Env): WebhookConfig {
   }
   return {
     allow,
-    timeoutMs: integer(env.FANOUT_WEBHOOK_TIMEOUT_SECONDS, 'FANOUT_WEBHOOK_TIMEOUT_SECONDS', 15, 1) * 1000,
+    timeoutMs: timerMs(env.FANOUT_WEBHOOK_TIMEOUT_SECONDS, 'FANOUT_WEBHOOK_TIMEOUT_SECONDS', 15_000, 1000, 1000),
     retryScheduleMs,
     secretOverlapMs: integer(env.FANOUT_WEBHOOK_SECRET_OVERLAP_SECONDS, 'FANOUT_WEBHOOK_SECRET_OVERLAP_SECONDS', 86_400, 0) * 1000,
   };
@@ -234,7 +258,7 @@ export function loadExecConfig(env: Env = process.env): ExecConfig {
     batchId: value('FANOUT_BATCH_ID')!,
     token: value('FANOUT_TOKEN')!,
     index: offset + completionIndex,
-    retryMs: integer(value('FANOUT_EXEC_RETRY_SECONDS'), 'FANOUT_EXEC_RETRY_SECONDS', 60, 0) * 1000,
+    retryMs: timerMs(value('FANOUT_EXEC_RETRY_SECONDS'), 'FANOUT_EXEC_RETRY_SECONDS', 60_000, 0, 1000),
   };
 }
 
@@ -308,7 +332,7 @@ function workerSettings(flags: Flags, env: Env) {
     redisUrl,
     prefix: pick(flags, 'prefix', env, 'FANOUT_REDIS_PREFIX') ?? 'fanout',
     concurrency: integer(pick(flags, 'concurrency', env, 'FANOUT_CONCURRENCY'), 'FANOUT_CONCURRENCY', 4, 1),
-    leaseMs: integer(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30, 1) * 1000,
+    leaseMs: timerMs(pick(flags, 'leaseSeconds', env, 'FANOUT_LEASE_SECONDS'), 'FANOUT_LEASE_SECONDS', 30_000, 1000, 1000),
     inlineResultBytes: integer(pick(flags, 'inlineResultBytes', env, 'FANOUT_INLINE_RESULT_BYTES'), 'FANOUT_INLINE_RESULT_BYTES', 256 * 1024, 0),
     logLevel: pick(flags, 'logLevel', env, 'LOG_LEVEL') ?? 'info',
   };

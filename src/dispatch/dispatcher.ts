@@ -1,6 +1,7 @@
 import { Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { JSON_DEPTH_CEILING, nestsDeeperThan } from '../domain/json-scan.js';
 import { renderTemplate } from '../domain/template.js';
 import { activeBatchIds, getBatchById, type BatchRow } from '../store/batch-queries.js';
 import { haltBatch, parseDecisions, parseHeader, parseStatus, refreshStatus } from '../store/batch-state.js';
@@ -256,6 +257,7 @@ export class Dispatcher {
    * one gets its items near the front instead of behind the whole huge batch.
    */
   private async enqueue(batchId: string, queue: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[], runningBefore: number): Promise<void> {
+    released = this.failUnsendable(batchId, released);
     if (released.length === 0) return;
     const token = this.o.tokenFor(batchId);
     const envTemplate = header.template?.env;
@@ -285,6 +287,29 @@ export class Dispatcher {
       for (const lease of released) this.recovery.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
       throw err;
     }
+  }
+
+  /**
+   * Fails, at once and for good, the items whose input nests deeper than any accepted body may
+   * (stored before FANOUT_MAX_JSON_DEPTH was enforced): serializing one for a worker overflows the
+   * stack, which would refuse the whole lease again on every wake-up. Returns the leases with
+   * the items left to send.
+   */
+  private failUnsendable(batchId: string, released: ReleasedLease[]): ReleasedLease[] {
+    const sendable: ReleasedLease[] = [];
+    for (const lease of released) {
+      const tooDeep = lease.items.filter((it) => nestsDeeperThan(it.input, JSON_DEPTH_CEILING));
+      if (tooDeep.length === 0) {
+        sendable.push(lease);
+        continue;
+      }
+      const error = `the item's input is nested deeper than ${JSON_DEPTH_CEILING} levels, so it cannot be handed to a worker; submit it again within FANOUT_MAX_JSON_DEPTH`;
+      this.reports.apply(batchId, lease.leaseId, tooDeep.map((it) => ({ i: it.index, a: it.attempt, outcome: 'failed' as const, nonRetriable: true, error })));
+      this.o.logger.warn({ batchId, indexes: tooDeep.map((it) => it.index) }, 'items failed at dispatch: input nested too deep');
+      const rest = lease.items.filter((it) => !tooDeep.includes(it));
+      if (rest.length > 0) sendable.push({ ...lease, items: rest });
+    }
+    return sendable;
   }
 
   /** The Kubernetes side of a batch, when it has one; the time to look again, if any. */

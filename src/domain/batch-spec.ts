@@ -194,6 +194,17 @@ export const workersSchema = z
   .strict()
   .meta({ id: 'Workers', description: 'queue: run the batch\'s workers as one Kubernetes Job of `parallelism` pods that exit when the queue is empty.' });
 
+/**
+ * The longest time a spec may set (a year, in seconds), for itemTimeoutSeconds,
+ * activeDeadlineSeconds and a schedule's startingDeadlineSeconds: beyond it a deadline is no
+ * deadline, and far beyond it one no longer fits a date.
+ */
+export const MAX_DURATION_SECONDS = 31_536_000;
+
+/** Whole seconds from `min` to {@link MAX_DURATION_SECONDS}. */
+export const durationSeconds = (min: number) =>
+  z.number().int().min(min).max(MAX_DURATION_SECONDS, `at most ${MAX_DURATION_SECONDS} seconds (365 days)`);
+
 /** The fields shared by JSON and NDJSON submissions (NDJSON sends items as further lines). */
 export const batchSpecFields = {
   name: z.string().min(1).max(253).optional(),
@@ -208,8 +219,8 @@ export const batchSpecFields = {
   template: templateSchema.optional(),
   parallelism: z.number().int().min(1).max(1_000_000).default(100),
   retry: retrySchema.default(() => retrySchema.parse({})),
-  activeDeadlineSeconds: z.number().int().min(1).optional(),
-  itemTimeoutSeconds: z.number().int().min(1).optional(),
+  activeDeadlineSeconds: durationSeconds(1).optional(),
+  itemTimeoutSeconds: durationSeconds(1).optional(),
   namespace: z
     .string()
     .refine(isDnsLabel, { message: 'a namespace is a DNS label: at most 63 lowercase letters, digits or "-", alphanumeric at both ends' })

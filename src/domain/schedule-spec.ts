@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { batchSpecSchema, labelsSchema } from './batch-spec.js';
+import { batchSpecSchema, durationSeconds, labelsSchema } from './batch-spec.js';
 import { checkCron, CONCURRENCY_POLICIES, ScheduleError } from './schedule-time.js';
 
 /**
@@ -22,7 +22,7 @@ const scheduleFields = {
   timeZone: z.string().min(1).default('UTC').meta({ description: 'IANA time zone the expression is read in.', example: 'Europe/Berlin' }),
   concurrencyPolicy: z.enum(CONCURRENCY_POLICIES).default('Allow').meta({ description: 'Allow: runs may overlap. Forbid: skip a tick while a batch of the schedule is unfinished. Replace: cancel the unfinished batches, then start.' }),
   suspend: z.boolean().default(false),
-  startingDeadlineSeconds: z.number().int().min(0).nullable().optional().meta({ description: 'A tick not started within this many seconds (the scheduler was down or late) is skipped and reported. Unset: the latest missed tick always runs.' }),
+  startingDeadlineSeconds: durationSeconds(0).nullable().optional().meta({ description: 'A tick not started within this many seconds (the scheduler was down or late) is skipped and reported. Unset: the latest missed tick always runs.' }),
   successfulHistoryLimit: z.number().int().min(0).max(1000).default(3),
   failedHistoryLimit: z.number().int().min(0).max(1000).default(1),
   batchTemplate: batchSpecSchema,
@@ -49,7 +49,7 @@ export const schedulePatchSchema = z
     timeZone: z.string().min(1).optional(),
     concurrencyPolicy: z.enum(CONCURRENCY_POLICIES).optional(),
     suspend: z.boolean().optional(),
-    startingDeadlineSeconds: z.number().int().min(0).nullable().optional(),
+    startingDeadlineSeconds: durationSeconds(0).nullable().optional(),
     successfulHistoryLimit: z.number().int().min(0).max(1000).optional(),
     failedHistoryLimit: z.number().int().min(0).max(1000).optional(),
     batchTemplate: z.unknown().optional().meta({ description: 'A whole batch spec (replaces the template).' }),

@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { ItemReport, LeasedItem, LeaseJob, Report } from '../runtimes/queue/protocol.js';
 import { describeError } from './errors.js';
+import { setLongTimeout } from '../domain/long-timeout.js';
 import type { HaltCache } from './halt-cache.js';
 import type { HaltWatch } from './halt-watch.js';
 import { ItemTimeoutError, abortedByStop } from './item-abort.js';
@@ -99,8 +100,8 @@ async function runItem(
       logger,
     };
     const { timeoutMs } = lease;
-    const timer =
-      timeoutMs !== undefined ? setTimeout(() => controller.abort(new ItemTimeoutError(timeoutMs)), timeoutMs) : undefined;
+    // Any length: itemTimeoutSeconds may be past what setTimeout holds (24.8 days).
+    const timer = timeoutMs !== undefined ? setLongTimeout(() => controller.abort(new ItemTimeoutError(timeoutMs)), timeoutMs) : undefined;
     const untrack = deps.haltWatch.track(lease.batchId, controller);
     const startedAt = Date.now();
     let result: TaskResult;
@@ -109,7 +110,7 @@ async function runItem(
     } catch (error) {
       result = { outcome: 'failed', error: `worker error: ${describeError(error)}` };
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
       untrack();
     }
     const finishedAt = Date.now();

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
+import { JSON_DEPTH_CEILING, nestsDeeperThan } from '../domain/json-scan.js';
 import { describeError } from './errors.js';
 import { abortedAttempt, abortedByTimeout } from './item-abort.js';
 import { ResultSpool } from './output-capture.js';
@@ -60,7 +61,13 @@ export async function runUrlTask(url: string, ctx: TaskContext): Promise<TaskRes
     return requestFailure(error, signal, ctx, 'reading the response failed');
   }
   const json = isJsonContentType(response.headers.get('content-type'));
-  const result = await settleSpooledResult(spool, ctx, (data) => decodeBody(data, json), false);
+  let result: TaskResult;
+  try {
+    result = await settleSpooledResult(spool, ctx, (data) => decodeBody(data, json), false);
+  } catch (error) {
+    if (error instanceof TooDeepAnswerError) return { outcome: 'failed', httpStatus: response.status, error: error.message };
+    throw error;
+  }
   return result.outcome === 'succeeded' ? { ...result, httpStatus: response.status } : result;
 }
 
@@ -82,14 +89,22 @@ export function isJsonContentType(contentType: string | null): boolean {
   return contentType !== null && /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(contentType.trim());
 }
 
+/** A JSON answer too deep to report: serializing it for the dispatcher would overflow the stack. */
+class TooDeepAnswerError extends Error {}
+
 function decodeBody(data: Buffer, json: boolean): unknown {
   const text = data.toString('utf8');
   if (!json) return text;
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     return text; // the server said JSON but sent something else: keep what it sent
   }
+  if (nestsDeeperThan(text, JSON_DEPTH_CEILING)) {
+    throw new TooDeepAnswerError(`the JSON answer is nested deeper than ${JSON_DEPTH_CEILING} levels, too deep to record as a result`);
+  }
+  return value;
 }
 
 function requestFailure(error: unknown, signal: AbortSignal, ctx: TaskContext, what: string): TaskResult {

@@ -157,6 +157,22 @@ describe('dashboard auth', () => {
     expect(await page.text()).toMatch(/Invalid label selector/);
   });
 
+  it('a dashboard form is read within 16 KiB: a bigger one → 413, sent whole or streamed', async () => {
+    const form = (bytes: number) => `key=${'k'.repeat(bytes - 'key='.length)}`;
+    // Exactly at the limit: read, and refused only because the key is wrong.
+    expect((await post('/ui/login', { origin: svc.url }, form(16 * 1024))).status).toBe(401);
+    const p = await expectProblem(await post('/ui/login', { origin: svc.url }, form(16 * 1024 + 1)), 413);
+    expect(p.detail).toContain(String(16 * 1024));
+    const streamed = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let k = 0; k < 8; k++) controller.enqueue(new TextEncoder().encode(form(4096)));
+        controller.close();
+      },
+    });
+    const res = await fetch(svc.url + '/ui/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: svc.url }, body: streamed, duplex: 'half' } as RequestInit);
+    await expectProblem(res, 413);
+  });
+
   it('pages carry a strict CSP and no caching', async () => {
     const res = await get('/ui/batches', { cookie });
     expect(res.headers.get('content-security-policy')).toMatch(/script-src 'self'/);

@@ -36,6 +36,11 @@ beforeAll(async () => {
           res.writeHead(503, { 'retry-after': new Date(Date.now() + 30_000).toUTCString() });
           res.end();
           return;
+        case '/deep':
+          // Parsed, this answer would overflow JSON.stringify when the worker reports it.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('['.repeat(100_000) + ']'.repeat(100_000));
+          return;
         case '/slow':
           setTimeout(() => res.end('late'), 5000);
           return;
@@ -53,6 +58,17 @@ beforeEach(() => {
 });
 
 describe('URL tasks', () => {
+  it('a JSON answer nested deeper than 1000 levels fails the attempt with a reason instead of breaking the report', async () => {
+    await t.h.worker({ tasks: [parseTaskFlag(`deep=${base}/deep`), parseTaskFlag(`echo=${base}/echo`)] });
+    const lease = await t.h.lease('deep', ['a'], { batchId: 'b-deep' });
+    const [item] = await t.h.waitForItems(1, lease.leaseId);
+    expect(item).toMatchObject({ i: 0, outcome: 'failed', httpStatus: 200 });
+    expect(item.error).toMatch(/nested deeper than 1000 levels/);
+    // The worker is still healthy: the next lease runs.
+    const next = await t.h.lease('echo', ['b'], { batchId: 'b-deep-2' });
+    expect((await t.h.waitForItems(1, next.leaseId))[0]).toMatchObject({ outcome: 'succeeded', result: { got: 'b' } });
+  });
+
   it('POSTs the item itself as JSON with the Fanout headers and parses a JSON answer', async () => {
     await t.h.worker({ tasks: [parseTaskFlag(`echo=${base}/echo`), parseTaskFlag(`text=${base}/text`)] });
     const lease = await t.h.lease('echo', [{ name: 'apple' }, 'foo'], { batchId: 'b-url', first: 5, attempt: 3 });

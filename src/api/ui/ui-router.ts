@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { checkTransition, isFinalPhase, PHASES, type Phase } from '../../domain/batch-status.js';
 import { LabelSelectorError, parseLabelSelector } from '../../domain/label-selector.js';
@@ -12,6 +11,7 @@ import { listSchedules } from '../../store/schedules.js';
 import { authenticateApiKey, serverSecret } from '../../store/tenants.js';
 import { attemptsOf, listRecentDeliveries } from '../../store/webhook-deliveries.js';
 import { progressData, streamBatchEvents } from '../batch-events.js';
+import { boundedBody } from '../json-body.js';
 import { runBatchAction } from '../batches-router.js';
 import type { ApiDeps } from '../deps.js';
 import { resultLines } from '../items-router.js';
@@ -62,10 +62,18 @@ function allowed(action: PageAction, phase: string, failed: number): boolean {
   }
 }
 
+const DASHBOARD_FORM_BYTES = 16 * 1024;
+
 export function uiRouter(deps: ApiDeps) {
   const { store } = deps;
   const ui = new Hono<UiEnv>();
   const secret = serverSecret(store);
+  // A form holds a key, a page path or a button: far less than an API body, by the same reader.
+  const dashboardBody = boundedBody({
+    maxBytes: Math.min(DASHBOARD_FORM_BYTES, deps.config.limits.maxBodyBytes),
+    maxJsonDepth: deps.config.limits.maxJsonDepth,
+    tooLargeDetail: `a dashboard form is at most ${Math.min(DASHBOARD_FORM_BYTES, deps.config.limits.maxBodyBytes)} bytes`,
+  });
   const assets: Record<string, [string, string]> = {
     'dashboard.css': [asset('dashboard.css'), 'text/css; charset=utf-8'],
     'dashboard.js': [asset('dashboard.js'), 'text/javascript; charset=utf-8'],
@@ -87,7 +95,7 @@ export function uiRouter(deps: ApiDeps) {
     if (!isSameOrigin({ origin: c.req.header('origin'), secFetchSite: c.req.header('sec-fetch-site'), host: c.req.header('host') })) {
       throw problem(403, 'forbidden', 'Forbidden', 'cross-origin request refused: dashboard actions must come from the dashboard page itself (Origin or Sec-Fetch-Site must say same origin)');
     }
-    return bodyLimit({ maxSize: 16 * 1024, onError: () => { throw problem(413, 'too-large', 'Payload Too Large', 'a dashboard form is at most 16 KiB'); } })(c, next);
+    return dashboardBody(c, next);
   });
 
   ui.get('/assets/:name', (c) => {
