@@ -2,7 +2,8 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { parseTaskFlag, startWorker } from '../worker/index.js';
 import type { Flags } from './entrypoints.js';
 import { createLogger } from './logger.js';
-import { exitOnConfigError, onShutdown } from './startup.js';
+import { onShutdown } from './shutdown.js';
+import { exitOnConfigError } from './startup.js';
 
 /**
  * `fanout worker`: runs the registered tasks until stopped (SIGTERM hands back what has not
@@ -16,7 +17,7 @@ export async function runWorkerImpl(flags: Flags): Promise<void> {
     if (tasks.length === 0) throw new ConfigError('a worker needs at least one --task NAME=COMMAND|URL (or FANOUT_TASKS)');
     if (!config.redisUrl) throw new ConfigError('a worker needs --redis or REDIS_URL');
   });
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config);
   const worker = await startWorker({
     connection: config.redisUrl!,
     prefix: config.prefix,
@@ -31,9 +32,13 @@ export async function runWorkerImpl(flags: Flags): Promise<void> {
     apiToken: config.batchToken ?? config.apiKey,
   });
   let signalled = false;
-  onShutdown(() => {
-    signalled = true;
-    return worker.close();
+  onShutdown({
+    graceMs: config.shutdownGraceMs,
+    logger,
+    stop(ctx) {
+      signalled = true;
+      return worker.close(ctx);
+    },
   });
   try {
     await worker.done;

@@ -16,6 +16,7 @@ import { HaltCache } from './halt-cache.js';
 import { HaltWatch } from './halt-watch.js';
 import { runLease, type LeaseRunnerDeps } from './lease-runner.js';
 import { Semaphore } from './semaphore.js';
+import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../main/stop-context.js';
 import { startTaskRegistry } from './task-registry.js';
 import { assertTaskName, createTaskHandler, type TaskDefinition, type TaskHandler } from './tasks.js';
 
@@ -64,8 +65,13 @@ export interface WorkerOptions {
 
 export interface RunningWorker {
   readonly name: string;
-  /** Graceful stop: no new items start, running ones finish, the rest are reported `returned`. */
-  close(): Promise<void>;
+  /**
+   * Graceful stop: no new items start, running ones finish, the rest are reported `returned`.
+   * With a {@link StopContext}, running items may finish until its drain signal aborts; then they
+   * are cut and reported `returned` too when Redis is reachable, and left to their lease's expiry
+   * when it is not (said through `ctx.abandon`).
+   */
+  close(ctx?: StopContext): Promise<void>;
   /**
    * Resolves when the worker has stopped, by `close()` or by `exitWhenEmpty`. Rejects (after
    * stopping) when `exitWhenEmpty` cannot read the batch's status at all (401, 403).
@@ -76,6 +82,10 @@ export interface RunningWorker {
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_LEASE_MS = 30_000;
 export const DEFAULT_INLINE_RESULT_LIMIT = 256 * 1024;
+/** after the drain, how long cut items get to report `returned` */
+const CUT_REPORT_MS = 1000;
+/** how long BullMQ may take to close once no lease runs */
+const BULLMQ_CLOSE_MS = 2000;
 
 /** Starts a worker; resolves once it is registered and listening. */
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
@@ -91,6 +101,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const reportQueue = new Queue<Report>(REPORT_QUEUE, { connection: redis, prefix });
   reportQueue.on('error', () => {}); // the connection's own listener logs it
   let stopping = false;
+  const shutdownCut = new AbortController();
   const halts = new HaltCache(redis, prefix);
   const deps: LeaseRunnerDeps = {
     semaphore: new Semaphore(concurrency),
@@ -98,6 +109,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     haltWatch: new HaltWatch(halts, logger),
     reportQueue,
     isStopping: () => stopping,
+    shutdownCut: shutdownCut.signal,
     workerName: name,
     apiUrl: opts.apiUrl,
     inlineResultLimit: opts.inlineResultLimit ?? DEFAULT_INLINE_RESULT_LIMIT,
@@ -112,14 +124,27 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         throw error;
       });
   let activeLeases = 0;
+  const idleWaiters = new Set<() => void>();
   const track = async (run: () => Promise<void>): Promise<void> => {
     activeLeases++;
     try {
       await run();
     } finally {
       activeLeases--;
+      if (activeLeases === 0) for (const wake of idleWaiters) wake();
     }
   };
+  /** Resolves once no lease runs here (BullMQ's close also waits for that, but cannot be cut). */
+  const leasesEnded = (): Promise<void> =>
+    activeLeases === 0
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const wake = () => {
+            idleWaiters.delete(wake);
+            resolve();
+          };
+          idleWaiters.add(wake);
+        });
   const handlers = new Map(tasks.map((task) => [task.name, createTaskHandler(task)]));
   const consumers: Array<{ queue: string; label: string; processLease: (job: Job<LeaseJob>) => Promise<void> }> = opts.batchId
     ? [{ queue: batchWorkQueueName(opts.batchId), label: `batch ${opts.batchId}`, processLease: (job) => track(() => runBatchLease(job.data)) }]
@@ -174,16 +199,28 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   let doneWatch: { stop: () => void } | undefined;
   let fatal: BatchWatchError | undefined;
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
+  const close = (ctx: StopContext = unboundedStop()): Promise<void> =>
     (closing ??= (async () => {
       stopping = true;
-      logger.info('worker stopping: finishing running items');
+      logger.info({ runningItems: deps.semaphore.inUse }, 'worker stopping: finishing running items');
       doneWatch?.stop();
       registry?.stop();
-      // BullMQ's close waits for active lease jobs, which return their unstarted items
-      await Promise.all(listeners.map(({ worker }) => worker.close()));
-      await reportQueue.close();
-      await Promise.all([...listeners.map(({ connection }) => connection.quit()), redis.quit()]);
+      // Leases return their unstarted items at once; running items get until the drain is over.
+      if (!(await settledBefore(leasesEnded(), ctx.drain))) {
+        const runningItems = deps.semaphore.inUse;
+        shutdownCut.abort();
+        // Cut items report `returned`: give those reports a moment to reach Redis, if it is there.
+        const handedBack = redis.status === 'ready' && (await settledBefore(leasesEnded(), AbortSignal.timeout(CUT_REPORT_MS)));
+        // their leases expire and the items run again elsewhere (a lost report means the same)
+        if (!handedBack) ctx.abandon({ runningItems, unreportedLeases: activeLeases });
+        logger.warn({ runningItems, handedBack }, 'shutdown grace over: running items cut');
+      }
+      // A BullMQ close waits for Redis (QUIT queued behind offline commands): forced when it is down.
+      const redisUp = [redis, ...listeners.map((l) => l.connection)].every((c) => c.status === 'ready');
+      if (!redisUp) ctx.abandon({ redis: 'unreachable' });
+      const bullmqClosed = Promise.all([...listeners.map(({ worker }) => worker.close(!redisUp)), reportQueue.close()]);
+      await settledBefore(bullmqClosed, soonerOf(ctx.drain, BULLMQ_CLOSE_MS));
+      await Promise.all([...listeners.map(({ connection }) => closeRedis(connection)), closeRedis(redis)]);
       logger.info('worker stopped');
       if (fatal) rejectDone(fatal);
       else resolveDone();
