@@ -153,7 +153,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       await deliverer?.stop(ctx);
       await dispatcher?.stop(ctx);
       await settledBefore(side.close(), soonerOf(ctx.drain, 1000));
-      await closeRedis(redis);
+      if (!(await closeRedis(redis))) ctx.abandon({ redis: 'unreachable' });
       store.close();
     },
   };
