@@ -13,6 +13,16 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
   const logger = createLogger(config);
   let redisUrl = config.redisUrl;
   let localRedis: Awaited<ReturnType<typeof startLocalRedis>> | undefined;
+  let service: Awaited<ReturnType<typeof startService>> | undefined;
+  // Before anything is announced: a SIGTERM right after "listening on" must find the handler.
+  onShutdown({
+    graceMs: config.shutdownGraceMs,
+    logger,
+    async stop(ctx) {
+      await service?.close(ctx);
+      await localRedis?.stop();
+    },
+  });
   if (!redisUrl) {
     if (role !== 'up') exitOnConfigError(() => { throw Object.assign(new Error(`fanout ${role} needs --redis or REDIS_URL`), { name: 'TaskFlagError' }); });
     try {
@@ -23,7 +33,7 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
     }
     redisUrl = localRedis.url;
   }
-  const service = await startService({
+  service = await startService({
     config,
     redisUrl,
     logger,
@@ -36,13 +46,5 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
   if (service.url && !config.apiKey && !hasAnyApiKey(service.store)) {
     process.stderr.write('fanout: no API key exists yet, so no client can authenticate: restart with FANOUT_API_KEY=<a secret of your choice>\n');
   }
-  onShutdown({
-    graceMs: config.shutdownGraceMs,
-    logger,
-    async stop(ctx) {
-      await service.close(ctx);
-      await localRedis?.stop();
-    },
-  });
   await new Promise(() => {});
 }

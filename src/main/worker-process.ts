@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from '../config/config.js';
-import { parseTaskFlag, startWorker } from '../worker/index.js';
+import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
 import type { Flags } from './entrypoints.js';
 import { createLogger } from './logger.js';
 import { onShutdown } from './shutdown.js';
@@ -18,7 +18,18 @@ export async function runWorkerImpl(flags: Flags): Promise<void> {
     if (!config.redisUrl) throw new ConfigError('a worker needs --redis or REDIS_URL');
   });
   const logger = createLogger(config);
-  const worker = await startWorker({
+  let signalled = false;
+  let worker: RunningWorker | undefined;
+  // Before "worker started" is logged: a SIGTERM right after it must find the handler.
+  onShutdown({
+    graceMs: config.shutdownGraceMs,
+    logger,
+    async stop(ctx) {
+      signalled = true;
+      await worker?.close(ctx);
+    },
+  });
+  worker = await startWorker({
     connection: config.redisUrl!,
     prefix: config.prefix,
     tasks,
@@ -30,15 +41,6 @@ export async function runWorkerImpl(flags: Flags): Promise<void> {
     batchId: config.batchId,
     exitWhenEmpty: config.exitWhenEmpty,
     apiToken: config.batchToken ?? config.apiKey,
-  });
-  let signalled = false;
-  onShutdown({
-    graceMs: config.shutdownGraceMs,
-    logger,
-    stop(ctx) {
-      signalled = true;
-      return worker.close(ctx);
-    },
   });
   try {
     await worker.done;
