@@ -71,6 +71,28 @@ describe('faults: bounded shutdown', () => {
     for (const item of all) expect(item.attempts.map((a: any) => a.outcome)).toEqual(['succeeded']);
   });
 
+  it('SIGTERM to a worker whose items outlast the grace (Redis up): they are cut and handed back, no attempt spent', { timeout: 180_000 }, async () => {
+    c = newCluster(redis.url);
+    await c.up(['--task', 'other=true'], env);
+    const slow = await c.worker(['work=sleep 60'], env);
+    const items = Array.from({ length: 3 }, (_, i) => `item-${i}`);
+    const batch = await c.client.createBatch({ task: 'work', items, parallelism: 3, retry: { backoffLimitPerItem: 0 } });
+    await waitUntil('all items running', async () => (await c.client.getBatch(batch.id)).status.counts.running === 3, 60_000, 50);
+
+    const { code, ms, last } = await sigterm(slow);
+    expect(ms).toBeLessThan(GRACE_S * 1000 + MARGIN_MS);
+    expect(code).toBe(0);
+    // cut and reported `returned`: nothing left behind
+    expect(last.abandoned).toEqual({});
+    expect(slow.output()).toMatch(/"runningItems":3,"handedBack":true,"msg":"shutdown grace over: running items cut"/);
+
+    await c.worker(['work=cat'], env);
+    const done = await c.client.waitForPhase(batch.id, undefined, 120_000);
+    expect(done.status.phase).toBe('Succeeded');
+    // backoffLimitPerItem 0: a cut counted as a failed attempt would have failed the batch
+    await expectAllSucceededOnce(c.client, batch.id, items);
+  });
+
   it('SIGTERM to fanout api, dispatcher and worker while Redis is stopped: each is gone within the grace', { timeout: 180_000 }, async () => {
     c = newCluster(redis.url);
     const procs = [await c.api(env), await c.dispatcher(env), await c.worker([TASK[1]], env)];
