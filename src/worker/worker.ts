@@ -16,7 +16,8 @@ import { HaltCache } from './halt-cache.js';
 import { HaltWatch } from './halt-watch.js';
 import { runLease, type LeaseRunnerDeps } from './lease-runner.js';
 import { Semaphore } from './semaphore.js';
-import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../main/stop-context.js';
+import { unboundedStop, type StopContext } from '../main/stop-context.js';
+import { LeaseTracker, stopWorkerParts } from './worker-stop.js';
 import { startTaskRegistry } from './task-registry.js';
 import { assertTaskName, createTaskHandler, type TaskDefinition, type TaskHandler } from './tasks.js';
 
@@ -82,10 +83,6 @@ export interface RunningWorker {
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_LEASE_MS = 30_000;
 export const DEFAULT_INLINE_RESULT_LIMIT = 256 * 1024;
-/** after the drain, how long cut items get to report `returned` */
-const CUT_REPORT_MS = 1000;
-/** how long BullMQ may take to close once no lease runs */
-const BULLMQ_CLOSE_MS = 2000;
 
 /** Starts a worker; resolves once it is registered and listening. */
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
@@ -123,36 +120,15 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         redis.disconnect();
         throw error;
       });
-  let activeLeases = 0;
-  const idleWaiters = new Set<() => void>();
-  const track = async (run: () => Promise<void>): Promise<void> => {
-    activeLeases++;
-    try {
-      await run();
-    } finally {
-      activeLeases--;
-      if (activeLeases === 0) for (const wake of idleWaiters) wake();
-    }
-  };
-  /** Resolves once no lease runs here (BullMQ's close also waits for that, but cannot be cut). */
-  const leasesEnded = (): Promise<void> =>
-    activeLeases === 0
-      ? Promise.resolve()
-      : new Promise((resolve) => {
-          const wake = () => {
-            idleWaiters.delete(wake);
-            resolve();
-          };
-          idleWaiters.add(wake);
-        });
+  const leases = new LeaseTracker();
   const handlers = new Map(tasks.map((task) => [task.name, createTaskHandler(task)]));
   const consumers: Array<{ queue: string; label: string; processLease: (job: Job<LeaseJob>) => Promise<void> }> = opts.batchId
-    ? [{ queue: batchWorkQueueName(opts.batchId), label: `batch ${opts.batchId}`, processLease: (job) => track(() => runBatchLease(job.data)) }]
+    ? [{ queue: batchWorkQueueName(opts.batchId), label: `batch ${opts.batchId}`, processLease: (job) => leases.track(() => runBatchLease(job.data)) }]
     : tasks.map((task) => ({
         queue: workQueueName(task.name),
         label: task.name,
         processLease: (job: Job<LeaseJob>) =>
-          track(async () => {
+          leases.track(async () => {
             if (job.data.task !== task.name) {
               logger.warn({ leaseId: job.data.leaseId, task: job.data.task, queue: task.name }, 'lease names another task than its queue; running the queue task');
             }
@@ -205,22 +181,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       logger.info({ runningItems: deps.semaphore.inUse }, 'worker stopping: finishing running items');
       doneWatch?.stop();
       registry?.stop();
-      // Leases return their unstarted items at once; running items get until the drain is over.
-      if (!(await settledBefore(leasesEnded(), ctx.drain))) {
-        const runningItems = deps.semaphore.inUse;
-        shutdownCut.abort();
-        // Cut items report `returned`: give those reports a moment to reach Redis, if it is there.
-        const handedBack = redis.status === 'ready' && (await settledBefore(leasesEnded(), AbortSignal.timeout(CUT_REPORT_MS)));
-        // their leases expire and the items run again elsewhere (a lost report means the same)
-        if (!handedBack) ctx.abandon({ runningItems, unreportedLeases: activeLeases });
-        logger.warn({ runningItems, handedBack }, 'shutdown grace over: running items cut');
-      }
-      // A BullMQ close waits for Redis (QUIT queued behind offline commands): forced when it is down.
-      const redisUp = [redis, ...listeners.map((l) => l.connection)].every((c) => c.status === 'ready');
-      if (!redisUp) ctx.abandon({ redis: 'unreachable' });
-      const bullmqClosed = Promise.all([...listeners.map(({ worker }) => worker.close(!redisUp)), reportQueue.close()]);
-      await settledBefore(bullmqClosed, soonerOf(ctx.drain, BULLMQ_CLOSE_MS));
-      await Promise.all([...listeners.map(({ connection }) => closeRedis(connection)), closeRedis(redis)]);
+      await stopWorkerParts({ leases, semaphore: deps.semaphore, shutdownCut, redis, reportQueue, listeners, logger }, ctx);
       logger.info('worker stopped');
       if (fatal) rejectDone(fatal);
       else resolveDone();
@@ -230,7 +191,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     doneWatch = watchBatchDone({
       ...watchDone,
       intervalMs: opts.donePollMs,
-      isBusy: () => activeLeases > 0,
+      isBusy: () => leases.running > 0,
       onDone: (why) => {
         logger.info({ batchId: watchDone.batchId, why }, 'batch done: exiting');
         void close();

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectAllSucceededOnce, newCluster, waitUntil, type Cluster } from '../helpers/cluster.js';
+import { expectAllSucceededOnce, newCluster, scratchFiles, waitUntil, type Cluster } from '../helpers/cluster.js';
 import type { FanoutProcess } from '../helpers/processes.js';
 import { startTestRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -74,10 +74,10 @@ describe('faults: bounded shutdown', () => {
   it('SIGTERM to a worker whose items outlast the grace (Redis up): they are cut and handed back, no attempt spent', { timeout: 180_000 }, async () => {
     c = newCluster(redis.url);
     await c.up(['--task', 'other=true'], env);
-    const slow = await c.worker(['work=sleep 60'], env);
+    const slow = await c.worker(['work=touch "$SCRATCH/started.$FANOUT_ITEM_INDEX"; sleep 60'], env);
     const items = Array.from({ length: 3 }, (_, i) => `item-${i}`);
     const batch = await c.client.createBatch({ task: 'work', items, parallelism: 3, retry: { backoffLimitPerItem: 0 } });
-    await waitUntil('all items running', async () => (await c.client.getBatch(batch.id)).status.counts.running === 3, 60_000, 50);
+    await waitUntil('all items started on the worker', () => scratchFiles(c, 'started.').length === 3, 60_000, 50);
 
     const { code, ms, last } = await sigterm(slow);
     expect(ms).toBeLessThan(GRACE_S * 1000 + MARGIN_MS);
