@@ -109,28 +109,31 @@ describe('faults: bounded shutdown', () => {
     }
   });
 
-  it('SIGTERM while another connection holds the database write lock past the grace: gone in time, the batch completes exactly once later', { timeout: 180_000 }, async () => {
+  it('SIGTERM while another connection holds the database write lock past the grace, items still running: gone in time, the batch completes exactly once later', { timeout: 180_000 }, async () => {
     c = newCluster(redis.url);
-    const up = await c.up(TASK, env);
-    const items = Array.from({ length: 12 }, (_, i) => `item-${i}`);
-    const batch = await c.client.createBatch({ task: 'work', items, parallelism: 4 });
-    await waitUntil('items running', async () => (await c.client.getBatch(batch.id)).status.counts.running >= 1, 60_000, 50);
+    const up = await c.up(['--task', 'work=touch "$SCRATCH/started.$FANOUT_ITEM_INDEX"; sleep 30; cat'], env);
+    const items = Array.from({ length: 6 }, (_, i) => `item-${i}`);
+    const batch = await c.client.createBatch({ task: 'work', items, parallelism: 3, retry: { backoffLimitPerItem: 0 } });
+    await waitUntil('items started', () => scratchFiles(c, 'started.').length === 3, 60_000, 50);
 
     const db = new Database(path.join(c.dataDir, 'fanout.db'));
     db.exec('BEGIN EXCLUSIVE');
-    let code: number | null;
-    let ms: number;
+    let stop: Awaited<ReturnType<typeof sigterm>>;
     try {
-      ({ code, ms } = await sigterm(up));
+      // the dispatcher is now stuck in statements that wait for the lock
+      await sleep(1500);
+      stop = await sigterm(up);
     } finally {
       db.exec('ROLLBACK');
       db.close();
     }
     // the hard deadline may fire late by one blocked statement, never later
-    expect(ms).toBeLessThan(GRACE_S * 1000 + BUSY_TIMEOUT_MS + MARGIN_MS);
-    expect([0, 1]).toContain(code);
+    expect(stop.ms).toBeLessThan(GRACE_S * 1000 + BUSY_TIMEOUT_MS + MARGIN_MS);
+    expect([0, 1]).toContain(stop.code);
+    // the cut items were handed back through Redis, which is up
+    expect(up.output()).toMatch(/"runningItems":3,"handedBack":true/);
 
-    await c.up(TASK, env);
+    await c.up(['--task', 'work=cat'], env);
     const done = await c.client.waitForPhase(batch.id, undefined, 120_000);
     expect(done.status.phase).toBe('Succeeded');
     await expectAllSucceededOnce(c.client, batch.id, items);
