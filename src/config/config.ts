@@ -149,6 +149,15 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   if (exitWhenEmpty && !batchId) {
     throw new ConfigError('--exit-when-empty needs --batch ID (or FANOUT_BATCH_ID): only a worker of one batch can tell when its work is done');
   }
+  const events = {
+    pollMs: integer(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10),
+    heartbeatMs: integer(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10),
+  };
+  const http = httpTimeouts(env);
+  // an event stream is silent between heartbeats: the idle timeout would cut every one
+  if (events.heartbeatMs >= http.idleTimeoutMs) {
+    throw new ConfigError(`FANOUT_EVENTS_HEARTBEAT_MS (${events.heartbeatMs}) must be shorter than FANOUT_HTTP_IDLE_TIMEOUT_SECONDS (${http.idleTimeoutMs / 1000} s)`);
+  }
   if (exitWhenEmpty && !batchToken && !apiKey) {
     throw new ConfigError('--exit-when-empty needs FANOUT_TOKEN (the batch token) or an API key to read the batch status');
   }
@@ -180,11 +189,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     batchToken,
     kubernetes: kubernetesConfig(flags, env),
     webhooks: webhookConfig(flags, env),
-    events: {
-      pollMs: integer(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10),
-      heartbeatMs: integer(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10),
-    },
-    http: httpTimeouts(env),
+    events,
+    http,
     shutdownGraceMs: shutdownGraceMs(env),
     logFormat: logFormat(env),
     inContainer: Boolean(env.KUBERNETES_SERVICE_HOST || env.container),

@@ -123,7 +123,7 @@ describe('a large upload that keeps sending', () => {
     svc = await startTestService({
       redisUrl: inject('redisUrl'),
       tasks: ['echo=cat'],
-      env: { FANOUT_HTTP_HEADERS_TIMEOUT_SECONDS: '1', FANOUT_HTTP_REQUEST_TIMEOUT_SECONDS: '30', FANOUT_HTTP_IDLE_TIMEOUT_SECONDS: '1' },
+      env: { FANOUT_HTTP_HEADERS_TIMEOUT_SECONDS: '1', FANOUT_HTTP_REQUEST_TIMEOUT_SECONDS: '30', FANOUT_HTTP_IDLE_TIMEOUT_SECONDS: '1', FANOUT_EVENTS_HEARTBEAT_MS: '500' },
     });
   });
   afterAll(async () => svc?.close());

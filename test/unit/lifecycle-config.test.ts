@@ -15,7 +15,7 @@ describe('lifecycle configuration: HTTP timeouts, shutdown grace, log format', (
     [{ FANOUT_HTTP_HEADERS_TIMEOUT_SECONDS: '3' }, (c) => c.http.headersTimeoutMs, 3000],
     [{ FANOUT_HTTP_REQUEST_TIMEOUT_SECONDS: '0' }, (c) => c.http.requestTimeoutMs, 0],
     [{ FANOUT_HTTP_REQUEST_TIMEOUT_SECONDS: '0', FANOUT_HTTP_HEADERS_TIMEOUT_SECONDS: '30' }, (c) => c.http.headersTimeoutMs, 30_000],
-    [{ FANOUT_HTTP_IDLE_TIMEOUT_SECONDS: '5' }, (c) => c.http.idleTimeoutMs, 5000],
+    [{ FANOUT_HTTP_IDLE_TIMEOUT_SECONDS: '5', FANOUT_EVENTS_HEARTBEAT_MS: '4000' }, (c) => c.http.idleTimeoutMs, 5000],
     [{ FANOUT_SHUTDOWN_GRACE_SECONDS: '45' }, (c) => c.shutdownGraceMs, 45_000],
     [{ FANOUT_LOG_FORMAT: 'pretty' }, (c) => c.logFormat, 'pretty'],
     [{ FANOUT_LOG_FORMAT: 'json' }, (c) => c.logFormat, 'json'],
@@ -32,6 +32,7 @@ describe('lifecycle configuration: HTTP timeouts, shutdown grace, log format', (
     [{ FANOUT_HTTP_IDLE_TIMEOUT_SECONDS: 'soon' }, /FANOUT_HTTP_IDLE_TIMEOUT_SECONDS/],
     [{ FANOUT_SHUTDOWN_GRACE_SECONDS: '0' }, /FANOUT_SHUTDOWN_GRACE_SECONDS must be an integer >= 1/],
     [{ FANOUT_LOG_FORMAT: 'yaml' }, /FANOUT_LOG_FORMAT must be json or pretty, got "yaml"/],
+    [{ FANOUT_HTTP_IDLE_TIMEOUT_SECONDS: '10', FANOUT_EVENTS_HEARTBEAT_MS: '10000' }, /FANOUT_EVENTS_HEARTBEAT_MS \(10000\) must be shorter than FANOUT_HTTP_IDLE_TIMEOUT_SECONDS \(10 s\)/],
   ])('bad %j stops start-up with one line', (env, message) => {
     expect(() => loadConfig({}, env)).toThrow(ConfigError);
     expect(() => loadConfig({}, env)).toThrow(message);
