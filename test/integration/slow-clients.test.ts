@@ -162,4 +162,28 @@ describe('a large upload that keeps sending', () => {
     const done = await svc.client.waitForPhase(batch.id);
     expect(done.status.counts.succeeded).toBe(30);
   });
+
+  it('a large result download read slowly outlives the headers and idle timeouts', { timeout: 120_000 }, async () => {
+    // 12 MiB of results: more than loopback socket buffers hold, so the server writes as the client reads
+    const big = 'x'.repeat(120 * 1024);
+    const lines = ['{"task":"echo","parallelism":8}', ...Array.from({ length: 100 }, () => JSON.stringify(big))];
+    const res = await svc.client.request('POST', '/v1/batches', lines.join('\n') + '\n', { 'content-type': 'application/x-ndjson' });
+    expect(res.status).toBe(202);
+    const batch = await res.json();
+    expect((await svc.client.waitForPhase(batch.id, undefined, 90_000)).status.counts.succeeded).toBe(100);
+
+    const download = await svc.client.request('GET', `/v1/batches/${batch.id}/results`);
+    const reader = download.body!.getReader();
+    const started = Date.now();
+    let bytes = 0;
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      bytes += chunk.value.length;
+      // about 2 MiB a second, with pauses shorter than the idle timeout
+      await new Promise((r) => setTimeout(r, Math.round(chunk.value.length / 2048)));
+    }
+    expect(bytes).toBeGreaterThan(100 * big.length);
+    expect(Date.now() - started).toBeGreaterThan(2000);
+  });
 });
