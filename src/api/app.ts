@@ -1,6 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { requestId } from 'hono/request-id';
+import { clientWentAway } from '../domain/client-abort.js';
 import YAML from 'yaml';
 import { authenticateApiKey } from '../store/tenants.js';
 import { batchesRouter, isNdjson } from './batches-router.js';
@@ -82,6 +83,11 @@ export function createApp(base: AppDeps) {
   app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));
   app.notFound((c) => respondProblem(c, problem(404, 'not-found', 'Not Found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
+    if (clientWentAway(err, c.req.raw.signal.aborted)) {
+      deps.logger.debug({ requestId: c.get('requestId'), method: c.req.method, path: c.req.path, err: err.message }, 'client went away before the request was read');
+      // nobody is listening; the connection is already closed
+      return c.body(null, 400);
+    }
     const p = toProblem(err);
     if (p.problem.status >= 500) deps.logger.error({ err, requestId: c.get('requestId') }, 'request failed');
     return respondProblem(c, p);

@@ -41,6 +41,23 @@ export interface Config {
   webhooks: WebhookConfig;
   /** GET /v1/batches/{id}/events: how often a stream reads the batch row, and its heartbeat */
   events: { pollMs: number; heartbeatMs: number };
+  /** how long slow or silent clients may hold a connection */
+  http: HttpTimeouts;
+  /** after SIGTERM/SIGINT the process is gone within this long, whatever its dependencies do */
+  shutdownGraceMs: number;
+  /** FANOUT_LOG_FORMAT: unset lets the process choose (pretty on a terminal, JSON otherwise) */
+  logFormat?: 'json' | 'pretty';
+  /** in a Kubernetes pod or a container that announces itself (`container=…`, as podman and systemd-nspawn set) */
+  inContainer: boolean;
+}
+
+export interface HttpTimeouts {
+  /** the request line and headers must arrive within this long (Node's headersTimeout) */
+  headersTimeoutMs: number;
+  /** the whole request, body included, must arrive within this long; 0: no limit (Node's requestTimeout) */
+  requestTimeoutMs: number;
+  /** a connection with no bytes in either direction for this long is closed */
+  idleTimeoutMs: number;
 }
 
 export interface WebhookConfig {
@@ -128,7 +145,6 @@ function timerMs(value: string | undefined, name: string, fallbackMs: number, mi
   return ms;
 }
 
-
 function jsonDepth(value: string | undefined): number {
   const depth = integer(value, 'FANOUT_MAX_JSON_DEPTH', 64, 1);
   if (depth > JSON_DEPTH_CEILING) throw new ConfigError(`FANOUT_MAX_JSON_DEPTH must be at most ${JSON_DEPTH_CEILING}, got ${depth}`);
@@ -154,6 +170,15 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   const batchToken = pick(flags, 'token', env, 'FANOUT_TOKEN');
   if (exitWhenEmpty && !batchId) {
     throw new ConfigError('--exit-when-empty needs --batch ID (or FANOUT_BATCH_ID): only a worker of one batch can tell when its work is done');
+  }
+  const events = {
+    pollMs: timerMs(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10, 1),
+    heartbeatMs: timerMs(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10, 1),
+  };
+  const http = httpTimeouts(env);
+  // an event stream is silent between heartbeats: the idle timeout would cut every one
+  if (events.heartbeatMs >= http.idleTimeoutMs) {
+    throw new ConfigError(`FANOUT_EVENTS_HEARTBEAT_MS (${events.heartbeatMs}) must be shorter than FANOUT_HTTP_IDLE_TIMEOUT_SECONDS (${http.idleTimeoutMs / 1000} s)`);
   }
   if (exitWhenEmpty && !batchToken && !apiKey) {
     throw new ConfigError('--exit-when-empty needs FANOUT_TOKEN (the batch token) or an API key to read the batch status');
@@ -187,11 +212,36 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     batchToken,
     kubernetes: kubernetesConfig(flags, env),
     webhooks: webhookConfig(flags, env),
-    events: {
-      pollMs: timerMs(env.FANOUT_EVENTS_POLL_MS, 'FANOUT_EVENTS_POLL_MS', 250, 10, 1),
-      heartbeatMs: timerMs(env.FANOUT_EVENTS_HEARTBEAT_MS, 'FANOUT_EVENTS_HEARTBEAT_MS', 15_000, 10, 1),
-    },
+    events,
+    http,
+    shutdownGraceMs: shutdownGraceMs(env),
+    logFormat: logFormat(env),
+    inContainer: Boolean(env.KUBERNETES_SERVICE_HOST || env.container),
   };
+}
+
+/** FANOUT_HTTP_*_TIMEOUT_SECONDS: slow clients are cut, long streams that keep moving are not. */
+function httpTimeouts(env: Env): HttpTimeouts {
+  const headersTimeoutMs = timerMs(env.FANOUT_HTTP_HEADERS_TIMEOUT_SECONDS, 'FANOUT_HTTP_HEADERS_TIMEOUT_SECONDS', 10_000, 1000, 1000);
+  const requestTimeoutMs = timerMs(env.FANOUT_HTTP_REQUEST_TIMEOUT_SECONDS, 'FANOUT_HTTP_REQUEST_TIMEOUT_SECONDS', 300_000, 0, 1000);
+  const idleTimeoutMs = timerMs(env.FANOUT_HTTP_IDLE_TIMEOUT_SECONDS, 'FANOUT_HTTP_IDLE_TIMEOUT_SECONDS', 60_000, 1000, 1000);
+  // Node refuses a headers timeout longer than the request timeout it belongs to.
+  if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`FANOUT_HTTP_HEADERS_TIMEOUT_SECONDS (${headersTimeoutMs / 1000}) must not exceed FANOUT_HTTP_REQUEST_TIMEOUT_SECONDS (${requestTimeoutMs / 1000})`);
+  }
+  return { headersTimeoutMs, requestTimeoutMs, idleTimeoutMs };
+}
+
+/** Default 20 s: inside Kubernetes' 30 s terminationGracePeriodSeconds with room for a blocked SQLite statement. */
+function shutdownGraceMs(env: Env): number {
+  return timerMs(env.FANOUT_SHUTDOWN_GRACE_SECONDS, 'FANOUT_SHUTDOWN_GRACE_SECONDS', 20_000, 1000, 1000);
+}
+
+function logFormat(env: Env): 'json' | 'pretty' | undefined {
+  const value = env.FANOUT_LOG_FORMAT;
+  if (value === undefined || value === '') return undefined;
+  if (value !== 'json' && value !== 'pretty') throw new ConfigError(`FANOUT_LOG_FORMAT must be json or pretty, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** FANOUT_WEBHOOK_*: the SSRF allowlist, the attempt timeout, the retry schedule, the rotation overlap. */

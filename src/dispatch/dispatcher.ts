@@ -14,6 +14,7 @@ import { LeaseRecovery } from './lease-recovery.js';
 import { deadlineAt, planRelease } from './planner.js';
 import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
+import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../main/stop-context.js';
 import type { KubernetesConfig } from '../config/config.js';
 import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
 import type { BlobStore } from '../blobs/blob-store.js';
@@ -31,6 +32,9 @@ import { Scheduler } from './scheduler.js';
 
 /** Longest single timer; see wakeAt. */
 const MAX_WAKE_MS = 3_600_000;
+
+/** how long BullMQ may take to close its report worker and queues at shutdown */
+const BULLMQ_CLOSE_MS = 2000;
 
 /** BullMQ's largest job priority (2^21). */
 const MAX_PRIORITY = 2_097_152;
@@ -151,16 +155,23 @@ export class Dispatcher {
     if (!this.pumping) void this.pump();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops reconciling at once (the store stays the truth; the next dispatcher converges again).
+   * The report worker's BullMQ close is forced when Redis is down: a graceful one would wait for
+   * a reconnection, and nothing it holds is lost (a report taken and not acknowledged is taken
+   * again once its lock lapses).
+   */
+  async stop(ctx: StopContext = unboundedStop()): Promise<void> {
     this.stopped = true;
     this.scheduler?.stop();
     for (const t of this.intervals) clearInterval(t);
     for (const t of this.timers.values()) clearTimeout(t);
-    await this.kubernetes?.stop();
-    await this.reportWorker?.close();
-    this.reportConnection?.disconnect();
-    await this.side?.close();
-    this.redis?.disconnect();
+    await settledBefore(this.kubernetes?.stop() ?? Promise.resolve(), ctx.drain);
+    const redisUp = this.redis?.status === 'ready' && this.reportConnection?.status === 'ready';
+    if (!redisUp) ctx.abandon({ redis: 'unreachable' });
+    const closing = Promise.all([this.reportWorker?.close(!redisUp), this.side?.close()]);
+    await settledBefore(closing, soonerOf(ctx.drain, BULLMQ_CLOSE_MS));
+    await Promise.all([closeRedis(this.reportConnection), closeRedis(this.redis)]);
   }
 
   private async pump(): Promise<void> {

@@ -4,14 +4,25 @@ import { startLocalRedis } from './local-redis.js';
 import { createLogger } from './logger.js';
 import { EXAMPLE_TASKS, startService } from './service.js';
 import { hasAnyApiKey } from '../store/tenants.js';
-import { exitOnConfigError, onShutdown } from './startup.js';
+import { onShutdown } from './shutdown.js';
+import { exitOnConfigError } from './startup.js';
 
 /** `fanout up | api | dispatcher`. Only `up` starts a local redis-server when REDIS_URL is unset. */
 export async function runServerImpl(role: ServerRole, flags: Flags): Promise<void> {
   const config = exitOnConfigError(() => loadConfig(flags));
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config);
   let redisUrl = config.redisUrl;
   let localRedis: Awaited<ReturnType<typeof startLocalRedis>> | undefined;
+  let service: Awaited<ReturnType<typeof startService>> | undefined;
+  // Before anything is announced: a SIGTERM right after "listening on" must find the handler.
+  onShutdown({
+    graceMs: config.shutdownGraceMs,
+    logger,
+    async stop(ctx) {
+      await service?.close(ctx);
+      await localRedis?.stop();
+    },
+  });
   if (!redisUrl) {
     if (role !== 'up') exitOnConfigError(() => { throw Object.assign(new Error(`fanout ${role} needs --redis or REDIS_URL`), { name: 'TaskFlagError' }); });
     try {
@@ -22,7 +33,7 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
     }
     redisUrl = localRedis.url;
   }
-  const service = await startService({
+  service = await startService({
     config,
     redisUrl,
     logger,
@@ -35,9 +46,5 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
   if (service.url && !config.apiKey && !hasAnyApiKey(service.store)) {
     process.stderr.write('fanout: no API key exists yet, so no client can authenticate: restart with FANOUT_API_KEY=<a secret of your choice>\n');
   }
-  onShutdown(async () => {
-    await service.close();
-    await localRedis?.stop();
-  });
   await new Promise(() => {});
 }

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app.js';
@@ -18,6 +17,9 @@ import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.
 import { Metrics } from './metrics.js';
 import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
+import type { Server as HttpServer } from 'node:http';
+import { closeHttpServer, listen } from './http-server.js';
+import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from './stop-context.js';
 
 /**
  * Builds and starts the parts of Fanout one process runs: the API (HTTP on host:port), the
@@ -39,7 +41,8 @@ export interface Service {
   store: StoreHandle;
   url: string | null;
   dispatcher: Dispatcher | null;
-  close(): Promise<void>;
+  /** Stops every part within `ctx`'s drain time (unbounded without one); see docs/operations.md "Stopping". */
+  close(ctx?: StopContext): Promise<void>;
 }
 
 /** Tasks `fanout up` registers when none are given, so the README's example runs at once. */
@@ -70,7 +73,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   });
 
   let dispatcher: Dispatcher | null = null;
-  let server: ServerType | null = null;
+  let server: HttpServer | null = null;
   let url: string | null = null;
   let stopBlobSweeps = () => {};
   if (o.api) {
@@ -112,9 +115,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
         return { store: storeOk, redis: redisOk };
       },
     });
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
-    });
+    server = await listen(app.fetch, config.host, config.port, config.http);
     const port = (server.address() as AddressInfo).port;
     url = `http://${config.host}:${port}`;
   }
@@ -151,17 +152,15 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     store,
     url,
     dispatcher,
-    async close() {
+    async close(ctx: StopContext = unboundedStop()) {
       stopBlobSweeps();
-      await Promise.all(workers.map((w) => w.close()));
-      if (server) {
-        const s = server;
-        await new Promise<void>((resolve) => s.close(() => resolve()));
-      }
-      await deliverer?.stop();
-      await dispatcher?.stop();
-      await side.close();
-      redis.disconnect();
+      // Workers first: while they drain, the API still takes their large results.
+      await Promise.all(workers.map((w) => w.close(ctx)));
+      if (server) await closeHttpServer(server, ctx);
+      await deliverer?.stop(ctx);
+      await dispatcher?.stop(ctx);
+      await settledBefore(side.close(), soonerOf(ctx.drain, 1000));
+      if (!(await closeRedis(redis))) ctx.abandon({ redis: 'unreachable' });
       store.close();
     },
   };

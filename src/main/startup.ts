@@ -12,17 +12,3 @@ export function exitOnConfigError<T>(fn: () => T): T {
     throw err;
   }
 }
-
-/** Runs `stop` once on SIGINT/SIGTERM, then exits. */
-export function onShutdown(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    stop()
-      .catch((err) => process.stderr.write(`fanout: error while stopping: ${(err as Error).message}\n`))
-      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 0));
-  };
-  process.on('SIGINT', () => handler('SIGINT'));
-  process.on('SIGTERM', () => handler('SIGTERM'));
-}

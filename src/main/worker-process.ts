@@ -1,8 +1,9 @@
 import { ConfigError, loadConfig } from '../config/config.js';
-import { parseTaskFlag, startWorker } from '../worker/index.js';
+import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
 import type { Flags } from './entrypoints.js';
 import { createLogger } from './logger.js';
-import { exitOnConfigError, onShutdown } from './startup.js';
+import { onShutdown } from './shutdown.js';
+import { exitOnConfigError } from './startup.js';
 
 /**
  * `fanout worker`: runs the registered tasks until stopped (SIGTERM hands back what has not
@@ -16,8 +17,19 @@ export async function runWorkerImpl(flags: Flags): Promise<void> {
     if (tasks.length === 0) throw new ConfigError('a worker needs at least one --task NAME=COMMAND|URL (or FANOUT_TASKS)');
     if (!config.redisUrl) throw new ConfigError('a worker needs --redis or REDIS_URL');
   });
-  const logger = createLogger(config.logLevel);
-  const worker = await startWorker({
+  const logger = createLogger(config);
+  let signalled = false;
+  let worker: RunningWorker | undefined;
+  // Before "worker started" is logged: a SIGTERM right after it must find the handler.
+  onShutdown({
+    graceMs: config.shutdownGraceMs,
+    logger,
+    async stop(ctx) {
+      signalled = true;
+      await worker?.close(ctx);
+    },
+  });
+  worker = await startWorker({
     connection: config.redisUrl!,
     prefix: config.prefix,
     tasks,
@@ -29,11 +41,6 @@ export async function runWorkerImpl(flags: Flags): Promise<void> {
     batchId: config.batchId,
     exitWhenEmpty: config.exitWhenEmpty,
     apiToken: config.batchToken ?? config.apiKey,
-  });
-  let signalled = false;
-  onShutdown(() => {
-    signalled = true;
-    return worker.close();
   });
   try {
     await worker.done;

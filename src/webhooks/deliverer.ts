@@ -6,6 +6,7 @@ import { nextRetryDelay } from '../domain/webhooks.js';
 import type { StoreHandle } from '../store/db.js';
 import { abandonDelivery, getDeliveryById, recordAttempt, takeDueDeliveries, type AttemptOutcome } from '../store/webhook-deliveries.js';
 import { batchWebhookSecret, disableEndpoint, getEndpointById, signingSecrets } from '../store/webhook-endpoints.js';
+import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../main/stop-context.js';
 import { sendWebhook } from './send.js';
 import { signedHeaders } from './signer.js';
 
@@ -19,6 +20,9 @@ import { signedHeaders } from './signer.js';
  */
 
 export const WEBHOOK_QUEUE = 'fanout-webhooks';
+
+/** how long BullMQ may take to close at shutdown (a delivery in flight is retried later) */
+const BULLMQ_CLOSE_MS = 2000;
 
 export interface DelivererOptions {
   store: StoreHandle;
@@ -66,12 +70,18 @@ export class WebhookDeliverer {
     void this.poll();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops enqueueing and delivering. Forced when Redis is down (a graceful BullMQ close would wait
+   * for it); a delivery cut mid-attempt is taken again once its job's lock lapses.
+   */
+  async stop(ctx: StopContext = unboundedStop()): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.worker?.close();
-    await this.queue?.close();
-    for (const c of this.connections) c.disconnect();
+    const redisUp = this.connections.every((c) => c.status === 'ready');
+    if (!redisUp) ctx.abandon({ redis: 'unreachable' });
+    const closing = Promise.all([this.worker?.close(!redisUp), this.queue?.close()]);
+    await settledBefore(closing, soonerOf(ctx.drain, BULLMQ_CLOSE_MS));
+    await Promise.all(this.connections.map((c) => closeRedis(c)));
   }
 
   /** Enqueues due deliveries. */

@@ -14,4 +14,4 @@ export type {
   UrlTaskDefinition,
 } from './tasks.js';
 export { NonRetriableError, RetryAfterError, TaskFlagError } from './errors.js';
-export { BatchStoppedError, ItemTimeoutError } from './item-abort.js';
+export { BatchStoppedError, ItemTimeoutError, WorkerShutdownError } from './item-abort.js';

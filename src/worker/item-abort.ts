@@ -23,14 +23,25 @@ export class BatchStoppedError extends Error {
   }
 }
 
+/**
+ * The worker's shutdown grace ran out while the item ran: it is handed back (`returned`, no
+ * attempt spent) so that another worker runs it again.
+ */
+export class WorkerShutdownError extends Error {
+  override name = 'WorkerShutdownError';
+  constructor() {
+    super('aborted: the worker is shutting down');
+  }
+}
+
 /** True when `signal` was aborted by the item's timeout (and not by a stopped batch). */
 export function abortedByTimeout(signal: AbortSignal): boolean {
   return signal.aborted && signal.reason instanceof ItemTimeoutError;
 }
 
-/** True when `signal` was aborted because the item's batch was stopped. */
+/** True when `signal` was aborted because the item's batch was stopped or its worker shuts down. */
 export function abortedByStop(signal: AbortSignal): boolean {
-  return signal.aborted && signal.reason instanceof BatchStoppedError;
+  return signal.aborted && (signal.reason instanceof BatchStoppedError || signal.reason instanceof WorkerShutdownError);
 }
 
 /**

@@ -5,7 +5,7 @@ import { describeError } from './errors.js';
 import { setLongTimeout } from '../domain/long-timeout.js';
 import type { HaltCache } from './halt-cache.js';
 import type { HaltWatch } from './halt-watch.js';
-import { ItemTimeoutError, abortedByStop } from './item-abort.js';
+import { ItemTimeoutError, WorkerShutdownError, abortedByStop, onAbort } from './item-abort.js';
 import { LeaseReporter } from './lease-reporter.js';
 import type { Semaphore } from './semaphore.js';
 import type { TaskContext, TaskHandler, TaskResult } from './tasks.js';
@@ -31,6 +31,8 @@ export interface LeaseRunnerDeps {
   reportQueue: Queue<Report>;
   /** true once the worker is closing: items not yet started are returned */
   isStopping: () => boolean;
+  /** aborts when the worker's shutdown grace is over: running items are cut and returned */
+  shutdownCut?: AbortSignal;
   workerName: string;
   apiUrl?: string;
   inlineResultLimit: number;
@@ -103,6 +105,7 @@ async function runItem(
     // Any length: itemTimeoutSeconds may be past what setTimeout holds (24.8 days).
     const timer = timeoutMs !== undefined ? setLongTimeout(() => controller.abort(new ItemTimeoutError(timeoutMs)), timeoutMs) : undefined;
     const untrack = deps.haltWatch.track(lease.batchId, controller);
+    const unlinkShutdown = deps.shutdownCut ? onAbort(deps.shutdownCut, () => controller.abort(new WorkerShutdownError())) : () => {};
     const startedAt = Date.now();
     let result: TaskResult;
     try {
@@ -112,6 +115,7 @@ async function runItem(
     } finally {
       timer?.cancel();
       untrack();
+      unlinkShutdown();
     }
     const finishedAt = Date.now();
     logger.debug({ index: item.i, attempt: item.a, outcome: result.outcome, ms: finishedAt - startedAt }, 'item done');

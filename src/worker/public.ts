@@ -8,4 +8,4 @@ export { createWorker, WorkerOptionsError } from './create-worker.js';
 export type { CreateWorkerOptions, FanoutWorker, TaskFunction } from './create-worker.js';
 export type { FunctionTaskContext } from './tasks.js';
 export { NonRetriableError, RetryAfterError } from './errors.js';
-export { BatchStoppedError, ItemTimeoutError } from './item-abort.js';
+export { BatchStoppedError, ItemTimeoutError, WorkerShutdownError } from './item-abort.js';

@@ -23,8 +23,8 @@ export interface TaskContext {
   timeoutMs?: number;
   /**
    * Aborted when the attempt must end now: its timeout passed (reason `ItemTimeoutError`)
-   * or its batch was stopped (reason `BatchStoppedError`). A task kills or cancels what it
-   * runs and resolves promptly.
+   * or its batch was stopped (reason `BatchStoppedError`), or the worker's shutdown grace ran out
+   * (reason `WorkerShutdownError`). A task kills or cancels what it runs and resolves promptly.
    */
   signal: AbortSignal;
   /** batch-scoped bearer token for the API; never logged, never sent to a URL task */
@@ -52,7 +52,8 @@ export interface FunctionTaskContext {
   attempt: number;
   /**
    * Aborted when the item's timeout passes (reason `ItemTimeoutError`) or its batch is stopped:
-   * cancelled, failed or deleted (reason `BatchStoppedError`). The attempt ends at that moment
+   * cancelled, failed or deleted (reason `BatchStoppedError`), or the worker's shutdown grace
+   * runs out (reason `WorkerShutdownError`: the item is handed back). The attempt ends at that moment
    * whatever the function does; pass the signal on to whatever it awaits.
    */
   signal: AbortSignal;

@@ -16,6 +16,8 @@ import { HaltCache } from './halt-cache.js';
 import { HaltWatch } from './halt-watch.js';
 import { runLease, type LeaseRunnerDeps } from './lease-runner.js';
 import { Semaphore } from './semaphore.js';
+import { unboundedStop, type StopContext } from '../main/stop-context.js';
+import { LeaseTracker, stopWorkerParts } from './worker-stop.js';
 import { startTaskRegistry } from './task-registry.js';
 import { assertTaskName, createTaskHandler, type TaskDefinition, type TaskHandler } from './tasks.js';
 
@@ -65,8 +67,13 @@ export interface WorkerOptions {
 
 export interface RunningWorker {
   readonly name: string;
-  /** Graceful stop: no new items start, running ones finish, the rest are reported `returned`. */
-  close(): Promise<void>;
+  /**
+   * Graceful stop: no new items start, running ones finish, the rest are reported `returned`.
+   * With a {@link StopContext}, running items may finish until its drain signal aborts; then they
+   * are cut and reported `returned` too when Redis is reachable, and left to their lease's expiry
+   * when it is not (said through `ctx.abandon`).
+   */
+  close(ctx?: StopContext): Promise<void>;
   /**
    * Resolves when the worker has stopped, by `close()` or by `exitWhenEmpty`. Rejects (after
    * stopping) when `exitWhenEmpty` cannot read the batch's status at all (401, 403).
@@ -92,6 +99,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const reportQueue = new Queue<Report>(REPORT_QUEUE, { connection: redis, prefix });
   reportQueue.on('error', () => {}); // the connection's own listener logs it
   let stopping = false;
+  const shutdownCut = new AbortController();
   const halts = new HaltCache(redis, prefix);
   const deps: LeaseRunnerDeps = {
     semaphore: new Semaphore(concurrency),
@@ -99,6 +107,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     haltWatch: new HaltWatch(halts, logger),
     reportQueue,
     isStopping: () => stopping,
+    shutdownCut: shutdownCut.signal,
     workerName: name,
     apiUrl: opts.apiUrl,
     inlineResultLimit: opts.inlineResultLimit ?? DEFAULT_INLINE_RESULT_LIMIT,
@@ -112,23 +121,15 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         redis.disconnect();
         throw error;
       });
-  let activeLeases = 0;
-  const track = async (run: () => Promise<void>): Promise<void> => {
-    activeLeases++;
-    try {
-      await run();
-    } finally {
-      activeLeases--;
-    }
-  };
+  const leases = new LeaseTracker();
   const handlers = new Map(tasks.map((task) => [task.name, createTaskHandler(task)]));
   const consumers: Array<{ queue: string; label: string; processLease: (job: Job<LeaseJob>) => Promise<void> }> = opts.batchId
-    ? [{ queue: batchWorkQueueName(opts.batchId), label: `batch ${opts.batchId}`, processLease: (job) => track(() => runBatchLease(job.data)) }]
+    ? [{ queue: batchWorkQueueName(opts.batchId), label: `batch ${opts.batchId}`, processLease: (job) => leases.track(() => runBatchLease(job.data)) }]
     : tasks.map((task) => ({
         queue: workQueueName(task.name),
         label: task.name,
         processLease: (job: Job<LeaseJob>) =>
-          track(async () => {
+          leases.track(async () => {
             if (job.data.task !== task.name) {
               logger.warn({ leaseId: job.data.leaseId, task: job.data.task, queue: task.name }, 'lease names another task than its queue; running the queue task');
             }
@@ -175,16 +176,13 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   let doneWatch: { stop: () => void } | undefined;
   let fatal: BatchWatchError | undefined;
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
+  const close = (ctx: StopContext = unboundedStop()): Promise<void> =>
     (closing ??= (async () => {
       stopping = true;
-      logger.info('worker stopping: finishing running items');
+      logger.info({ runningItems: deps.semaphore.inUse }, 'worker stopping: finishing running items');
       doneWatch?.stop();
       registry?.stop();
-      // BullMQ's close waits for active lease jobs, which return their unstarted items
-      await Promise.all(listeners.map(({ worker }) => worker.close()));
-      await reportQueue.close();
-      await Promise.all([...listeners.map(({ connection }) => connection.quit()), redis.quit()]);
+      await stopWorkerParts({ leases, semaphore: deps.semaphore, shutdownCut, redis, reportQueue, listeners, logger }, ctx);
       logger.info('worker stopped');
       if (fatal) rejectDone(fatal);
       else resolveDone();
@@ -194,7 +192,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     doneWatch = watchBatchDone({
       ...watchDone,
       intervalMs: opts.donePollMs,
-      isBusy: () => activeLeases > 0,
+      isBusy: () => leases.running > 0,
       onDone: (why) => {
         logger.info({ batchId: watchDone.batchId, why }, 'batch done: exiting');
         void close();
