@@ -19,6 +19,25 @@ const STDERR_TAIL_BYTES = 4096;
 
 type Exit = { code: number | null; signal: NodeJS.Signals | null } | { spawnError: Error };
 
+/**
+ * Process groups of commands still running. Each runs detached (its own group), so nothing
+ * ends it when this process exits: a forced exit at the end of the shutdown grace period, with
+ * a command that ignored SIGTERM, would leave it running. The exit hook kills what is left.
+ */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function trackGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  liveGroups.add(pid);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const group of liveGroups) killGroup(group, 'SIGKILL');
+    });
+  }
+}
+
 /** Runs one attempt of a command task; resolves with its outcome, never rejects. */
 export async function runCommandTask(command: string, ctx: TaskContext): Promise<TaskResult> {
   const child = spawn('/bin/sh', ['-c', command], {
@@ -28,9 +47,12 @@ export async function runCommandTask(command: string, ctx: TaskContext): Promise
     // or SIGTERM aimed at the worker does not interrupt items it is draining
     detached: true,
   });
+  trackGroup(child.pid);
   const exited = new Promise<Exit>((resolve) => {
     child.once('error', (spawnError) => resolve({ spawnError }));
     child.once('close', (code, signal) => resolve({ code, signal }));
+  }).finally(() => {
+    if (child.pid !== undefined) liveGroups.delete(child.pid);
   });
   const spool = new ResultSpool(ctx.inlineResultLimit);
   const stderr = new TailBuffer(STDERR_TAIL_BYTES);

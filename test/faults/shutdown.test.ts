@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -93,6 +94,21 @@ describe('faults: bounded shutdown', () => {
     await expectAllSucceededOnce(c.client, batch.id, items);
   });
 
+  it('a command that ignores SIGTERM does not outlive its worker: the grace runs out, the worker exits, the command is killed with it', { timeout: 180_000 }, async () => {
+    c = newCluster(redis.url);
+    await c.up(['--task', 'other=true'], env);
+    // SIG_IGN is inherited through exec: sleep ignores SIGTERM too, so only a SIGKILL ends it
+    const stubborn = await c.worker(['work=trap "" TERM; echo $$ > "$SCRATCH/pid.$FANOUT_ITEM_INDEX"; sleep 60'], env);
+    await c.client.createBatch({ task: 'work', items: ['a'], parallelism: 1, retry: { backoffLimitPerItem: 0 } });
+    await waitUntil('the command started', () => scratchFiles(c, 'pid.').length === 1, 60_000, 50);
+    const pid = Number(fs.readFileSync(path.join(c.scratch, scratchFiles(c, 'pid.')[0]), 'utf8'));
+    expect(isAlive(pid)).toBe(true);
+
+    const { ms } = await sigterm(stubborn);
+    expect(ms).toBeLessThan(GRACE_S * 1000 + MARGIN_MS);
+    await waitUntil('the command is gone', () => !isAlive(pid), 5000, 50);
+  });
+
   it('SIGTERM to fanout api, dispatcher and worker while Redis is stopped: each is gone within the grace', { timeout: 180_000 }, async () => {
     c = newCluster(redis.url);
     const procs = [await c.api(env), await c.dispatcher(env), await c.worker([TASK[1]], env)];
@@ -139,3 +155,13 @@ describe('faults: bounded shutdown', () => {
     await expectAllSucceededOnce(c.client, batch.id, items);
   });
 });
+
+/** Whether a process (or process group leader) still exists. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
