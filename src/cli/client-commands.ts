@@ -9,8 +9,8 @@ import { describeOutcome, waitForBatch } from './wait.js';
 
 /**
  * The client-side `fanout` commands: each takes its parsed options, talks to the API through
- * the SDK client ({@link connect}) and answers the process exit code. Errors are thrown and printed by the
- * caller (errors.ts), so these stay straight-line.
+ * the SDK client ({@link connect}) and answers the process exit code. Errors are thrown and
+ * printed by the caller (errors.ts), so these stay straight-line.
  */
 
 export interface Io {
