@@ -117,6 +117,17 @@ describe('@fanout/sdk as an installed package', () => {
     expect(fs.existsSync(path.join(app, 'node_modules/openapi-fetch/package.json'))).toBe(true);
     // The installed copy is the packed one, not a link back into the repository.
     expect(fs.lstatSync(path.join(app, 'node_modules/@fanout/sdk')).isSymbolicLink()).toBe(false);
+    // Its JavaScript imports nothing else: no Node built-ins, no repository code.
+    const dist = path.join(app, 'node_modules/@fanout/sdk/dist');
+    const specifiers = new Set<string>();
+    for (const file of fs.readdirSync(dist, { recursive: true }) as string[]) {
+      if (!file.endsWith('.js')) continue;
+      for (const m of fs.readFileSync(path.join(dist, file), 'utf8').matchAll(/\b(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/g)) {
+        const spec = m[1] ?? m[2]!;
+        if (!spec.startsWith('./') && !spec.startsWith('../')) specifiers.add(spec);
+      }
+    }
+    expect([...specifiers]).toEqual(['openapi-fetch']);
   });
 
   it('creates, waits, streams results and reports problems from plain node', async () => {
