@@ -1,8 +1,28 @@
-export { createFanoutClient, isFinalPhase } from './client.js';
-export type { Batch, BatchList, BatchPhase, BatchProgress, BatchSpec, FanoutClient, FanoutClientOptions, ItemCounts, ListBatchesOptions, ResultLine, WaitOptions } from './client.js';
-export { FanoutProblemError } from './errors.js';
+export { createFanoutClient } from './client.js';
+export type { DeliveryOwner, FanoutClient, FanoutClientOptions, ListBatchesOptions, NdjsonBody } from './client.js';
+export { FanoutProblemError, problemFromResponse } from './errors.js';
 export type { ProblemFieldError } from './errors.js';
 export { readLines } from './lines.js';
-export { parseEventStream } from './sse.js';
-export type { ServerSentEvent } from './sse.js';
+export { paginate } from './pages.js';
+export type { Page } from './pages.js';
+export { parseEventStream, SseParser } from './sse.js';
+export type { ServerSentEvent, ServerSentMessage } from './sse.js';
+export type {
+  Batch,
+  BatchCondition,
+  BatchList,
+  BatchPhase,
+  BatchSpec,
+  BatchStatus,
+  Item,
+  ItemAttempt,
+  ItemCounts,
+  ItemStatus,
+  ResultLine,
+  Schedule,
+  WebhookDelivery,
+  WebhookEndpoint,
+} from './types.js';
+export { isFinalPhase } from './wait.js';
+export type { BatchProgress, WaitOptions } from './wait.js';
 export type { components, paths } from './generated/schema.js';

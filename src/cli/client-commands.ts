@@ -1,7 +1,7 @@
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Batch, ItemAttempt } from './api-types.js';
-import { FanoutClient, type ClientOptions } from './client.js';
+import { connect, type BatchSpec, type ClientOptions, type ItemAttempt } from './api.js';
 import { CliError } from './errors.js';
 import { readSpecSource } from './spec-file.js';
 import { outputWidth, wrapLine } from './text-width.js';
@@ -9,8 +9,8 @@ import { describeOutcome, waitForBatch } from './wait.js';
 
 /**
  * The client-side `fanout` commands: each takes its parsed options, talks to the API through
- * {@link FanoutClient} and answers the process exit code. Errors are thrown and printed by the
- * caller (errors.ts), so these stay straight-line.
+ * the SDK client ({@link connect}) and answers the process exit code. Errors are thrown and
+ * printed by the caller (errors.ts), so these stay straight-line.
  */
 
 export interface Io {
@@ -32,12 +32,14 @@ export async function submitCommand(
   opts: ClientOptions & { file: string; wait?: boolean; idempotencyKey?: string },
   io: Io = processIo,
 ): Promise<number> {
-  const client = new FanoutClient(opts);
+  const client = connect(opts);
   const source = await readSpecSource(opts.file, io.stdin);
+  const idempotency = { idempotencyKey: opts.idempotencyKey };
+  // NDJSON is streamed from the file as it is read, never held whole; the server checks the spec.
   const batch =
     source.kind === 'ndjson'
-      ? await client.submitBatchNdjson(source.path, opts.idempotencyKey)
-      : await client.submitBatch(source.spec, opts.idempotencyKey);
+      ? await client.createBatchFromNdjson(Readable.toWeb(createReadStream(source.path)) as ReadableStream<Uint8Array>, idempotency)
+      : await client.createBatch(source.spec as BatchSpec, idempotency);
   io.stdout.write(`${batch.id}\n`);
   if (!opts.wait) return 0;
 
@@ -48,7 +50,7 @@ export async function submitCommand(
 
 /** `fanout wait ID`: follows a submitted batch like `submit --wait`; exit 0 only if it Succeeded. */
 export async function waitCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
-  const client = new FanoutClient(opts);
+  const client = connect(opts);
   const final = await waitForBatch(client, await client.getBatch(id), { out: io.stderr, width: io.width });
   writeLines(io.stderr, describeOutcome(final), io.width);
   return final.status.phase === 'Succeeded' ? 0 : 1;
@@ -56,8 +58,7 @@ export async function waitCommand(id: string, opts: ClientOptions, io: Io = proc
 
 /** Streams the results NDJSON to stdout byte for byte. */
 export async function resultsCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
-  const client = new FanoutClient(opts);
-  const body = await client.openResults(id);
+  const body = await connect(opts).openResults(id);
   try {
     await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), io.stdout);
   } catch (err) {
@@ -69,7 +70,7 @@ export async function resultsCommand(id: string, opts: ClientOptions, io: Io = p
 }
 
 export async function cancelCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
-  const batch = await new FanoutClient(opts).cancelBatch(id);
+  const batch = await connect(opts).cancel(id);
   const phase = batch?.status?.phase;
   writeLines(io.stdout, [phase && phase !== 'Cancelled' ? `batch ${id} cancel requested (phase ${phase})` : `batch ${id} cancelled`], io.width);
   return 0;
@@ -77,7 +78,7 @@ export async function cancelCommand(id: string, opts: ClientOptions, io: Io = pr
 
 /** `fanout retry ID`: re-runs the failed items of a finished batch (a 409 problem when the phase does not allow it). */
 export async function retryCommand(id: string, opts: ClientOptions, io: Io = processIo): Promise<number> {
-  const batch = await new FanoutClient(opts).retryBatch(id);
+  const batch = await connect(opts).retry(id);
   const phase = batch?.status?.phase;
   writeLines(io.stdout, [phase ? `batch ${id} retry requested (phase ${phase})` : `batch ${id} retry requested`], io.width);
   return 0;
@@ -96,7 +97,7 @@ export function attemptHeader(a: ItemAttempt): string {
 
 /** `fanout logs ID --index N [--attempt K]`: each attempt's header and its stderr tail. */
 export async function logsCommand(id: string, opts: ClientOptions & { index: number; attempt?: number }, io: Io = processIo): Promise<number> {
-  const item = await new FanoutClient(opts).getItem(id, opts.index);
+  const item = await connect(opts).getItem(id, opts.index);
   let attempts = item.attempts ?? [];
   if (opts.attempt !== undefined) {
     attempts = attempts.filter((a) => a.attempt === opts.attempt);
@@ -123,7 +124,7 @@ export async function deleteCommand(
 ): Promise<number> {
   // Accept kubectl's `delete batch ID` as well as `delete ID`.
   const ids = args.length > 0 && BATCH_RESOURCES.has(args[0]!) ? args.slice(1) : args;
-  const client = new FanoutClient(opts);
+  const client = connect(opts);
   if (opts.selector !== undefined) {
     if (ids.length > 0) throw new CliError('give either batch IDs or -l SELECTOR, not both');
     if (opts.selector.trim() === '') throw new CliError('-l needs a label selector, e.g. -l jobgroup=jobexample');

@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { ApiProblemError, ServerUnreachableError } from './client.js';
+import { FanoutProblemError, ServerUnreachableError } from './api.js';
 import { DEFAULT_WIDTH, displayWidth, truncate, wrapLine } from './text-width.js';
 
 /**
@@ -48,7 +48,7 @@ export function formatUsageError(err: CommanderError): string[] {
 /** The lines to print on stderr for `err`. */
 export function formatError(err: unknown): string[] {
   if (err instanceof CommanderError) return formatUsageError(err);
-  if (err instanceof ApiProblemError) {
+  if (err instanceof FanoutProblemError) {
     const head = err.detail && err.detail !== err.title ? `${err.title}: ${err.detail}` : err.title;
     const lines = [`error: ${head}`];
     for (const { pointer, detail, line } of err.errors) {

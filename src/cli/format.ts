@@ -1,4 +1,4 @@
-import type { Batch } from './api-types.js';
+import type { Batch } from './api.js';
 import { displayWidth, oneLine, padEnd, truncate } from './text-width.js';
 
 export { truncate } from './text-width.js';

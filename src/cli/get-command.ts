@@ -1,8 +1,7 @@
 import { once } from 'node:events';
 import YAML from 'yaml';
-import type { Batch, Item, Schedule, WebhookDelivery, WebhookEndpoint } from './api-types.js';
+import { connect, type Batch, type BatchPhase, type ClientOptions, type FanoutClient, type Item, type ItemStatus, type Schedule, type WebhookDelivery, type WebhookEndpoint } from './api.js';
 import type { Io } from './client-commands.js';
-import { FanoutClient, type ClientOptions } from './client.js';
 import { CliError } from './errors.js';
 import type { OutputFormat } from './options.js';
 import { BATCH_TABLE, DELIVERY_TABLE, ITEM_TABLE, renderResourceTable, SCHEDULE_TABLE, WEBHOOK_TABLE, type ResourceTable } from './tables.js';
@@ -54,7 +53,8 @@ const BATCHES: Resource<Batch> = {
   async fetch(client, id, index, opts) {
     noIndex(index, 'fanout get batches | fanout get batch ID');
     if (id !== undefined) return { single: true, object: await client.getBatch(id) };
-    return { single: false, objects: client.listAllBatches({ labelSelector: opts.selector, phase: opts.phase }) };
+    // The phase is the user's text: the server answers a problem for one it does not know.
+    return { single: false, objects: client.listBatches({ labelSelector: opts.selector || undefined, phase: (opts.phase || undefined) as BatchPhase | undefined }) };
   },
 };
 
@@ -65,7 +65,7 @@ const ITEMS: Resource<Item> = {
   flags: ['status'],
   async fetch(client, id, index, opts) {
     if (id === undefined) throw new CliError('items belong to a batch: fanout get items BATCH_ID [INDEX]', 2);
-    if (index === undefined) return { single: false, objects: client.listAllItems(id, opts.status) };
+    if (index === undefined) return { single: false, objects: client.listItems(id, { status: (opts.status || undefined) as ItemStatus | undefined, limit: 1000 }) };
     if (!/^\d+$/.test(index)) throw new CliError(`an item index is a whole number 0 or more, not "${index}"`, 2);
     return { single: true, object: await client.getItem(id, Number(index)) };
   },
@@ -79,7 +79,7 @@ const SCHEDULES: Resource<Schedule> = {
   async fetch(client, id, index, opts) {
     noIndex(index, 'fanout get schedules | fanout get schedule ID');
     if (id !== undefined) return { single: true, object: await client.getSchedule(id) };
-    return { single: false, objects: client.listAllSchedules(opts.selector) };
+    return { single: false, objects: client.listSchedules({ labelSelector: opts.selector || undefined, limit: 500 }) };
   },
 };
 
@@ -104,8 +104,9 @@ const DELIVERIES: Resource<WebhookDelivery> = {
     noIndex(index, 'fanout get deliveries BATCH_ID|WEBHOOK_ID');
     if (id === undefined) throw new CliError('deliveries are listed per batch or per webhook endpoint: fanout get deliveries BATCH_ID|WEBHOOK_ID', 2);
     // Endpoint ids are `whe_…`; anything else is taken for a batch id.
-    const owner = id.startsWith('whe_') ? { endpoint: id } : { batch: id };
-    return { single: false, objects: await client.listDeliveries(owner) };
+    const owner = id.startsWith('whe_') ? { endpointId: id } : { batchId: id };
+    // The newest 500, the API's cap: deliveries are not paged.
+    return { single: false, objects: await client.listWebhookDeliveries(owner, { limit: 500 }) };
   },
 };
 
@@ -135,7 +136,7 @@ export async function getCommand(resource: string, id: string | undefined, index
   }
   const filtered = opts.selector !== undefined || opts.phase !== undefined || opts.status !== undefined;
   if (filtered && (kind === ITEMS ? index !== undefined : id !== undefined)) throw new CliError('filters apply to a list: drop the ID or the filters', 2);
-  const fetched = await kind.fetch(new FanoutClient(opts), id, index, opts);
+  const fetched = await kind.fetch(connect(opts), id, index, opts);
   const format = opts.output ?? (fetched.single ? 'yaml' : 'table');
   if (fetched.single) {
     await write(io, printObjects(kind, [fetched.object], format, io, fetched.object));

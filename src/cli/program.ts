@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError, Option, type Argument } from 'commander';
-import type { ClientOptions } from './client.js';
+import type { ClientOptions } from './api.js';
 import type { GetOptions } from './get-command.js';
 import { clientOptions, outputOption, serverOptions, type ServerFlag } from './options.js';
 

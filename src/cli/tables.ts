@@ -1,4 +1,4 @@
-import type { Batch, Item, Schedule, WebhookDelivery, WebhookEndpoint } from './api-types.js';
+import type { Batch, Item, Schedule, WebhookDelivery, WebhookEndpoint } from './api.js';
 import { formatAge, formatLabels, renderTable, type Column } from './format.js';
 
 /**
@@ -127,8 +127,10 @@ export const SCHEDULE_TABLE: ResourceTable<Schedule> = {
     { header: 'ACTIVE' },
     { header: 'LAST SCHEDULE' },
   ],
+  // The API always answers suspend, timeZone and concurrencyPolicy; the generated types call
+  // them optional because the same schema describes what a client may leave out when it sends.
   cells(s, now) {
-    return [text(s.name), s.id, s.spec.schedule, bool(s.spec.suspend), String(s.status.active.length), ageOf(s.status.lastScheduleTime, now)];
+    return [text(s.name), s.id, s.spec.schedule, bool(s.spec.suspend ?? false), String(s.status.active.length), ageOf(s.status.lastScheduleTime, now)];
   },
   wideColumns: [
     { header: 'TIMEZONE' },
@@ -141,9 +143,9 @@ export const SCHEDULE_TABLE: ResourceTable<Schedule> = {
   wideCells(s, now) {
     const next = s.status.nextRunTime ? Date.parse(s.status.nextRunTime) : NaN;
     return [
-      s.spec.timeZone,
+      s.spec.timeZone ?? '-',
       Number.isNaN(next) ? '-' : `in ${formatAge(next - now)}`,
-      s.spec.concurrencyPolicy,
+      s.spec.concurrencyPolicy ?? '-',
       ageOf(s.createdAt, now),
       timeOf(s.createdAt),
       formatLabels(s.labels),

@@ -1,9 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FINAL_PHASES, type Batch } from './api-types.js';
-import { ServerUnreachableError, type FanoutClient } from './client.js';
+import { isFinalPhase, ServerUnreachableError, SseParser, type Batch, type FanoutClient } from './api.js';
 import { describeProgress } from './format.js';
 import { renderProgressLine } from './progress-line.js';
-import { SseParser } from './sse-parser.js';
 import { DEFAULT_WIDTH, wrapLine } from './text-width.js';
 
 /**
@@ -49,10 +47,10 @@ export async function waitForBatch(client: FanoutClient, submitted: Batch, optio
   process.once('SIGINT', onInterrupt);
   try {
     view.update(batch, meter.add(Date.now(), doneOf(batch), batch.status.counts.total));
-    if (!FINAL_PHASES.has(batch.status.phase)) {
+    if (!isFinalPhase(batch.status.phase)) {
       batch = await followEvents(client, batch, options.eventsIdleMs ?? 60_000, (b) => view.update(b, meter.add(Date.now(), doneOf(b), b.status.counts.total)));
     }
-    while (!FINAL_PHASES.has(batch.status.phase)) {
+    while (!isFinalPhase(batch.status.phase)) {
       await sleep(intervalMs);
       try {
         batch = await client.getBatch(submitted.id);
@@ -86,7 +84,7 @@ async function followEvents(client: FanoutClient, start: Batch, idleMs: number, 
   const controller = new AbortController();
   let idle = setTimeout(() => controller.abort(), idleMs);
   try {
-    const body = await client.openEvents(start.id, controller.signal);
+    const body = await client.openEvents(start.id, { signal: controller.signal });
     const reader = body.getReader();
     const decoder = new TextDecoder();
     const parser = new SseParser();
@@ -163,7 +161,7 @@ function createLineView(out: NodeJS.WritableStream, width: number): ProgressView
   return {
     update(batch) {
       // The final phase is left to describeOutcome, which the caller prints once.
-      if (batch.status.phase === lastPhase || FINAL_PHASES.has(batch.status.phase)) return;
+      if (batch.status.phase === lastPhase || isFinalPhase(batch.status.phase)) return;
       lastPhase = batch.status.phase;
       for (const line of wrapLine(describeProgress(batch), width)) out.write(`${line}\n`);
     },

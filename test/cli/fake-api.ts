@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Batch } from '../../src/cli/api-types.js';
+import type { Batch } from '../../src/cli/api.js';
 
 /**
  * fakeApi: a NAMED FAKE of the Fanout API, for the CLI's formatting and exit-code tests only.

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Batch, Item, Schedule, WebhookDelivery, WebhookEndpoint } from '../../src/cli/api-types.js';
-import { ApiProblemError, ServerUnreachableError } from '../../src/cli/client.js';
+import { FanoutProblemError, ServerUnreachableError, type Batch, type Item, type Schedule, type WebhookDelivery, type WebhookEndpoint } from '../../src/cli/api.js';
 import { CliError, formatError } from '../../src/cli/errors.js';
 import { fitWidths, formatAge, formatLabels, renderTable, truncate } from '../../src/cli/format.js';
 import { BATCH_TABLE, DELIVERY_TABLE, ITEM_TABLE, renderResourceTable, SCHEDULE_TABLE, WEBHOOK_TABLE } from '../../src/cli/tables.js';
@@ -104,7 +103,7 @@ function batch(overrides: Partial<Batch['status']> = {}, fields: Partial<Batch> 
       phase: 'Running',
       counts: { total: 10, pending: 3, running: 2, succeeded: 4, failed: 1, cancelled: 0 },
       ...overrides,
-    },
+    } as Batch['status'],
     ...fields,
   };
 }
@@ -169,15 +168,15 @@ describe('formatError', () => {
   it.each([
     [
       'problem with field errors',
-      new ApiProblemError({ status: 422, title: 'Invalid batch spec', detail: '2 problems', errors: [{ pointer: '/items/0', detail: 'bad' }, { pointer: '', detail: 'root' }] }),
+      new FanoutProblemError({ status: 422, title: 'Invalid batch spec', detail: '2 problems', errors: [{ pointer: '/items/0', detail: 'bad' }, { pointer: '', detail: 'root' }] }),
       ['error: Invalid batch spec: 2 problems', '  /items/0: bad', '  /: root'],
     ],
     [
       'NDJSON problem with line numbers',
-      new ApiProblemError({ status: 422, title: 'Invalid request', detail: 'line 3: invalid JSON', errors: [{ pointer: '', line: 3, detail: 'invalid JSON' }, { pointer: '/task', line: 1, detail: 'required' }] }),
+      new FanoutProblemError({ status: 422, title: 'Invalid request', detail: 'line 3: invalid JSON', errors: [{ pointer: '', line: 3, detail: 'invalid JSON' }, { pointer: '/task', line: 1, detail: 'required' }] }),
       ['error: Invalid request: line 3: invalid JSON', '  line 3: invalid JSON', '  line 1 /task: required'],
     ],
-    ['problem without detail', new ApiProblemError({ status: 409, title: 'Conflict' }), ['error: Conflict']],
+    ['problem without detail', new FanoutProblemError({ status: 409, title: 'Conflict' }), ['error: Conflict']],
     ['unreachable', new ServerUnreachableError('http://x:1', 'connection refused'), ['error: cannot reach the Fanout API at http://x:1: connection refused']],
     ['cli error', new CliError('give a batch ID'), ['error: give a batch ID']],
     ['multi-line error keeps the first line', new Error('bad config\n  at stack'), ['error: bad config']],
@@ -197,25 +196,25 @@ describe('every table fits 80 columns with the largest data the API allows', () 
     labels: { [`${long(200)}/${long(63)}`]: long(63) },
     createdAt: '2020-01-01T00:00:00Z',
     spec: { runtime: 'job-per-item', task: long(63), parallelism: M },
-    status: { phase: 'Suspended', counts: { total: M, pending: 0, running: 0, succeeded: M - 1, failed: M - 1, cancelled: 0 } },
+    status: { phase: 'Suspended', counts: { total: M, pending: 0, running: 0, succeeded: M - 1, failed: M - 1, cancelled: 0 } } as Batch['status'],
   };
-  const schedule: Schedule = {
+  const schedule = {
     id: 's0mx18g4ky000bcdabaa',
     name: long(253),
     labels: {},
     createdAt: '2020-01-01T00:00:00Z',
     spec: { schedule: 'CRON_TZ=America/Argentina/Buenos_Aires 0 5 * * 1-5', timeZone: 'America/Argentina/Buenos_Aires', concurrencyPolicy: 'Forbid', suspend: true },
     status: { lastScheduleTime: '2021-01-01T00:00:00Z', active: Array.from({ length: 1000 }, () => batchId), nextRunTime: null },
-  };
-  const item: Item = {
+  } as Schedule;
+  const item = {
     index: 9_999_999,
     customId: long(500),
     status: 'cancelled',
     error: `Traceback\n${long(4000)}`,
     startedAt: '2020-01-01T00:00:00Z',
     finishedAt: null,
-    attempts: Array.from({ length: 101 }, (_, i) => ({ attempt: i + 1, outcome: 'failed', exitCode: 255, httpStatus: null, condition: null, error: null, startedAt: null, finishedAt: null })),
-  };
+    attempts: Array.from({ length: 101 }, (_, i) => ({ attempt: i + 1, outcome: 'failed', exitCode: 255, httpStatus: null, condition: null, error: null, startedAt: null, finishedAt: null })) as unknown as Item['attempts'],
+  } as Item;
   const endpoint: WebhookEndpoint = {
     id: 'whe_mx18g4fnc7b635f118b9c73d',
     url: `https://${long(2000)}`,

@@ -155,7 +155,7 @@ describe('usage errors', () => {
 describe('the progress bar on a terminal', () => {
   it('redraws one line in place within the width and gives the cursor back', async () => {
     const { waitForBatch } = await import('../../src/cli/wait.js');
-    const { FanoutClient } = await import('../../src/cli/client.js');
+    const { connect } = await import('../../src/cli/api.js');
     let written = '';
     const out = Object.assign(new (await import('node:stream')).Writable({ write: (c, _e, cb) => ((written += String(c)), cb()) }), { isTTY: true });
     const M = 1_000_000;
@@ -166,7 +166,7 @@ describe('the progress bar on a terminal', () => {
       status: { phase: 'Succeeded' as const, counts: { total: 10 * M, pending: 0, running: 0, succeeded: 10 * M, failed: 0, cancelled: 0 } },
     };
     // already final: drawn once, no request made
-    await waitForBatch(new FanoutClient({ server: 'http://127.0.0.1:1' }), batch, { out, width: 80 });
+    await waitForBatch(connect({ server: 'http://127.0.0.1:1' }), batch as Parameters<typeof waitForBatch>[1], { out, width: 80 });
     expect(written.startsWith('\x1b[?25l\r')).toBe(true);
     expect(written.endsWith('\x1b[K\n\x1b[?25h')).toBe(true);
     const line = written.slice('\x1b[?25l\r'.length, written.indexOf('\x1b[K'));

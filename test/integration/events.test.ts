@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openEventStreams } from '../../src/api/batch-events.js';
-import { SseParser, type SseMessage } from '../../src/cli/sse-parser.js';
+import { SseParser, type ServerSentMessage as SseMessage } from '../../sdk/src/index.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 /** GET /v1/batches/{id}/events over real HTTP: progress, done, resumption, heartbeats, tenancy. */

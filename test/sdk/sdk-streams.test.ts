@@ -110,4 +110,30 @@ describe('FanoutProblemError', () => {
     expect(err).toBeInstanceOf(FanoutProblemError);
     expect(err).toMatchObject({ status: 502, title: 'Bad Gateway', detail: 'bad gateway', errors: [] });
   });
+
+  const answers: Array<{ name: string; body: string; type?: string; want: Record<string, unknown> }> = [
+    {
+      name: 'a problem: its fields, its field errors (malformed entries dropped), the HTTP status',
+      body: JSON.stringify({ type: 'https://fanout.dev/problems/x', title: 'Invalid', status: 400, detail: 'two', errors: [{ pointer: '/a', detail: 'bad' }, { pointer: '/b' }] }),
+      type: 'application/problem+json',
+      want: { status: 422, type: 'https://fanout.dev/problems/x', title: 'Invalid', detail: 'two', errors: [{ pointer: '/a', detail: 'bad' }] },
+    },
+    { name: 'a problem without detail or type', body: '{"title":"Conflict"}', type: 'application/problem+json', want: { status: 422, type: 'about:blank', title: 'Conflict', detail: '' } },
+    { name: 'JSON that is not a problem: its text is the detail', body: '{"error":"nope"}', type: 'application/json', want: { title: 'Unprocessable Entity', detail: '{"error":"nope"}' } },
+    { name: 'a page of text: its first line', body: '\n<h1>proxy error</h1>\n<p>more</p>', type: 'text/html', want: { title: 'Unprocessable Entity', detail: '<h1>proxy error</h1>' } },
+    { name: 'an empty answer', body: '', type: 'text/plain', want: { title: 'Unprocessable Entity', detail: 'HTTP 422' } },
+  ];
+  for (const a of answers) {
+    it(`turns ${a.name} into a FanoutProblemError`, async () => {
+      const client = createFanoutClient({
+        baseUrl: 'http://fanout.test',
+        fetch: async () => new Response(a.body, { status: 422, statusText: 'Unprocessable Entity', headers: { 'content-type': a.type ?? 'text/plain' } }),
+      });
+      for (const call of [() => client.getBatch('b1'), () => client.deleteBatch('b1'), () => client.openResults('b1')]) {
+        const err = await call().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(FanoutProblemError);
+        expect(err).toMatchObject(a.want);
+      }
+    });
+  }
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SseParser } from '../../src/cli/sse-parser.js';
+import { SseParser } from '../../sdk/src/index.js';
 
 describe('SseParser', () => {
   const cases: Array<{ name: string; chunks: string[]; want: unknown[] }> = [
