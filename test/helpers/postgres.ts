@@ -50,9 +50,11 @@ export const POSTGRES_NOT_FOUND =
 const DEFAULT_DATABASE = 'fanout_test';
 const MIN_MAJOR = 15;
 
-/** The bin directory of the newest PostgreSQL (15 or later) Debian installed, else the one of `pg_ctl` on PATH. */
-export function findPostgresBinDir(): string {
-  const root = '/usr/lib/postgresql';
+/**
+ * The bin directory of the newest PostgreSQL (15 or later) Debian installed under `root`, else
+ * the one of `pg_ctl` on `searchPath`. Throws POSTGRES_NOT_FOUND when there is neither.
+ */
+export function findPostgresBinDir(root = '/usr/lib/postgresql', searchPath = process.env.PATH ?? ''): string {
   const majors = fs.existsSync(root)
     ? fs
         .readdirSync(root)
@@ -63,7 +65,7 @@ export function findPostgresBinDir(): string {
     const bin = path.join(root, major, 'bin');
     if (isExecutable(path.join(bin, 'initdb')) && isExecutable(path.join(bin, 'pg_ctl'))) return bin;
   }
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+  for (const dir of searchPath.split(path.delimiter)) {
     const pgCtl = dir && path.join(dir, 'pg_ctl');
     if (pgCtl && isExecutable(pgCtl)) {
       const bin = path.dirname(fs.realpathSync(pgCtl));

@@ -1,10 +1,12 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { POSTGRES_NOT_FOUND, findPostgresBinDir, startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 /**
  * Proves the PostgreSQL test infrastructure (test/helpers/postgres.ts) on a real cluster: a
@@ -127,5 +129,44 @@ describe('test PostgreSQL cluster', () => {
     expect(['gone', 'Z']).toContain(processState(pid));
     const refused = new pg.Client({ connectionString: other.url });
     await expect(refused.connect()).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('finding the PostgreSQL binaries', () => {
+  /** A fake install: each `version/bin` gets executable initdb and pg_ctl (or only the names given). */
+  function fakeRoot(layout: Record<string, string[]>): string {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-pgbin-'));
+    for (const [version, tools] of Object.entries(layout)) {
+      const bin = path.join(root, version, 'bin');
+      fs.mkdirSync(bin, { recursive: true });
+      for (const tool of tools) fs.writeFileSync(path.join(bin, tool), '#!/bin/sh\n', { mode: 0o755 });
+    }
+    return root;
+  }
+
+  it.each<{ name: string; layout: Record<string, string[]>; found?: string }>([
+    { name: 'the newest complete version of 15 or later', layout: { '14': ['initdb', 'pg_ctl'], '15': ['initdb', 'pg_ctl'], '16': ['initdb', 'pg_ctl'] }, found: '16' },
+    { name: 'skips a version without initdb', layout: { '15': ['initdb', 'pg_ctl'], '17': ['pg_ctl'] }, found: '15' },
+    { name: 'ignores versions before 15 and other entries', layout: { '13': ['initdb', 'pg_ctl'], 'latest': ['initdb', 'pg_ctl'] }, found: undefined },
+    { name: 'nothing installed', layout: {}, found: undefined },
+  ])('$name', ({ layout, found }) => {
+    const root = fakeRoot(layout);
+    try {
+      if (found) expect(findPostgresBinDir(root, '')).toBe(path.join(root, found, 'bin'));
+      else expect(() => findPostgresBinDir(root, '')).toThrow(POSTGRES_NOT_FOUND);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('falls back to pg_ctl on PATH, and tells to run npm run setup when there is none', () => {
+    const onPath = fakeRoot({ '15': ['initdb', 'pg_ctl'] });
+    try {
+      const bin = path.join(onPath, '15', 'bin');
+      expect(findPostgresBinDir(path.join(onPath, 'missing'), `/nonexistent${path.delimiter}${bin}`)).toBe(bin);
+      expect(() => findPostgresBinDir(path.join(onPath, 'missing'), '/nonexistent')).toThrow(/run npm run setup/);
+    } finally {
+      fs.rmSync(onPath, { recursive: true, force: true });
+    }
   });
 });
