@@ -36,7 +36,7 @@ const BUILD_SCRIPT = fileURLToPath(new URL('../s3/build.sh', import.meta.url));
 const READY_TIMEOUT_MS = 90_000;
 
 /**
- * Runs test/s3/build.sh and answers the path of `weed`: well under a second when cached, 10-15
+ * Runs test/s3/build.sh and answers the path of `weed`: well under a second when cached, 10-30
  * minutes cold (progress goes to stderr). A failure throws; the S3 tests fail rather than skip.
  */
 export async function buildWeed(): Promise<string> {

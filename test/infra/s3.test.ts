@@ -18,7 +18,7 @@ import { startTestS3, type TestS3 } from '../helpers/s3.js';
  * Proves the S3 test infrastructure (test/helpers/s3.ts) on a real SeaweedFS `weed mini`: put,
  * a streamed multipart upload read back streamed with the same hash, listing, deleting by
  * prefix, and anonymous requests refused. The first run on a machine builds weed from its Go
- * module (10-15 min on 2 cores, cached in ~/.cache/fanout-s3 afterwards): hence the long
+ * module (10-30 min on 2 cores, cached in ~/.cache/fanout-s3 afterwards): hence the long
  * beforeAll timeout. A failed build fails this file; it never skips.
  */
 const BUILD_AND_START_TIMEOUT_MS = 40 * 60_000;
