@@ -1,6 +1,6 @@
 #!/usr/bin/env sh
-# Sets up a fresh Debian machine for Fanout: Debian's redis-server, openssl and chromium (if
-# missing), the npm packages from the lockfile, and the Python packages of the generated-client
+# Sets up a fresh Debian machine for Fanout: Debian's redis-server, openssl, chromium and
+# postgresql (if missing), the npm packages from the lockfile, and the Python packages of the generated-client
 # test in .cache/python. Idempotent; run as root or with sudo available.
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,6 +19,23 @@ command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 # chromium: the dashboard tests drive Debian's headless Chromium through playwright-core.
 [ -x /usr/bin/chromium ] || apt_install chromium
+# postgresql: the tests start their own throwaway clusters with its initdb and pg_ctl
+# (test/helpers/postgres.ts); the package's own "main" cluster is never used. Its install
+# creates that cluster and runs `invoke-rc.d postgresql start`: a policy-rc.d that answers 101
+# ("action forbidden") keeps it from starting, so no system cluster is left running (container
+# images usually have one already; otherwise one is put in place for the install only).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ -e /usr/sbin/policy-rc.d ]; then
+    apt_install postgresql
+  else
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    pg_status=0
+    apt_install postgresql || pg_status=$?
+    $SUDO rm -f /usr/sbin/policy-rc.d
+    [ "$pg_status" -eq 0 ] || exit "$pg_status"
+  fi
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
