@@ -158,7 +158,7 @@ describe('the compiled CLI, without src/ (the image layout)', () => {
     } finally {
       up.kill('SIGTERM');
     }
-  });
+  }, 120_000);
 });
 
 describe('bin/fanout.js in a checkout (src/ present)', () => {
