@@ -42,8 +42,12 @@ function changedSince(dir, time) {
 function distIsCurrent() {
   const startedAt = buildStartedAt();
   if (typeof startedAt !== 'number') return false;
-  if (changedSince(sources, startedAt)) return false;
-  return !['tsconfig.json', 'tsconfig.build.json'].some((file) => statSync(path.join(root, file)).mtimeMs > startedAt);
+  try {
+    if (changedSince(sources, startedAt)) return false;
+    return !['tsconfig.json', 'tsconfig.build.json'].some((file) => statSync(path.join(root, file)).mtimeMs > startedAt);
+  } catch {
+    return false; // a file vanished mid-walk (a checkout under way) or a tsconfig is missing: not provably current
+  }
 }
 
 if (!existsSync(sources) || distIsCurrent()) {

@@ -209,6 +209,16 @@ describe('bin/fanout.js in a checkout (src/ present)', () => {
     run = await runBuiltCli(checkout, ['--version']);
     expect(entry(run, checkout)).toEqual(['dist/cli/index.js']);
 
+    // A checkout without tsconfig.build.json cannot show its build is current: the sources run.
+    const buildConfig = path.join(checkout, 'tsconfig.build.json');
+    rmSync(buildConfig);
+    run = await runBuiltCli(checkout, ['--version']);
+    expect([run.code, entry(run, checkout)]).toEqual([0, ['src/cli/index.ts']]);
+    cpSync(path.join(REPO, 'tsconfig.build.json'), buildConfig);
+    age(buildConfig);
+    run = await runBuiltCli(checkout, ['--version']);
+    expect(entry(run, checkout)).toEqual(['dist/cli/index.js']);
+
     // A build under way has removed the stamp: the sources run.
     rmSync(path.join(checkout, 'dist/.build-stamp'));
     run = await runBuiltCli(checkout, ['--version']);
