@@ -1,9 +1,15 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 import { reporters } from './test/helpers/reporters.js';
 
 /** The main suite: unit, integration, worker, CLI, end-to-end and fault tests on one Redis. */
 export default defineConfig({
+  // Tests run the TypeScript sources: `fanout/worker` resolves to src/ through the package's
+  // `fanout-source` export condition (package.json), for Vite's resolver here and for Node's in
+  // the test processes (execArgv); without it the export is the compiled dist/.
+  ssr: { resolve: { conditions: ['fanout-source', ...defaultServerConditions] } },
   test: {
+    execArgv: ['--conditions=fanout-source'],
     include: ['test/**/*.test.ts'],
     exclude: ['test/kubernetes/**', '**/node_modules/**'],
     globalSetup: ['test/helpers/global-setup.ts'],

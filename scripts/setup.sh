@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # Sets up a fresh Debian machine for Fanout: Debian's redis-server, openssl, chromium and
-# postgresql (if missing), the npm packages from the lockfile, and the Python packages of the generated-client
-# test in .cache/python. Idempotent; run as root or with sudo available.
+# postgresql (if missing), the npm packages from the lockfile, the compiled dist/ (`npm run
+# build`), and the Python packages of the generated-client test in .cache/python. Idempotent;
+# run as root or with sudo available.
 set -eu
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -39,6 +40,9 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# Compile src/ into dist/, which `npx fanout` runs (bin/fanout.js falls back to the sources
+# through tsx whenever dist/ is missing or older than them; see the comment there).
+npm run --silent build
 # Python: the test that generates a Python client from openapi.yaml (pinned in test/python).
 # The generated client needs Python 3.11 or newer (Debian 12's python3 is 3.11) and venv with pip.
 if [ -f test/python/requirements.txt ]; then

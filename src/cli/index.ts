@@ -4,7 +4,7 @@ import { buildProgram } from './program.js';
 import { outputWidth } from './text-width.js';
 
 /**
- * Entry point of the `fanout` command (bin/fanout.js loads it through tsx). Any error a command
+ * Entry point of the `fanout` command (bin/fanout.js loads its compiled dist/src/cli/index.js, or this source through tsx when dist/ is stale). Any error a command
  * throws ends here and becomes a few lines on stderr, fitted to the output width, and exit code
  * 1 (2 for a command line that cannot be run), never a stack trace.
  */

@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { packageRoot } from '../package-root.js';
 import { Command, InvalidArgumentError, Option, type Argument } from 'commander';
 import type { ClientOptions } from './api.js';
 import type { GetOptions } from './get-command.js';
@@ -10,7 +12,7 @@ import { clientOptions, outputOption, serverOptions, type ServerFlag } from './o
  * imported only when their command runs, so `fanout --help` and the client commands start fast.
  */
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+const { version } = createRequire(import.meta.url)(path.join(packageRoot, 'package.json')) as { version: string };
 
 const SERVER_COMMANDS: Array<{ name: 'up' | 'api' | 'dispatcher'; summary: string; flags: ServerFlag[] }> = [
   {

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import * as schema from './schema.js';
+import { packageRoot } from '../package-root.js';
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
@@ -15,7 +15,7 @@ export interface StoreHandle {
   close(): void;
 }
 
-const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+const MIGRATIONS = path.join(packageRoot, 'migrations');
 
 /** Opens (creating if needed) the SQLite file in WAL mode and applies pending migrations. */
 export function openStore(file: string, opts: { migrate?: boolean } = {}): StoreHandle {

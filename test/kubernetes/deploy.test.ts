@@ -110,13 +110,22 @@ describe('Containerfile', () => {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
-  const copies = lines
-    .filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))
-    .map((l) => l.split(/\s+/).slice(1, -1))
-    .flat();
+  /** the stages, each a list of its instructions, the FROM line first (the ARGs before the first FROM go first) */
+  const stages = lines.reduce<string[][]>((acc, l) => (/^FROM\s/i.test(l) ? [...acc, [l]] : (acc.at(-1)!.push(l), acc)), [[]]);
+  const runtime = stages.at(-1)!;
+  const build = stages.find((s) => /\sAS build$/i.test(s[0]!)) ?? [];
+  /** the source paths of the COPY instructions that read the build context */
+  const copiesOf = (stage: string[]) =>
+    stage
+      .filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))
+      .map((l) => l.split(/\s+/).slice(1, -1))
+      .flat();
+  const copies = copiesOf(lines);
 
   it('copies only paths that exist in the repository, and every path the ignore files let through', () => {
-    expect(copies.sort()).toEqual(['bin', 'migrations', 'package-lock.json', 'package-lock.json', 'package.json', 'package.json', 'src', 'tsconfig.json']);
+    expect(copies.sort()).toEqual(
+      ['bin', 'migrations', 'package-lock.json', 'package-lock.json', 'package.json', 'package.json', 'package.json', 'scripts/build.mjs', 'src', 'tsconfig.build.json', 'tsconfig.json'],
+    );
     for (const path of copies) expect(existsSync(join(REPO, path)), path).toBe(true);
     for (const ignore of ['.containerignore', '.dockerignore']) {
       const rules = readFileSync(join(REPO, ignore), 'utf8').split('\n');
@@ -125,19 +134,31 @@ describe('Containerfile', () => {
     }
   });
 
-  it('carries what the CLI reads relative to its own files, and runs it as a non-root user', () => {
-    // bin/fanout.js registers ../tsconfig.json; src/store/db.ts applies ../../migrations
-    const bin = readFileSync(join(REPO, 'bin/fanout.js'), 'utf8');
-    for (const m of bin.matchAll(/new URL\('\.\.\/([^'/]+)/g)) expect(copies, `bin/fanout.js reads ${m[1]}`).toContain(m[1]);
-    expect(readFileSync(join(REPO, 'src/store/db.ts'), 'utf8')).toContain("'../../migrations'");
-    expect(lines.some((l) => /^ENTRYPOINT\s.*"node", "\/app\/bin\/fanout\.js"\]$/.test(l))).toBe(true);
-    expect(lines).toContain('WORKDIR /app');
-    expect(lines.find((l) => /^USER\s/.test(l))).toMatch(/^USER 10001(:10001)?$/);
-    expect(lines).toContain('VOLUME ["/data"]');
-    // npm ci --omit=dev: what runs the TypeScript and the store must be runtime dependencies
+  it('builds dist/ in a build stage; the runtime stage carries dist/ and no sources, TypeScript or tsx', () => {
+    expect(build.some((l) => /^RUN npm ci(?!.*--omit=dev)/.test(l)), 'the build stage installs the development dependencies').toBe(true);
+    expect(build).toContain('RUN node scripts/build.mjs');
+    expect(copiesOf(build)).toContain('src');
+    expect(runtime).toContain('COPY --from=build /app/dist ./dist');
+    expect(copiesOf(runtime).sort()).toEqual(['bin', 'migrations', 'package.json']);
+    // npm ci --omit=dev: what runs the compiled code and the store must be runtime dependencies,
+    // and nothing that compiles TypeScript is one.
     const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    for (const dep of ['tsx', 'better-sqlite3', '@kubernetes/client-node']) expect(pkg.dependencies, dep).toHaveProperty(dep);
+    for (const dep of ['better-sqlite3', '@kubernetes/client-node']) expect(pkg.dependencies, dep).toHaveProperty(dep);
+    for (const dep of ['tsx', 'typescript']) expect(pkg.dependencies, dep).not.toHaveProperty(dep);
     expect(lines.some((l) => l.startsWith('RUN npm ci --omit=dev'))).toBe(true);
+  });
+
+  it('carries what the CLI reads relative to its own files, and runs it as a non-root user', () => {
+    // bin/fanout.js imports ../dist/src/cli/index.js (the sources only when src/ is beside it);
+    // src/store/db.ts, compiled to dist/store/db.js, applies ../../migrations.
+    const bin = readFileSync(join(REPO, 'bin/fanout.js'), 'utf8');
+    expect(bin).toContain("await import('../dist/src/cli/index.js')");
+    expect(readFileSync(join(REPO, 'src/store/db.ts'), 'utf8')).toContain("'../../migrations'");
+    expect(copiesOf(runtime)).toContain('migrations');
+    expect(runtime.some((l) => /^ENTRYPOINT\s.*"node", "\/app\/bin\/fanout\.js"\]$/.test(l))).toBe(true);
+    expect(runtime).toContain('WORKDIR /app');
+    expect(runtime.find((l) => /^USER\s/.test(l))).toMatch(/^USER 10001(:10001)?$/);
+    expect(runtime).toContain('VOLUME ["/data"]');
   });
 });
 

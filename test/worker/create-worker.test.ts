@@ -57,7 +57,7 @@ interface TaskEvent {
  */
 async function spawnWorker(name: string, extra: Record<string, unknown> = {}): Promise<ChildProcess> {
   const config = { redisUrl: svc.redisUrl, prefix: svc.prefix, apiUrl: svc.url, events: path.join(dir, 'events.ndjson'), name, leaseMs: 1000, ...extra };
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, JSON.stringify(config)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=fanout-source', '--import', 'tsx', FIXTURE, JSON.stringify(config)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   await new Promise<void>((resolve, reject) => {
