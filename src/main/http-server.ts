@@ -13,7 +13,10 @@ import { settledBefore, soonerOf, type StopContext } from './stop-context.js';
  *   that keep moving, and event streams (a heartbeat every FANOUT_EVENTS_HEARTBEAT_MS), are not.
  */
 export async function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number, t: HttpTimeouts): Promise<HttpServer> {
-  const server = await new Promise<ServerType>((resolve) => {
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    // A port in use is a start-up failure to report in one line, not an unhandled 'error' event.
+    const refused = (err: NodeJS.ErrnoException) =>
+      reject(new Error(`cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'the address is already in use' : err.message}`));
     const s = serve(
       {
         fetch,
@@ -26,8 +29,12 @@ export async function listen(fetch: (req: Request) => Response | Promise<Respons
           connectionsCheckingInterval: checkingIntervalMs(t),
         },
       },
-      () => resolve(s),
+      () => {
+        s.off('error', refused);
+        resolve(s);
+      },
     );
+    s.once('error', refused);
   });
   const http = server as HttpServer;
   // no 'timeout' listener: Node destroys the socket

@@ -33,14 +33,23 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
     }
     redisUrl = localRedis.url;
   }
-  service = await startService({
-    config,
-    redisUrl,
-    logger,
-    api: role !== 'dispatcher',
-    dispatcher: role !== 'api',
-    workerTasks: role === 'up' ? (config.tasks.length > 0 ? config.tasks : EXAMPLE_TASKS) : undefined,
-  });
+  try {
+    service = await startService({
+      config,
+      redisUrl,
+      logger,
+      api: role !== 'dispatcher',
+      dispatcher: role !== 'api',
+      workerTasks: role === 'up' ? (config.tasks.length > 0 ? config.tasks : EXAMPLE_TASKS) : undefined,
+    });
+  } catch (err) {
+    // One line and exit 1, with the local redis-server stopped: a half-started process that
+    // stays up (its Redis client and child keep the event loop alive) helps nobody.
+    logger.error({ err }, 'start-up failed');
+    process.stderr.write(`fanout: ${(err as Error).message}\n`);
+    await localRedis?.stop().catch(() => {});
+    process.exit(1);
+  }
   logger.info({ role, url: service.url, database: config.databasePath, redis: localRedis ? 'local redis-server' : 'REDIS_URL' }, 'fanout started');
   if (service.url) process.stderr.write(`fanout ${role}: listening on ${service.url}\n`);
   if (service.url && !config.apiKey && !hasAnyApiKey(service.store)) {
