@@ -93,15 +93,27 @@ export const resultLineSchema = z
   .meta({ id: 'ResultLine', description: 'One line of GET /v1/batches/{id}/results (NDJSON).' });
 
 export const idParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'b0mhz8x3k2a1b2c3d4e' }) });
-// A coerced number accepts any input, so the generator would call the path parameter optional and
-// nullable (`required: false`, `[integer, null]`), which OpenAPI forbids for a path parameter and
-// client generators refuse: the parameter's schema and `required` are stated here.
+/**
+ * `{index}`: canonical decimal only (`0` or `[1-9][0-9]*`) up to 2^53−1, so `0x1`, `1e0`, `01` or a
+ * blank are refused instead of being coerced into some other item. The parameter's OpenAPI schema
+ * and `required` are stated here: the generator cannot derive an integer from the string check.
+ */
+export const ITEM_INDEX_PATTERN = /^(0|[1-9][0-9]*)$/;
 export const itemParam = idParam.extend({
-  index: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .openapi({ type: 'integer', minimum: 0, param: { name: 'index', in: 'path', required: true }, example: 0 }),
+  index: z
+    .string()
+    .regex(ITEM_INDEX_PATTERN, 'an item index is a decimal integer without sign, leading zeros, exponent or spaces')
+    .refine((s) => Number(s) <= Number.MAX_SAFE_INTEGER, `an item index is at most ${Number.MAX_SAFE_INTEGER}`)
+    .transform(Number)
+    .openapi({
+      type: 'integer',
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      pattern: ITEM_INDEX_PATTERN.source,
+      description: 'The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1',
+      param: { name: 'index', in: 'path', required: true },
+      example: 0,
+    }),
 });
 
 export const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });

@@ -757,6 +757,7 @@ export interface paths {
                 header?: never;
                 path: {
                     id: string;
+                    /** @description The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1 */
                     index: number;
                 };
                 cookie?: never;
@@ -815,6 +816,7 @@ export interface paths {
                 header?: never;
                 path: {
                     id: string;
+                    /** @description The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1 */
                     index: number;
                 };
                 cookie?: never;
@@ -886,6 +888,7 @@ export interface paths {
                 };
                 path: {
                     id: string;
+                    /** @description The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1 */
                     index: number;
                 };
                 cookie?: never;
