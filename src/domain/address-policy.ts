@@ -144,11 +144,13 @@ export function classifyAddress(address: string): AddressClass {
 export interface Allowlist {
   hosts: string[];
   cidrs: Cidr[];
+  /** FANOUT_WEBHOOK_ALLOW_PUBLIC=false: public addresses too need an entry (a closed network, the fuzz test) */
+  onlyListed?: boolean;
 }
 
 /** Parses comma-separated hosts or CIDRs; throws with the entry that is neither. */
-export function parseAllowlist(text: string | undefined): Allowlist {
-  const out: Allowlist = { hosts: [], cidrs: [] };
+export function parseAllowlist(text: string | undefined, onlyListed = false): Allowlist {
+  const out: Allowlist = { hosts: [], cidrs: [], ...(onlyListed ? { onlyListed } : {}) };
   for (const raw of (text ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
     const cidr = parseCidr(raw.replace(/^\[|\]$/g, ''));
     if (cidr) out.cidrs.push(cidr);
@@ -173,6 +175,9 @@ export function refusalOf(host: string, addresses: string[], allow: Allowlist): 
     const kind = classifyAddress(address);
     if (kind !== 'public') {
       return `${name} resolves to ${address}, a ${kind} address; webhooks may only call public addresses unless --webhook-allow (FANOUT_WEBHOOK_ALLOW) names it`;
+    }
+    if (allow.onlyListed) {
+      return `${name} resolves to ${address}, which --webhook-allow (FANOUT_WEBHOOK_ALLOW) does not name; this server calls only the addresses listed there (FANOUT_WEBHOOK_ALLOW_PUBLIC=false)`;
     }
   }
   return null;

@@ -98,6 +98,15 @@ describe('refusalOf', () => {
     expect(refusalOf('::ffff:127.0.0.1', ['::ffff:127.0.0.1'], allow)).toBeNull();
   });
 
+  it('with public addresses off, only allowlisted hosts and CIDRs pass', () => {
+    const only = parseAllowlist('127.0.0.1, hooks.internal', true);
+    expect(refusalOf('example.com', ['93.184.216.34'], only)).toMatch(/does not name; this server calls only the addresses listed there/);
+    expect(refusalOf('8.8.8.8', ['8.8.8.8'], only)).toMatch(/FANOUT_WEBHOOK_ALLOW_PUBLIC=false/);
+    expect(refusalOf('127.0.0.1', ['127.0.0.1'], only)).toBeNull();
+    expect(refusalOf('hooks.internal', ['93.184.216.34'], only)).toBeNull();
+    expect(refusalOf('10.0.0.1', ['10.0.0.1'], only)).toMatch(/a private address/);
+  });
+
   it('says which address and why', () => {
     expect(refusalOf('x.example', ['169.254.169.254'], parseAllowlist(''))).toMatch(/169\.254\.169\.254, a metadata address/);
   });
