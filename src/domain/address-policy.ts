@@ -161,6 +161,16 @@ export function parseAllowlist(text: string | undefined, onlyListed = false): Al
 }
 
 /**
+ * With public addresses off, a host name the allowlist does not name is refused before it is
+ * resolved: no DNS query leaves the machine for a name that could never pass. Null otherwise.
+ */
+export function refusalBeforeLookup(host: string, allow: Allowlist): string | null {
+  const name = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (!allow.onlyListed || parseIp(name) || allow.hosts.includes(name)) return null;
+  return `${name} is not named by --webhook-allow (FANOUT_WEBHOOK_ALLOW); this server calls only the hosts and addresses listed there (FANOUT_WEBHOOK_ALLOW_PUBLIC=false)`;
+}
+
+/**
  * Why a target is refused, or null when it may be called: `host` as written in the URL and the
  * addresses it resolved to (all of them must pass; a name listed in the allowlist passes whatever
  * it resolves to).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAddress, parseAllowlist, parseCidr, refusalOf } from '../../src/domain/address-policy.js';
+import { classifyAddress, parseAllowlist, parseCidr, refusalBeforeLookup, refusalOf } from '../../src/domain/address-policy.js';
 import { nextRetryDelay, parseRetrySchedule, wantsEvent } from '../../src/domain/webhooks.js';
 
 describe('classifyAddress', () => {
@@ -105,6 +105,15 @@ describe('refusalOf', () => {
     expect(refusalOf('127.0.0.1', ['127.0.0.1'], only)).toBeNull();
     expect(refusalOf('hooks.internal', ['93.184.216.34'], only)).toBeNull();
     expect(refusalOf('10.0.0.1', ['10.0.0.1'], only)).toMatch(/a private address/);
+  });
+
+  it('with public addresses off, a name not in the allowlist is refused before any lookup', () => {
+    const only = parseAllowlist('127.0.0.1, Hooks.Internal', true);
+    expect(refusalBeforeLookup('example.com', only)).toMatch(/example\.com is not named by --webhook-allow/);
+    expect(refusalBeforeLookup('hooks.internal', only)).toBeNull();
+    expect(refusalBeforeLookup('8.8.8.8', only)).toBeNull(); // an address: refusalOf judges it, no lookup needed
+    expect(refusalBeforeLookup('[::1]', only)).toBeNull();
+    expect(refusalBeforeLookup('example.com', parseAllowlist('127.0.0.1'))).toBeNull();
   });
 
   it('says which address and why', () => {
