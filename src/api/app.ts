@@ -11,6 +11,7 @@ import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
 import { schedulesRouter } from './schedules-router.js';
 import { uiRouter } from './ui/ui-router.js';
+import { methodsByPath } from './method-not-allowed.js';
 
 export type AppDeps = Omit<ApiDeps, 'tenantOf' | 'validationHook'>;
 
@@ -68,7 +69,13 @@ export function createApp(base: AppDeps) {
   app.get('/ui/', (c) => c.redirect('/ui/batches', 303));
 
   app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));
-  app.notFound((c) => respondProblem(c, problem(404, 'not-found', 'Not Found', `no route for ${c.req.method} ${c.req.path}`)));
+  const allowedMethods = methodsByPath(app.routes);
+  app.notFound((c) => {
+    const allow = allowedMethods(c.req.path);
+    if (allow.length === 0) return respondProblem(c, problem(404, 'not-found', 'Not Found', `no route for ${c.req.method} ${c.req.path}`));
+    const detail = `${c.req.method} is not supported on ${c.req.path}; use ${allow.join(', ')}`;
+    return respondProblem(c, Object.assign(problem(405, 'method-not-allowed', 'Method Not Allowed', detail), { headers: { allow: allow.join(', ') } }));
+  });
   app.onError((err, c) => {
     const p = toProblem(err);
     if (p.problem.status >= 500) deps.logger.error({ err, requestId: c.get('requestId') }, 'request failed');
@@ -89,15 +96,28 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     },
     security: [{ bearer: [] }],
   });
-  // The auth middleware guards every /v1 route; declare its answer once for all of them.
+  // Answers that shared middleware gives on many routes, declared once and referenced: the auth
+  // middleware on every /v1 route; the JSON body reader (malformed JSON) wherever a JSON body is
+  // read, and the 415 of a required body sent without one; the query validator wherever a list
+  // takes `limit` (out of range).
+  const problemContent = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   doc.components ??= {};
   doc.components.responses = {
-    Unauthorized: { description: 'Missing or invalid API key', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+    Unauthorized: { description: 'Missing or invalid API key', content: problemContent },
+    MalformedJson: { description: 'The body is not valid JSON', content: problemContent },
+    UnsupportedMediaType: { description: 'The body is missing or not application/json', content: problemContent },
+    InvalidQuery: { description: 'A query parameter is out of range or malformed', content: problemContent },
   };
+  type Op = { responses?: Record<string, unknown>; requestBody?: { required?: boolean; content?: Record<string, unknown> }; parameters?: Array<{ in?: string; name?: string }> };
   for (const [p, item] of Object.entries(doc.paths ?? {})) {
-    if (!p.startsWith('/v1/')) continue;
-    for (const op of Object.values(item as Record<string, { responses?: Record<string, unknown> }>)) {
-      if (op && typeof op === 'object' && op.responses) op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+    for (const op of Object.values(item as Record<string, Op>)) {
+      if (!op || typeof op !== 'object' || !op.responses) continue;
+      if (p.startsWith('/v1/')) op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      if (op.requestBody?.content?.['application/json']) {
+        op.responses['400'] ??= { $ref: '#/components/responses/MalformedJson' };
+        if (op.requestBody.required) op.responses['415'] ??= { $ref: '#/components/responses/UnsupportedMediaType' };
+      }
+      if (op.parameters?.some((q) => q.in === 'query' && q.name === 'limit')) op.responses['422'] ??= { $ref: '#/components/responses/InvalidQuery' };
     }
   }
   return doc;

@@ -7,7 +7,7 @@ import { pruneHistory, triggerSchedule } from '../store/schedule-runs.js';
 import { createSchedule, deleteSchedule, getSchedule, listSchedules, parseScheduleSpec, updateSchedule } from '../store/schedules.js';
 import { prepareBatch } from './batch-submission.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
-import { fieldErrors, notFound, validationProblem } from './problems.js';
+import { fieldErrors, notFound, requireJsonBody, validationProblem } from './problems.js';
 import { scheduleListSchema, scheduleSchema, scheduleView } from './schedule-views.js';
 import { batchSchema, problemResponse } from './schemas.js';
 import { batchView, decodeCursor, encodeCursor } from './views.js';
@@ -89,6 +89,8 @@ const triggerDef = createRoute({
 
 export function schedulesRouter(deps: ApiDeps) {
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
+  app.use('/v1/schedules', requireJsonBody(['POST']));
+  app.use('/v1/schedules/:id', requireJsonBody(['PATCH']));
   const { store } = deps;
 
   /** The checks POST /v1/batches runs beyond its schema, on the template, with its pointers. */

@@ -431,7 +431,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "text/event-stream": string;
+                        "text/event-stream": components["schemas"]["BatchEvent"];
                     };
                 };
                 401: components["responses"]["Unauthorized"];
@@ -1069,7 +1069,9 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookEndpointCreated"];
                     };
                 };
+                400: components["responses"]["MalformedJson"];
                 401: components["responses"]["Unauthorized"];
+                415: components["responses"]["UnsupportedMediaType"];
                 /** @description Invalid URL, event type, or a refused target */
                 422: {
                     headers: {
@@ -1187,6 +1189,7 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookEndpoint"];
                     };
                 };
+                400: components["responses"]["MalformedJson"];
                 401: components["responses"]["Unauthorized"];
                 /** @description No such endpoint */
                 404: {
@@ -1197,6 +1200,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                415: components["responses"]["UnsupportedMediaType"];
                 /** @description Invalid change */
                 422: {
                     headers: {
@@ -1298,6 +1302,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                422: components["responses"]["InvalidQuery"];
             };
         };
         put?: never;
@@ -1348,6 +1353,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                422: components["responses"]["InvalidQuery"];
             };
         };
         put?: never;
@@ -2021,6 +2027,18 @@ export interface components {
             items: components["schemas"]["Batch"][];
             nextCursor: string | null;
         };
+        /** @description One Server-Sent Event of the stream (`: ping` comments aside) */
+        BatchEvent: {
+            /** @enum {string} */
+            event: "progress" | "done";
+            /**
+             * @description JSON: `{phase, counts, completedIndexes, failedIndexes}` as in the batch status
+             * @example {"phase":"Running","counts":{"total":3,"pending":0,"running":1,"succeeded":2,"failed":0,"cancelled":0},"completedIndexes":"0-1","failedIndexes":""}
+             */
+            data: string;
+            id: string;
+            retry: number;
+        };
         ItemList: {
             items: components["schemas"]["Item"][];
             nextCursor: string | null;
@@ -2224,6 +2242,33 @@ export interface components {
     responses: {
         /** @description Missing or invalid API key */
         Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The body is not valid JSON */
+        MalformedJson: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The body is missing or not application/json */
+        UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A query parameter is out of range or malformed */
+        InvalidQuery: {
             headers: {
                 [name: string]: unknown;
             };
