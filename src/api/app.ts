@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { requestId } from 'hono/request-id';
 import YAML from 'yaml';
+import { LABEL_KEY_PATTERN } from '../domain/batch-spec.js';
 import { authenticateApiKey } from '../store/tenants.js';
 import { batchesRouter } from './batches-router.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
@@ -108,6 +109,9 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     UnsupportedMediaType: { description: 'The body is missing or not application/json', content: problemContent },
     InvalidQuery: { description: 'A query parameter is out of range or malformed', content: problemContent },
   };
+  // The generator cannot state a record's key rule (zod-openapi has no propertyNames).
+  const labels = doc.components.schemas?.Labels as Record<string, unknown> | undefined;
+  if (labels) labels.propertyNames = { type: 'string', pattern: LABEL_KEY_PATTERN };
   type Op = { responses?: Record<string, unknown>; requestBody?: { required?: boolean; content?: Record<string, unknown> }; parameters?: Array<{ in?: string; name?: string }> };
   for (const [p, item] of Object.entries(doc.paths ?? {})) {
     for (const op of Object.values(item as Record<string, Op>)) {

@@ -9,7 +9,7 @@ import { prepareBatch } from './batch-submission.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { fieldErrors, notFound, requireJsonBody, validationProblem } from './problems.js';
 import { scheduleListSchema, scheduleSchema, scheduleView } from './schedule-views.js';
-import { batchSchema, problemResponse } from './schemas.js';
+import { batchSchema, cursorQuery, labelSelectorQuery, problemResponse } from './schemas.js';
 import { batchView, decodeCursor, encodeCursor } from './views.js';
 
 /** /v1/schedules: the CronJob of batches. Create, list, get, update, delete, trigger one now. */
@@ -37,9 +37,9 @@ const listDef = createRoute({
   summary: 'List schedules, newest first',
   request: {
     query: z.object({
-      labelSelector: z.string().optional().openapi({ example: 'team=data' }),
+      labelSelector: labelSelectorQuery.optional().openapi({ example: 'team=data' }),
       limit: z.coerce.number().int().min(1).max(500).default(50),
-      cursor: z.string().optional(),
+      cursor: cursorQuery,
     }),
   },
   responses: { 200: { description: 'A page of schedules', content: { 'application/json': { schema: scheduleListSchema } } }, 400: problemResponse('Bad label selector'), 422: problemResponse('Bad query') },

@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { PHASES } from '../domain/batch-status.js';
 import { batchHeaderSchema, labelsSchema } from '../domain/batch-spec.js';
+import { MAX_SELECTOR_LENGTH } from '../domain/label-selector.js';
 
 /** Response shapes, for the OpenAPI document and for tests that check answers against it. */
 
@@ -117,3 +118,15 @@ export const itemParam = idParam.extend({
 });
 
 export const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });
+
+/** `cursor`: the previous page's nextCursor, unchanged; opaque base64url (see encodeCursor in views.ts). */
+export const cursorQuery = z
+  .string()
+  .openapi({ pattern: '^[A-Za-z0-9_-]*$', description: 'The nextCursor of the previous page, unchanged (opaque, base64url)' })
+  .optional();
+
+/** `labelSelector` (parsed by parseLabelSelector; a bad or oversized one answers 400 /labelSelector). */
+export const labelSelectorQuery = z.string().openapi({
+  maxLength: MAX_SELECTOR_LENGTH,
+  description: `A Kubernetes label selector (\`a=b\`, \`a!=b\`, \`a in (x,y)\`, \`a notin (x,y)\`, \`a\`, \`!a\`, comma-separated): at most 100 requirements and ${MAX_SELECTOR_LENGTH} characters`,
+});

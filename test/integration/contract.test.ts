@@ -101,4 +101,30 @@ describe('contract: methods, declared statuses and bodies', () => {
     await svc.client.request('DELETE', `/v1/webhook-endpoints/${ep.body.id}`);
     await svc.client.request('DELETE', `/v1/schedules/${sched.body.id}`);
   });
+
+  it('a cursor is exactly what the API wrote: padded or decorated forms of a valid one are refused', async () => {
+    const page = await svc.client.json('GET', '/v1/batches?limit=1');
+    expect(page.status).toBe(200);
+    const valid = Buffer.from('b1').toString('base64url');
+    expect((await svc.client.request('GET', `/v1/batches?cursor=${valid}`)).status).toBe(200);
+    for (const cursor of [`${valid}=`, `${valid}!`, `.${valid}`, `${valid}%20`]) {
+      await expectProblem(await svc.client.request('GET', `/v1/batches?cursor=${cursor}`), 422, '/query/cursor');
+    }
+  });
+
+  it('the spec is as strict as the server: labels, selectors, cursors, names', () => {
+    const schemas = (doc as unknown as { components: { schemas: Record<string, any> } }).components.schemas;
+    expect(schemas.Labels.propertyNames.pattern).toBeTruthy();
+    expect(schemas.Labels.additionalProperties).toMatchObject({ maxLength: 63, pattern: expect.any(String) });
+    const header = schemas.BatchSpecHeader.properties;
+    expect(header.namespace).toMatchObject({ minLength: 1, maxLength: 63, pattern: expect.any(String) });
+    expect(JSON.stringify(schemas)).toMatch(/"serviceAccountName":\{"type":"string","minLength":1,"maxLength":253,"pattern"/);
+    for (const { name, op } of operations()) {
+      for (const p of op.parameters ?? []) {
+        const schema = (p as { schema?: Record<string, unknown> }).schema ?? {};
+        if (p.name === 'cursor') expect(schema.pattern, name).toBe('^[A-Za-z0-9_-]*$');
+        if (p.name === 'labelSelector') expect(schema.maxLength, name).toBe(8192);
+      }
+    }
+  });
 });

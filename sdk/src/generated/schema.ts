@@ -145,9 +145,11 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description A Kubernetes label selector (`a=b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`, comma-separated): at most 100 requirements and 8192 characters */
                     labelSelector?: string;
                     phase?: "Pending" | "Running" | "Suspended" | "Succeeded" | "Failed" | "Cancelled";
                     limit?: number;
+                    /** @description The nextCursor of the previous page, unchanged (opaque, base64url) */
                     cursor?: string;
                 };
                 header?: never;
@@ -269,6 +271,7 @@ export interface paths {
         delete: {
             parameters: {
                 query: {
+                    /** @description A Kubernetes label selector (`a=b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`, comma-separated): at most 100 requirements and 8192 characters */
                     labelSelector: string;
                 };
                 header?: never;
@@ -695,6 +698,7 @@ export interface paths {
                 query?: {
                     status?: "pending" | "running" | "succeeded" | "failed" | "cancelled";
                     limit?: number;
+                    /** @description The nextCursor of the previous page, unchanged (opaque, base64url) */
                     cursor?: string;
                 };
                 header?: never;
@@ -1506,8 +1510,10 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description A Kubernetes label selector (`a=b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`, comma-separated): at most 100 requirements and 8192 characters */
                     labelSelector?: string;
                     limit?: number;
+                    /** @description The nextCursor of the previous page, unchanged (opaque, base64url) */
                     cursor?: string;
                 };
                 header?: never;
