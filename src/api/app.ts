@@ -97,7 +97,8 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     },
     security: [{ bearer: [] }],
   });
-  // Answers that shared middleware gives on many routes, declared once and referenced: the auth
+  // Answers that shared middleware gives on many routes, declared once and referenced: the HTTP
+  // server's 431 for an oversized request head (src/main/client-error.ts) everywhere; the auth
   // middleware on every /v1 route; the JSON body reader (malformed JSON) wherever a JSON body is
   // read, and the 415 of a required body sent without one; the query validator wherever a list
   // takes `limit` (out of range).
@@ -108,6 +109,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     MalformedJson: { description: 'The body is not valid JSON', content: problemContent },
     UnsupportedMediaType: { description: 'The body is missing or not application/json', content: problemContent },
     InvalidQuery: { description: 'A query parameter is out of range or malformed', content: problemContent },
+    HeadersTooLarge: { description: 'The request line and headers are over 16 KiB (a very long query string)', content: problemContent },
   };
   // The generator cannot state a record's key rule (zod-openapi has no propertyNames).
   const labels = doc.components.schemas?.Labels as Record<string, unknown> | undefined;
@@ -117,6 +119,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     for (const op of Object.values(item as Record<string, Op>)) {
       if (!op || typeof op !== 'object' || !op.responses) continue;
       if (p.startsWith('/v1/')) op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      op.responses['431'] = { $ref: '#/components/responses/HeadersTooLarge' };
       if (op.requestBody?.content?.['application/json']) {
         op.responses['400'] ??= { $ref: '#/components/responses/MalformedJson' };
         if (op.requestBody.required) op.responses['415'] ??= { $ref: '#/components/responses/UnsupportedMediaType' };

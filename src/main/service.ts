@@ -16,6 +16,7 @@ import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.
 import { Metrics } from './metrics.js';
 import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
+import { answerClientError } from './client-error.js';
 
 /**
  * Builds and starts the parts of Fanout one process runs: the API (HTTP on host:port), the
@@ -108,6 +109,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     });
     server = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+      s.on('clientError', answerClientError);
     });
     const port = (server.address() as AddressInfo).port;
     url = `http://${config.host}:${port}`;

@@ -127,4 +127,12 @@ describe('contract: methods, declared statuses and bodies', () => {
       }
     }
   });
+
+  it('a request head over 16 KiB (a very long query) answers 431 problem+json, declared everywhere', async () => {
+    const res = await svc.client.request('GET', `/v1/batches?labelSelector=${'%C3%83'.repeat(4000)}`);
+    const p = await expectProblem(res, 431);
+    expect(p.type).toMatch(/headers-too-large$/);
+    for (const { name, op } of operations()) expect(Object.keys(op.responses), name).toContain('431');
+    expect((await svc.client.json('GET', '/v1/batches')).status).toBe(200);
+  });
 });

@@ -33,6 +33,7 @@ export interface paths {
                         };
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -74,6 +75,7 @@ export interface paths {
                         };
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
                 /** @description Not ready */
                 503: {
                     headers: {
@@ -124,6 +126,7 @@ export interface paths {
                         "text/plain": string;
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -186,6 +189,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -265,6 +269,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         /** Delete every batch matching a label selector */
@@ -310,6 +315,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         options?: never;
@@ -364,6 +370,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -397,6 +404,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         options?: never;
@@ -447,6 +455,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -506,6 +515,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -563,6 +573,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -620,6 +631,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -677,6 +689,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -737,6 +750,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -796,6 +810,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -864,6 +879,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -961,6 +977,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         post?: never;
@@ -1008,6 +1025,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1047,6 +1065,7 @@ export interface paths {
                     };
                 };
                 401: components["responses"]["Unauthorized"];
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1085,6 +1104,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -1131,6 +1151,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1164,6 +1185,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         options?: never;
@@ -1214,6 +1236,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         trace?: never;
@@ -1258,6 +1281,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -1307,6 +1331,7 @@ export interface paths {
                     };
                 };
                 422: components["responses"]["InvalidQuery"];
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1358,6 +1383,7 @@ export interface paths {
                     };
                 };
                 422: components["responses"]["InvalidQuery"];
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1417,6 +1443,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -1452,6 +1479,7 @@ export interface paths {
                     };
                 };
                 401: components["responses"]["Unauthorized"];
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1491,6 +1519,7 @@ export interface paths {
                     };
                 };
                 401: components["responses"]["Unauthorized"];
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -1550,6 +1579,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1617,6 +1647,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -1663,6 +1694,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         put?: never;
@@ -1696,6 +1728,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         options?: never;
@@ -1771,6 +1804,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         trace?: never;
@@ -1816,6 +1850,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                431: components["responses"]["HeadersTooLarge"];
             };
         };
         delete?: never;
@@ -2275,6 +2310,15 @@ export interface components {
         };
         /** @description A query parameter is out of range or malformed */
         InvalidQuery: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request line and headers are over 16 KiB (a very long query string) */
+        HeadersTooLarge: {
             headers: {
                 [name: string]: unknown;
             };
