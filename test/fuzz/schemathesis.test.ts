@@ -32,7 +32,7 @@ import { startTestService, type TestService } from '../helpers/service.js';
 const VENV_BIN = path.join(REPO, '.cache/python/bin');
 const SCHEMATHESIS = path.join(VENV_BIN, 'schemathesis');
 const FUZZ_SEED = Number(process.env.FANOUT_FUZZ_SEED || 20261203);
-const EXAMPLES = Number(process.env.FANOUT_FUZZ_EXAMPLES || 20);
+const EXAMPLES = Number(process.env.FANOUT_FUZZ_EXAMPLES || 50);
 /** vitest's bound on the whole run; schemathesis itself stops after EXAMPLES per operation and phase */
 const RUN_TIMEOUT_MS = 8 * 60_000;
 
