@@ -12,7 +12,7 @@ import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
 import { schedulesRouter } from './schedules-router.js';
 import { uiRouter } from './ui/ui-router.js';
-import { methodsByPath } from './method-not-allowed.js';
+import { methodsByPath } from '../domain/allowed-methods.js';
 
 export type AppDeps = Omit<ApiDeps, 'tenantOf' | 'validationHook'>;
 
