@@ -79,6 +79,9 @@ describe('schemathesis against the running service', () => {
       const r = await svc!.client.json('POST', '/v1/webhook-endpoints', { url: target });
       expect(r.status, target).toBe(422);
     }
+    // schemathesis itself fetches only the spec, unless the spec points elsewhere (externalValue, a remote $ref).
+    const spec = await (await fetch(`${svc!.url}/openapi.yaml`)).text();
+    expect(spec).not.toMatch(/externalValue|\$ref: "?https?:/);
     const local = await svc!.client.json('POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook' });
     expect(local.status).toBe(201);
     expect((await svc!.client.request('DELETE', `/v1/webhook-endpoints/${local.body.id}`)).status).toBe(204);
