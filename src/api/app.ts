@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { requestId } from 'hono/request-id';
 import { clientWentAway } from '../domain/client-abort.js';
 import YAML from 'yaml';
+import { LABEL_KEY_PATTERN } from '../domain/batch-spec.js';
 import { authenticateApiKey } from '../store/tenants.js';
 import { batchesRouter, isNdjson } from './batches-router.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
@@ -13,6 +14,7 @@ import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
 import { schedulesRouter } from './schedules-router.js';
 import { uiRouter } from './ui/ui-router.js';
+import { methodsByPath } from '../domain/allowed-methods.js';
 
 export type AppDeps = Omit<ApiDeps, 'tenantOf' | 'validationHook'>;
 
@@ -81,7 +83,13 @@ export function createApp(base: AppDeps) {
   app.get('/ui/', (c) => c.redirect('/ui/batches', 303));
 
   app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));
-  app.notFound((c) => respondProblem(c, problem(404, 'not-found', 'Not Found', `no route for ${c.req.method} ${c.req.path}`)));
+  const allowedMethods = methodsByPath(app.routes);
+  app.notFound((c) => {
+    const allow = allowedMethods(c.req.path);
+    if (allow.length === 0) return respondProblem(c, problem(404, 'not-found', 'Not Found', `no route for ${c.req.method} ${c.req.path}`));
+    const detail = `${c.req.method} is not supported on ${c.req.path}; use ${allow.join(', ')}`;
+    return respondProblem(c, Object.assign(problem(405, 'method-not-allowed', 'Method Not Allowed', detail), { headers: { allow: allow.join(', ') } }));
+  });
   app.onError((err, c) => {
     if (clientWentAway(err, c.req.raw.signal.aborted)) {
       deps.logger.debug({ requestId: c.get('requestId'), method: c.req.method, path: c.req.path, err: err.message }, 'client went away before the request was read');
@@ -124,17 +132,39 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       { name: 'System', description: 'Liveness, readiness and Prometheus metrics; no API key needed.' },
     ],
   });
-  // The auth middleware guards every /v1 route; declare its answer once for all of them.
+  // Answers that shared middleware gives on many routes, declared once and referenced: the HTTP
+  // server's 431 for an oversized request head and 408 for a slow one (src/main/client-error.ts)
+  // everywhere; the auth
+  // middleware on every /v1 route; the JSON body reader (malformed JSON) wherever a JSON body is
+  // read, and the 415 of a required body sent without one; the query validator wherever a list
+  // takes `limit` (out of range).
+  const problemContent = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   doc.components ??= {};
   doc.components.responses = {
-    Unauthorized: { description: 'Missing or invalid API key', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+    Unauthorized: { description: 'Missing or invalid API key', content: problemContent },
+    MalformedJson: { description: 'The body is not valid JSON', content: problemContent },
+    UnsupportedMediaType: { description: 'The body is missing or not application/json', content: problemContent },
+    InvalidQuery: { description: 'A query parameter is out of range or malformed', content: problemContent },
+    HeadersTooLarge: { description: 'The request line and headers are over 16 KiB (a very long query string)', content: problemContent },
+    RequestTimeout: { description: 'The headers or body did not arrive within the HTTP timeouts (FANOUT_HTTP_*_TIMEOUT_SECONDS)', content: problemContent },
   };
+  // The generator cannot state a record's key rule (zod-openapi has no propertyNames).
+  const labels = doc.components.schemas?.Labels as Record<string, unknown> | undefined;
+  if (labels) labels.propertyNames = { type: 'string', pattern: LABEL_KEY_PATTERN };
+  type Op = { responses?: Record<string, unknown>; requestBody?: { required?: boolean; content?: Record<string, unknown> }; parameters?: Array<{ in?: string; name?: string }> };
   for (const [p, item] of Object.entries(doc.paths ?? {})) {
-    if (!p.startsWith('/v1/')) continue;
-    for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, unknown> }>)) {
+    for (const [method, op] of Object.entries(item as Record<string, Op>)) {
       if (!op || typeof op !== 'object' || !op.responses) continue;
+      op.responses['408'] = { $ref: '#/components/responses/RequestTimeout' };
+      op.responses['431'] = { $ref: '#/components/responses/HeadersTooLarge' };
+      if (!p.startsWith('/v1/')) continue;
       op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      if (op.parameters?.some((q) => q.in === 'query' && q.name === 'limit')) op.responses['422'] ??= { $ref: '#/components/responses/InvalidQuery' };
       if (isStreamedUpload(method.toUpperCase(), p.replace(/\{[^}]+\}/g, 'x'), undefined)) continue;
+      if (op.requestBody?.content?.['application/json']) {
+        op.responses['400'] ??= { $ref: '#/components/responses/MalformedJson' };
+        if (op.requestBody.required) op.responses['415'] ??= { $ref: '#/components/responses/UnsupportedMediaType' };
+      }
       if (['post', 'put', 'patch'].includes(method)) declareBodyAnswers(op.responses);
     }
   }

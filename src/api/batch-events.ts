@@ -18,6 +18,18 @@ import { batchView } from './views.js';
 /** What a client waits before reconnecting after the stream broke (the SSE `retry:` field). */
 const RETRY_MS = 2000;
 
+const sseEventSchema = z
+  .object({
+    event: z.enum(['progress', 'done']),
+    data: z.string().openapi({
+      description: 'JSON: `{phase, counts, completedIndexes, failedIndexes}` as in the batch status',
+      example: '{"phase":"Running","counts":{"total":3,"pending":0,"running":1,"succeeded":2,"failed":0,"cancelled":0},"completedIndexes":"0-1","failedIndexes":""}',
+    }),
+    id: z.string().regex(/^[0-9]+$/),
+    retry: z.number().int(),
+  })
+  .meta({ id: 'BatchEvent', description: 'One Server-Sent Event of the stream (`: ping` comments aside)' });
+
 const eventsRoute = createRoute({
   method: 'get',
   path: '/v1/batches/{id}/events',
@@ -30,7 +42,8 @@ const eventsRoute = createRoute({
   responses: {
     200: {
       description: 'The event stream',
-      content: { 'text/event-stream': { schema: z.string().openapi({ example: 'event: progress\ndata: {"phase":"Running","counts":{"total":3,"pending":0,"running":1,"succeeded":2,"failed":0,"cancelled":0},"completedIndexes":"0-1","failedIndexes":""}\nid: 1785000000000123\nretry: 2000\n\n' }) } },
+      // One schema per event, as SSE tooling reads it: the fields of one event, `data` a JSON text.
+      content: { 'text/event-stream': { schema: sseEventSchema } },
     },
     404: problemResponse('No such batch'),
   },

@@ -12,7 +12,7 @@ import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
 import { isJsonMediaType } from './json-body.js';
 import { notFound, problem } from './problems.js';
-import { batchListSchema, batchSchema, idParam, problemResponse } from './schemas.js';
+import { batchListSchema, batchSchema, cursorQuery, idParam, labelSelectorQuery, problemResponse } from './schemas.js';
 import { batchView, decodeCursor, encodeCursor } from './views.js';
 
 /** /v1/batches: create (JSON or streamed NDJSON), list, get, cancel/suspend/resume/retry, delete. */
@@ -53,10 +53,10 @@ const listRoute = createRoute({
   summary: 'List batches, newest first',
   request: {
     query: z.object({
-      labelSelector: z.string().optional().openapi({ example: 'jobgroup=jobexample,tier notin (dev)' }),
+      labelSelector: labelSelectorQuery.optional().openapi({ example: 'jobgroup=jobexample,tier notin (dev)' }),
       phase: z.enum(PHASES).optional(),
       limit: z.coerce.number().int().min(1).max(500).default(50),
-      cursor: z.string().optional(),
+      cursor: cursorQuery,
     }),
   },
   responses: { 200: { description: 'A page of batches', content: { 'application/json': { schema: batchListSchema } } }, 400: problemResponse('Bad label selector'), 422: problemResponse('Bad query') },
@@ -107,7 +107,7 @@ const deleteManyRoute = createRoute({
   operationId: 'deleteBatches',
   tags: ['Batches'],
   summary: 'Delete every batch matching a label selector',
-  request: { query: z.object({ labelSelector: z.string().min(1) }) },
+  request: { query: z.object({ labelSelector: labelSelectorQuery.min(1) }) },
   responses: { 200: { description: 'How many were deleted', content: { 'application/json': { schema: z.object({ deleted: z.number().int() }) } } }, 400: problemResponse('Bad label selector'), 422: problemResponse('No label selector') },
 });
 

@@ -8,7 +8,7 @@ import { KubernetesSync } from '../store/kubernetes-sync.js';
 import { parseHeader } from '../store/batch-state.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { notFound, problem } from './problems.js';
-import { idParam, itemListSchema, itemParam, itemSchema, problemResponse, resultLineSchema } from './schemas.js';
+import { cursorQuery, idParam, itemListSchema, itemParam, itemSchema, problemResponse, resultLineSchema } from './schemas.js';
 import { decodeCursor, encodeCursor, itemView, itemWithInputJson } from './views.js';
 
 /** Items of a batch: list and detail for clients, input and result for workers, NDJSON results. */
@@ -24,7 +24,7 @@ const listRoute = createRoute({
     query: z.object({
       status: z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
       limit: z.coerce.number().int().min(1).max(1000).default(100),
-      cursor: z.string().optional(),
+      cursor: cursorQuery,
     }),
   },
   responses: { 200: { description: 'A page of items', content: { 'application/json': { schema: itemListSchema } } }, 404: problemResponse('No such batch'), 422: problemResponse('Bad query') },

@@ -1,4 +1,4 @@
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError, type core } from 'zod';
 import { TransitionError } from '../domain/batch-status.js';
@@ -104,4 +104,18 @@ export function respondProblem(c: Context, err: ProblemError): Response {
     status: err.problem.status,
     headers: { 'content-type': 'application/problem+json', ...err.headers, 'x-request-id': c.get('requestId') ?? '' },
   });
+}
+
+/**
+ * For routes whose JSON body is required: a request without one (no Content-Type) is refused
+ * with 415 instead of being read as `{}`, which the validator would otherwise accept. An empty
+ * body sent as JSON is malformed JSON (400) in the validator. Methods other than `methods` pass.
+ */
+export function requireJsonBody(methods: readonly string[]): MiddlewareHandler {
+  return async (c, next) => {
+    if (methods.includes(c.req.method) && !c.req.header('content-type')) {
+      throw problem(415, 'unsupported-media-type', 'Unsupported Media Type', `${c.req.method} ${c.req.path} needs a JSON body: send Content-Type: application/json`);
+    }
+    await next();
+  };
 }

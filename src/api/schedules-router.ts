@@ -7,9 +7,9 @@ import { pruneHistory, triggerSchedule } from '../store/schedule-runs.js';
 import { createSchedule, deleteSchedule, getSchedule, listSchedules, parseScheduleSpec, updateSchedule } from '../store/schedules.js';
 import { prepareBatch } from './batch-submission.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
-import { fieldErrors, notFound, validationProblem } from './problems.js';
+import { fieldErrors, notFound, requireJsonBody, validationProblem } from './problems.js';
 import { scheduleListSchema, scheduleSchema, scheduleView } from './schedule-views.js';
-import { batchSchema, problemResponse } from './schemas.js';
+import { batchSchema, cursorQuery, labelSelectorQuery, problemResponse } from './schemas.js';
 import { batchView, decodeCursor, encodeCursor } from './views.js';
 
 /** /v1/schedules: the CronJob of batches. Create, list, get, update, delete, trigger one now. */
@@ -41,9 +41,9 @@ const listDef = createRoute({
   summary: 'List schedules, newest first',
   request: {
     query: z.object({
-      labelSelector: z.string().optional().openapi({ example: 'team=data' }),
+      labelSelector: labelSelectorQuery.optional().openapi({ example: 'team=data' }),
       limit: z.coerce.number().int().min(1).max(500).default(50),
-      cursor: z.string().optional(),
+      cursor: cursorQuery,
     }),
   },
   responses: { 200: { description: 'A page of schedules', content: { 'application/json': { schema: scheduleListSchema } } }, 400: problemResponse('Bad label selector'), 422: problemResponse('Bad query') },
@@ -101,6 +101,8 @@ const triggerDef = createRoute({
 
 export function schedulesRouter(deps: ApiDeps) {
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
+  app.use('/v1/schedules', requireJsonBody(['POST']));
+  app.use('/v1/schedules/:id', requireJsonBody(['PATCH']));
   const { store } = deps;
 
   /** The checks POST /v1/batches runs beyond its schema, on the template, with its pointers. */

@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { PHASES } from '../domain/batch-status.js';
 import { batchHeaderSchema, labelsSchema } from '../domain/batch-spec.js';
+import { MAX_SELECTOR_LENGTH } from '../domain/label-selector.js';
 
 /** Response shapes, for the OpenAPI document and for tests that check answers against it. */
 
@@ -93,15 +94,39 @@ export const resultLineSchema = z
   .meta({ id: 'ResultLine', description: 'One line of GET /v1/batches/{id}/results (NDJSON).' });
 
 export const idParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'b0mhz8x3k2a1b2c3d4e' }) });
-// A coerced number accepts any input, so the generator would call the path parameter optional and
-// nullable (`required: false`, `[integer, null]`), which OpenAPI forbids for a path parameter and
-// client generators refuse: the parameter's schema and `required` are stated here.
+/**
+ * `{index}`: canonical decimal only (`0` or `[1-9][0-9]*`) up to 2^53−1, so `0x1`, `1e0`, `01` or a
+ * blank are refused instead of being coerced into some other item. The parameter's OpenAPI schema
+ * and `required` are stated here: the generator cannot derive an integer from the string check.
+ */
+export const ITEM_INDEX_PATTERN = /^(0|[1-9][0-9]*)$/;
 export const itemParam = idParam.extend({
-  index: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .openapi({ type: 'integer', minimum: 0, param: { name: 'index', in: 'path', required: true }, example: 0 }),
+  index: z
+    .string()
+    .regex(ITEM_INDEX_PATTERN, 'an item index is a decimal integer without sign, leading zeros, exponent or spaces')
+    .refine((s) => Number(s) <= Number.MAX_SAFE_INTEGER, `an item index is at most ${Number.MAX_SAFE_INTEGER}`)
+    .transform(Number)
+    .openapi({
+      type: 'integer',
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      pattern: ITEM_INDEX_PATTERN.source,
+      description: 'The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1',
+      param: { name: 'index', in: 'path', required: true },
+      example: 0,
+    }),
 });
 
 export const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });
+
+/** `cursor`: the previous page's nextCursor, unchanged; opaque base64url (see encodeCursor in views.ts). */
+export const cursorQuery = z
+  .string()
+  .openapi({ pattern: '^[A-Za-z0-9_-]*$', description: 'The nextCursor of the previous page, unchanged (opaque, base64url)' })
+  .optional();
+
+/** `labelSelector` (parsed by parseLabelSelector; a bad or oversized one answers 400 /labelSelector). */
+export const labelSelectorQuery = z.string().openapi({
+  maxLength: MAX_SELECTOR_LENGTH,
+  description: `A Kubernetes label selector (\`a=b\`, \`a!=b\`, \`a in (x,y)\`, \`a notin (x,y)\`, \`a\`, \`!a\`, comma-separated): at most 100 requirements and ${MAX_SELECTOR_LENGTH} characters`,
+});

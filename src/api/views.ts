@@ -103,6 +103,7 @@ export const encodeCursor = (key: string | number) => Buffer.from(String(key)).t
 export function decodeCursor(cursor: string | undefined, shape: RegExp): string | undefined {
   if (!cursor) return undefined;
   const key = Buffer.from(cursor, 'base64url').toString();
-  if (!shape.test(key)) throw validationProblem([{ pointer: '/query/cursor', detail: 'not a cursor this API returned: pass nextCursor from the previous page unchanged' }]);
+  // Only what encodeCursor writes: base64url decoding skips stray characters, so "YjE!" would pass.
+  if (!shape.test(key) || encodeCursor(key) !== cursor) throw validationProblem([{ pointer: '/query/cursor', detail: 'not a cursor this API returned: pass nextCursor from the previous page unchanged' }]);
   return key;
 }

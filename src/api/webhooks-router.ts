@@ -7,7 +7,7 @@ import {
 } from '../store/webhook-endpoints.js';
 import { targetRefusal } from '../webhooks/target-check.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
-import { notFound, problem, validationProblem } from './problems.js';
+import { notFound, problem, requireJsonBody, validationProblem } from './problems.js';
 import { idParam, problemResponse } from './schemas.js';
 
 /**
@@ -124,6 +124,8 @@ export function webhooksRouter(deps: ApiDeps) {
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
   const { store } = deps;
   const overlap = () => deps.config.webhooks.secretOverlapMs;
+  app.use('/v1/webhook-endpoints', requireJsonBody(['POST']));
+  app.use('/v1/webhook-endpoints/:id', requireJsonBody(['PATCH']));
 
   app.openapi(routes.create, async (c) => {
     const tenantId = deps.tenantOf(c);

@@ -61,7 +61,7 @@ export interface HttpTimeouts {
 }
 
 export interface WebhookConfig {
-  /** hosts and CIDRs webhooks may call although they are loopback, private or link-local */
+  /** hosts and CIDRs webhooks may call although they are loopback, private or link-local (or, with onlyListed, the only ones) */
   allow: Allowlist;
   /** longest one delivery attempt may take */
   timeoutMs: number;
@@ -249,8 +249,12 @@ function webhookConfig(flags: Flags, env: Env): WebhookConfig {
   const allowText = pick(flags, 'webhookAllow', env, 'FANOUT_WEBHOOK_ALLOW');
   let allow: Allowlist;
   let retryScheduleMs: number[];
+  const publicText = env.FANOUT_WEBHOOK_ALLOW_PUBLIC || 'true';
+  if (publicText !== 'true' && publicText !== 'false') {
+    throw new ConfigError(`FANOUT_WEBHOOK_ALLOW_PUBLIC must be true or false, got ${JSON.stringify(publicText)}`);
+  }
   try {
-    allow = parseAllowlist(allowText);
+    allow = parseAllowlist(allowText, publicText === 'false');
   } catch (err) {
     throw new ConfigError(`FANOUT_WEBHOOK_ALLOW (--webhook-allow): ${(err as Error).message}`);
   }

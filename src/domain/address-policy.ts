@@ -5,7 +5,9 @@ import { isIP } from 'node:net';
  * parsing, CIDR matching and the classification of special-purpose ranges; resolving names is
  * the caller's job. An address is refused when it is loopback, private (RFC 1918, CGNAT,
  * fc00::/7), link-local (169.254/16 with the cloud metadata address, fe80::/10), unspecified,
- * multicast or reserved, unless an allowlist entry (a host name or a CIDR) names it.
+ * multicast or reserved, unless an allowlist entry (a host name or a CIDR) names it. IPv6
+ * addresses that embed an IPv4 address (IPv4-compatible, -mapped, -translated, NAT64, 6to4) are
+ * judged by that IPv4 address; Teredo and local-use NAT64 are refused outright.
  */
 
 export interface Cidr {
@@ -90,6 +92,7 @@ const RANGES: Array<[string, AddressClass]> = [
   ['192.168.0.0/16', 'private'],
   ['100.64.0.0/10', 'private'],
   ['fc00::/7', 'private'],
+  ['fec0::/10', 'private'],
   ['169.254.0.0/16', 'link-local'],
   ['fe80::/10', 'link-local'],
   ['224.0.0.0/4', 'multicast'],
@@ -97,26 +100,57 @@ const RANGES: Array<[string, AddressClass]> = [
   ['240.0.0.0/4', 'reserved'],
   ['192.0.0.0/24', 'reserved'],
   ['198.18.0.0/15', 'reserved'],
+  // Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the network's own prefix.
+  ['64:ff9b:1::/48', 'reserved'],
+  // Teredo: the client's IPv4 address is in there obfuscated, and a relay forwards to it.
+  ['2001::/32', 'reserved'],
+  ['2001:db8::/32', 'reserved'],
+  ['100::/64', 'reserved'],
 ].map(([c, k]) => [c, k as AddressClass]);
 const PARSED_RANGES = RANGES.map(([c, k]) => [parseCidr(c)!, k] as const);
 
-/** The special-purpose range an address is in, or `public`. */
+/**
+ * IPv6 forms that carry an IPv4 address which a host or a translator may end up calling: the
+ * prefix and where in the 128 bits the IPv4 address sits. IPv4-mapped `::ffff:0:0/96` is already
+ * that address everywhere (see unmap).
+ */
+const EMBEDDING_PREFIXES: Array<{ cidr: Cidr; shift: bigint }> = [
+  { cidr: parseCidr('::/96')!, shift: 0n }, // IPv4-compatible (deprecated): ::a.b.c.d
+  { cidr: parseCidr('::ffff:0:0:0/96')!, shift: 0n }, // IPv4-translated (SIIT): ::ffff:0:a.b.c.d
+  { cidr: parseCidr('64:ff9b::/96')!, shift: 0n }, // NAT64 well-known prefix
+  { cidr: parseCidr('2002::/16')!, shift: 80n }, // 6to4: 2002:AABB:CCDD::/48
+];
+
+/** The IPv4 address an IPv6 address embeds (see EMBEDDING_PREFIXES), or null. */
+function embeddedIpv4(ip: { version: 4 | 6; value: bigint }): { version: 4; value: bigint } | null {
+  if (ip.version !== 6 || ip.value <= 1n) return null; // `::` and `::1` are themselves
+  const found = EMBEDDING_PREFIXES.find((e) => cidrContains(e.cidr, ip));
+  return found ? { version: 4, value: (ip.value >> found.shift) & 0xffffffffn } : null;
+}
+
+function classifyIp(ip: { version: 4 | 6; value: bigint }): AddressClass {
+  for (const [cidr, kind] of PARSED_RANGES) if (cidrContains(cidr, ip)) return kind;
+  const v4 = embeddedIpv4(ip);
+  return v4 ? classifyIp(v4) : 'public';
+}
+
+/** The special-purpose range an address is in, or `public`; IPv6 forms embedding IPv4 by that IPv4 address. */
 export function classifyAddress(address: string): AddressClass {
   const ip = parseIp(address);
-  if (!ip) return 'reserved';
-  for (const [cidr, kind] of PARSED_RANGES) if (cidrContains(cidr, ip)) return kind;
-  return 'public';
+  return ip ? classifyIp(ip) : 'reserved';
 }
 
 /** The parsed `--webhook-allow` list: host names (lowercase) and CIDRs. */
 export interface Allowlist {
   hosts: string[];
   cidrs: Cidr[];
+  /** FANOUT_WEBHOOK_ALLOW_PUBLIC=false: public addresses too need an entry (a closed network, the fuzz test) */
+  onlyListed?: boolean;
 }
 
 /** Parses comma-separated hosts or CIDRs; throws with the entry that is neither. */
-export function parseAllowlist(text: string | undefined): Allowlist {
-  const out: Allowlist = { hosts: [], cidrs: [] };
+export function parseAllowlist(text: string | undefined, onlyListed = false): Allowlist {
+  const out: Allowlist = { hosts: [], cidrs: [], ...(onlyListed ? { onlyListed } : {}) };
   for (const raw of (text ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
     const cidr = parseCidr(raw.replace(/^\[|\]$/g, ''));
     if (cidr) out.cidrs.push(cidr);
@@ -124,6 +158,16 @@ export function parseAllowlist(text: string | undefined): Allowlist {
     else throw new Error(`${JSON.stringify(raw)} is neither a host name nor an IP address or CIDR`);
   }
   return out;
+}
+
+/**
+ * With public addresses off, a host name the allowlist does not name is refused before it is
+ * resolved: no DNS query leaves the machine for a name that could never pass. Null otherwise.
+ */
+export function refusalBeforeLookup(host: string, allow: Allowlist): string | null {
+  const name = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (!allow.onlyListed || parseIp(name) || allow.hosts.includes(name)) return null;
+  return `${name} is not named by --webhook-allow (FANOUT_WEBHOOK_ALLOW); this server calls only the hosts and addresses listed there (FANOUT_WEBHOOK_ALLOW_PUBLIC=false)`;
 }
 
 /**
@@ -141,6 +185,9 @@ export function refusalOf(host: string, addresses: string[], allow: Allowlist): 
     const kind = classifyAddress(address);
     if (kind !== 'public') {
       return `${name} resolves to ${address}, a ${kind} address; webhooks may only call public addresses unless --webhook-allow (FANOUT_WEBHOOK_ALLOW) names it`;
+    }
+    if (allow.onlyListed) {
+      return `${name} resolves to ${address}, which --webhook-allow (FANOUT_WEBHOOK_ALLOW) does not name; this server calls only the addresses listed there (FANOUT_WEBHOOK_ALLOW_PUBLIC=false)`;
     }
   }
   return null;

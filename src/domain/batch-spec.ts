@@ -24,8 +24,16 @@ export function isValidLabelValue(value: string): boolean {
   return value.length <= 63 && LABEL_NAME.test(value);
 }
 
+// The same rules as patterns, for the OpenAPI document only (validation is isValidLabelKey/Value,
+// whose messages say what is wrong). The key pattern leaves the prefix's 253-character limit out.
+const LABEL_NAME_PATTERN = '[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?';
+const DNS_SUBDOMAIN_PATTERN = '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*';
+/** A label key as a pattern; openApiDocument declares it as the Labels schema's propertyNames. */
+export const LABEL_KEY_PATTERN = `^(${DNS_SUBDOMAIN_PATTERN}/)?${LABEL_NAME_PATTERN}$`;
+const labelValueDoc = z.string().meta({ pattern: `^(${LABEL_NAME_PATTERN})?$`, maxLength: 63 });
+
 export const labelsSchema = z
-  .record(z.string(), z.string())
+  .record(z.string(), labelValueDoc)
   .superRefine((labels, ctx) => {
     for (const [key, value] of Object.entries(labels)) {
       if (!isValidLabelKey(key)) {
@@ -99,6 +107,7 @@ export function isDnsSubdomain(s: string): boolean {
 
 const serviceAccountNameSchema = z
   .string()
+  .meta({ minLength: 1, maxLength: 253, pattern: `^${DNS_SUBDOMAIN_PATTERN}$` })
   .refine(isDnsSubdomain, { message: 'a service account name is a DNS subdomain: lowercase letters, digits, "-" and ".", at most 253 characters' });
 
 /** Resource name → quantity, as in a container's `resources.requests` / `resources.limits`. */
@@ -223,6 +232,7 @@ export const batchSpecFields = {
   itemTimeoutSeconds: durationSeconds(1).optional(),
   namespace: z
     .string()
+    .meta({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' })
     .refine(isDnsLabel, { message: 'a namespace is a DNS label: at most 63 lowercase letters, digits or "-", alphanumeric at both ends' })
     .meta({ description: 'Kubernetes runtimes: the namespace of the batch\'s Jobs (one the server allows); the server\'s own by default.' })
     .optional(),

@@ -13,6 +13,15 @@ export type LabelRequirement = {
   values: string[];
 };
 
+/**
+ * Size limits. Each requirement becomes one EXISTS clause in SQL, and SQLite refuses a WHERE
+ * clause nested about 1000 deep ("Expression tree is too large"); every `in` value is one bound
+ * parameter (SQLite allows 32766). 100 requirements and 8192 characters stay far below both and
+ * far above any selector a person writes. Documented in docs/api.md.
+ */
+export const MAX_SELECTOR_TERMS = 100;
+export const MAX_SELECTOR_LENGTH = 8192;
+
 /** A selector that cannot be parsed; the message names the offending token and its position. */
 export class LabelSelectorError extends Error {
   constructor(message: string) {
@@ -141,6 +150,9 @@ class Parser {
     const reqs: LabelRequirement[] = [];
     if (this.peek().kind === 'end') return reqs;
     for (;;) {
+      if (reqs.length === MAX_SELECTOR_TERMS) {
+        throw new LabelSelectorError(`too many requirements: a selector has at most ${MAX_SELECTOR_TERMS} requirements (comma-separated terms)`);
+      }
       reqs.push(this.requirement());
       const t = this.next();
       if (t.kind === 'end') return reqs;
@@ -152,9 +164,12 @@ class Parser {
 /**
  * Parses a Kubernetes label selector into requirements that are AND-ed together. The empty (or
  * all-whitespace) selector yields `[]`, which matches every batch. Throws LabelSelectorError
- * naming the first bad token and its zero-based position.
+ * naming the first bad token and its zero-based position, or the size limit it is over.
  */
 export function parseLabelSelector(s: string): LabelRequirement[] {
+  if (s.length > MAX_SELECTOR_LENGTH) {
+    throw new LabelSelectorError(`selector too long: ${s.length} characters, at most ${MAX_SELECTOR_LENGTH} characters`);
+  }
   return new Parser(lex(s)).selector();
 }
 

@@ -1,5 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
+import { answerClientError } from './client-error.js';
 import type { HttpTimeouts } from '../config/config.js';
 import { settledBefore, soonerOf, type StopContext } from './stop-context.js';
 
@@ -31,6 +32,7 @@ export async function listen(fetch: (req: Request) => Response | Promise<Respons
       },
       () => {
         s.off('error', refused);
+        s.on('clientError', answerClientError);
         resolve(s);
       },
     );

@@ -1,6 +1,6 @@
 import dns from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
-import { refusalOf, type Allowlist } from '../domain/address-policy.js';
+import { refusalBeforeLookup, refusalOf, type Allowlist } from '../domain/address-policy.js';
 
 /**
  * The I/O half of the SSRF rule: resolve a target's host and ask the pure policy. Used when an
@@ -22,12 +22,14 @@ async function resolveAll(host: string): Promise<string[]> {
 /** Why `url` may not be called, or null. */
 export async function targetRefusal(url: string, allow: Allowlist): Promise<string | null> {
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  return refusalOf(host, await resolveAll(host), allow);
+  return refusalBeforeLookup(host, allow) ?? refusalOf(host, await resolveAll(host), allow);
 }
 
 /** A `lookup` for http.request that refuses what the policy refuses and connects to what it checked. */
 export function checkedLookup(allow: Allowlist): LookupFunction {
   return (hostname, options, callback) => {
+    const early = refusalBeforeLookup(hostname, allow);
+    if (early) return (callback as (e: Error) => void)(new RefusedTargetError(early));
     dns.lookup(hostname, { all: true, verbatim: true }, (err, addresses) => {
       if (err) return (callback as (e: Error) => void)(err);
       const refusal = refusalOf(hostname, addresses.map((a) => a.address), allow);

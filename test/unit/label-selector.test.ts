@@ -1,5 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { LabelSelectorError, matchesLabels, parseLabelSelector, type LabelRequirement } from '../../src/domain/label-selector.js';
+import {
+  LabelSelectorError,
+  matchesLabels,
+  MAX_SELECTOR_LENGTH,
+  MAX_SELECTOR_TERMS,
+  parseLabelSelector,
+  type LabelRequirement,
+} from '../../src/domain/label-selector.js';
 
 const req = (key: string, operator: LabelRequirement['operator'], values: string[] = []): LabelRequirement => ({
   key,
@@ -101,5 +108,29 @@ describe('matchesLabels', () => {
     { name: 'case sensitive values', s: 'env=Prod', labels: prod, want: false },
   ])('$name', ({ s, labels, want }) => {
     expect(matchesLabels(parseLabelSelector(s), labels)).toBe(want);
+  });
+});
+
+describe('parseLabelSelector size limits', () => {
+  const terms = (n: number) => Array.from({ length: n }, (_, i) => `k${i}`).join(',');
+
+  test(`${MAX_SELECTOR_TERMS} terms parse; one more is refused naming the limit`, () => {
+    expect(parseLabelSelector(terms(MAX_SELECTOR_TERMS))).toHaveLength(MAX_SELECTOR_TERMS);
+    expect(() => parseLabelSelector(terms(MAX_SELECTOR_TERMS + 1))).toThrow(LabelSelectorError);
+    expect(() => parseLabelSelector(terms(MAX_SELECTOR_TERMS + 1))).toThrow(`at most ${MAX_SELECTOR_TERMS} requirements`);
+  });
+
+  test('the 933 terms an adversarial tester sent are refused', () => {
+    expect(() => parseLabelSelector(terms(933))).toThrow(LabelSelectorError);
+  });
+
+  test(`${MAX_SELECTOR_LENGTH} characters parse; one more is refused naming the limit`, () => {
+    // One `in` list of many values ("k in (v,v,…,v)" padded with spaces): one term, so only the length counts.
+    const values = Array.from({ length: (MAX_SELECTOR_LENGTH - 'k in ()'.length + 1) / 2 - 1 }, () => 'v').join(',');
+    const atLimit = `k in (${values})`.padEnd(MAX_SELECTOR_LENGTH, ' ');
+    expect(atLimit).toHaveLength(MAX_SELECTOR_LENGTH);
+    expect(parseLabelSelector(atLimit)).toEqual([req('k', 'In', ['v'])]);
+    expect(() => parseLabelSelector(atLimit + ' ')).toThrow(LabelSelectorError);
+    expect(() => parseLabelSelector(atLimit + ' ')).toThrow(`at most ${MAX_SELECTOR_LENGTH} characters`);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAddress, parseAllowlist, parseCidr, refusalOf } from '../../src/domain/address-policy.js';
+import { classifyAddress, parseAllowlist, parseCidr, refusalBeforeLookup, refusalOf } from '../../src/domain/address-policy.js';
 import { nextRetryDelay, parseRetrySchedule, wantsEvent } from '../../src/domain/webhooks.js';
 
 describe('classifyAddress', () => {
@@ -33,6 +33,37 @@ describe('classifyAddress', () => {
     ['not-an-ip', 'reserved'],
   ];
   it.each(cases)('%s is %s', (ip, kind) => expect(classifyAddress(ip)).toBe(kind));
+
+  // IPv6 forms that carry an IPv4 address are judged by that address (or refused outright).
+  const embedded: Array<[string, string, string]> = [
+    ['IPv4-compatible, dotted', '::127.0.0.1', 'loopback'],
+    ['IPv4-compatible, hex', '::7f00:1', 'loopback'],
+    ['IPv4-compatible, private', '::10.0.0.1', 'private'],
+    ['IPv4-compatible, metadata', '::169.254.169.254', 'metadata'],
+    ['IPv4-compatible, public', '::8.8.8.8', 'public'],
+    ['IPv4-mapped, hex', '::ffff:7f00:1', 'loopback'],
+    ['IPv4-mapped, spelled out', '0:0:0:0:0:ffff:a9fe:a9fe', 'metadata'],
+    ['IPv4-translated', '::ffff:0:7f00:1', 'loopback'],
+    ['IPv4-translated, dotted', '::ffff:0:10.1.2.3', 'private'],
+    ['IPv4-translated, public', '::ffff:0:8.8.8.8', 'public'],
+    ['NAT64 well-known prefix', '64:ff9b::7f00:1', 'loopback'],
+    ['NAT64, dotted', '64:ff9b::192.168.0.1', 'private'],
+    ['NAT64, metadata', '64:ff9b::169.254.169.254', 'metadata'],
+    ['NAT64, public', '64:ff9b::808:808', 'public'],
+    ['NAT64 local-use prefix', '64:ff9b:1::7f00:1', 'reserved'],
+    ['NAT64 local-use prefix, public-looking', '64:ff9b:1:808:808::', 'reserved'],
+    ['6to4 of loopback', '2002:7f00:1::1', 'loopback'],
+    ['6to4 of private', '2002:c0a8:101::', 'private'],
+    ['6to4 of metadata', '2002:a9fe:a9fe::1', 'metadata'],
+    ['6to4 of public', '2002:808:808::1', 'public'],
+    ['Teredo', '2001:0:4136:e378:8000:63bf:3fff:fdd2', 'reserved'],
+    ['Teredo hiding loopback', '2001::80ff:fffe', 'reserved'],
+    ['documentation prefix', '2001:db8::1', 'reserved'],
+    ['discard prefix', '100::1', 'reserved'],
+    ['site-local (deprecated)', 'fec0::1', 'private'],
+    ['not Teredo: 2001:4860 is public', '2001:4860:4860::8888', 'public'],
+  ];
+  it.each(embedded)('%s: %s is %s', (_name, ip, kind) => expect(classifyAddress(ip)).toBe(kind));
 });
 
 describe('parseCidr', () => {
@@ -60,6 +91,30 @@ describe('refusalOf', () => {
     ['nothing.example', [], false],
     ['metadata.example', ['169.254.169.254'], false],
   ])('%s → %j allowed: %s', (host, addrs, ok) => expect(refusalOf(host, addrs, allow) === null).toBe(ok));
+
+  it('an IPv6 form of an allowlisted IPv4 address is not allowlisted by it (only ::ffff: is that address)', () => {
+    expect(refusalOf('::127.0.0.1', ['::127.0.0.1'], allow)).toMatch(/loopback address/);
+    expect(refusalOf('64:ff9b::7f00:1', ['64:ff9b::7f00:1'], allow)).toMatch(/loopback address/);
+    expect(refusalOf('::ffff:127.0.0.1', ['::ffff:127.0.0.1'], allow)).toBeNull();
+  });
+
+  it('with public addresses off, only allowlisted hosts and CIDRs pass', () => {
+    const only = parseAllowlist('127.0.0.1, hooks.internal', true);
+    expect(refusalOf('example.com', ['93.184.216.34'], only)).toMatch(/does not name; this server calls only the addresses listed there/);
+    expect(refusalOf('8.8.8.8', ['8.8.8.8'], only)).toMatch(/FANOUT_WEBHOOK_ALLOW_PUBLIC=false/);
+    expect(refusalOf('127.0.0.1', ['127.0.0.1'], only)).toBeNull();
+    expect(refusalOf('hooks.internal', ['93.184.216.34'], only)).toBeNull();
+    expect(refusalOf('10.0.0.1', ['10.0.0.1'], only)).toMatch(/a private address/);
+  });
+
+  it('with public addresses off, a name not in the allowlist is refused before any lookup', () => {
+    const only = parseAllowlist('127.0.0.1, Hooks.Internal', true);
+    expect(refusalBeforeLookup('example.com', only)).toMatch(/example\.com is not named by --webhook-allow/);
+    expect(refusalBeforeLookup('hooks.internal', only)).toBeNull();
+    expect(refusalBeforeLookup('8.8.8.8', only)).toBeNull(); // an address: refusalOf judges it, no lookup needed
+    expect(refusalBeforeLookup('[::1]', only)).toBeNull();
+    expect(refusalBeforeLookup('example.com', parseAllowlist('127.0.0.1'))).toBeNull();
+  });
 
   it('says which address and why', () => {
     expect(refusalOf('x.example', ['169.254.169.254'], parseAllowlist(''))).toMatch(/169\.254\.169\.254, a metadata address/);

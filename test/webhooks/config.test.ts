@@ -18,7 +18,13 @@ describe('webhook configuration', () => {
     expect(c.allow.cidrs).toEqual([]);
   });
 
+  it('FANOUT_WEBHOOK_ALLOW_PUBLIC=false: only the allowlist may be called', () => {
+    expect(loadConfig({}, { FANOUT_WEBHOOK_ALLOW_PUBLIC: 'false', FANOUT_WEBHOOK_ALLOW: '127.0.0.1' }).webhooks.allow).toMatchObject({ onlyListed: true, hosts: [] });
+    expect(loadConfig({}, { FANOUT_WEBHOOK_ALLOW_PUBLIC: 'true' }).webhooks.allow.onlyListed).toBeFalsy();
+  });
+
   it.each([
+    [{ FANOUT_WEBHOOK_ALLOW_PUBLIC: 'no' }, /FANOUT_WEBHOOK_ALLOW_PUBLIC must be true or false/],
     [{ FANOUT_WEBHOOK_ALLOW: '10.0.0.0/99' }, /FANOUT_WEBHOOK_ALLOW/],
     [{ FANOUT_WEBHOOK_RETRY_SCHEDULE: '5s,later' }, /FANOUT_WEBHOOK_RETRY_SCHEDULE: "later"/],
     [{ FANOUT_WEBHOOK_TIMEOUT_SECONDS: '0' }, /FANOUT_WEBHOOK_TIMEOUT_SECONDS/],

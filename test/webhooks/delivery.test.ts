@@ -235,4 +235,28 @@ describe('webhook targets without an allowlist', () => {
     expect((await svc.client.json('GET', '/v1/webhook-endpoints')).body.items).toEqual([]);
     expect((await svc.client.json('GET', '/v1/batches')).body.items).toEqual([]);
   });
+
+  it('IPv6 forms that embed a loopback, private or metadata IPv4 address, and Teredo, are refused at creation', async () => {
+    const urls = [
+      'http://[::127.0.0.1]/x',
+      'http://[::ffff:7f00:1]/x',
+      'http://[::ffff:0:7f00:1]/x',
+      'http://[64:ff9b::7f00:1]/x',
+      'http://[64:ff9b::a9fe:a9fe]/latest',
+      'http://[2002:7f00:1::1]/x',
+      'http://[2002:a00:1::]/x',
+      'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x',
+    ];
+    for (const url of urls) {
+      const r = await svc.client.json('POST', '/v1/webhook-endpoints', { url });
+      expect(r.status, url).toBe(422);
+      expect(r.body.errors[0]).toMatchObject({ pointer: '/url' });
+      expect(r.body.errors[0].detail, url).toMatch(/a (loopback|private|metadata|reserved) address/);
+      const b = await svc.client.json('POST', '/v1/batches', { task: 'rev', items: ['x'], webhook: { url } });
+      expect(b.status, url).toBe(422);
+      expect(b.body.errors[0].pointer).toBe('/webhook/url');
+    }
+    expect((await svc.client.json('GET', '/v1/webhook-endpoints')).body.items).toEqual([]);
+    expect((await svc.client.json('GET', '/v1/batches')).body.items).toEqual([]);
+  });
 });

@@ -673,6 +673,18 @@ export interface components {
             items: components["schemas"]["Batch"][];
             nextCursor: string | null;
         };
+        /** @description One Server-Sent Event of the stream (`: ping` comments aside) */
+        BatchEvent: {
+            /** @enum {string} */
+            event: "progress" | "done";
+            /**
+             * @description JSON: `{phase, counts, completedIndexes, failedIndexes}` as in the batch status
+             * @example {"phase":"Running","counts":{"total":3,"pending":0,"running":1,"succeeded":2,"failed":0,"cancelled":0},"completedIndexes":"0-1","failedIndexes":""}
+             */
+            data: string;
+            id: string;
+            retry: number;
+        };
         ItemList: {
             items: components["schemas"]["Item"][];
             nextCursor: string | null;
@@ -883,6 +895,51 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The body is not valid JSON */
+        MalformedJson: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The body is missing or not application/json */
+        UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A query parameter is out of range or malformed */
+        InvalidQuery: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request line and headers are over 16 KiB (a very long query string) */
+        HeadersTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The headers or body did not arrive within the HTTP timeouts (FANOUT_HTTP_*_TIMEOUT_SECONDS) */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: never;
     requestBodies: never;
@@ -912,6 +969,8 @@ export interface operations {
                     };
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getReadiness: {
@@ -937,6 +996,8 @@ export interface operations {
                     };
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
             /** @description Not ready */
             503: {
                 headers: {
@@ -971,14 +1032,18 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listBatches: {
         parameters: {
             query?: {
+                /** @description A Kubernetes label selector (`a=b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`, comma-separated): at most 100 requirements and 8192 characters */
                 labelSelector?: string;
                 phase?: "Pending" | "Running" | "Suspended" | "Succeeded" | "Failed" | "Cancelled";
                 limit?: number;
+                /** @description The nextCursor of the previous page, unchanged (opaque, base64url) */
                 cursor?: string;
             };
             header?: never;
@@ -1006,6 +1071,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description Bad query */
             422: {
                 headers: {
@@ -1015,6 +1081,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     createBatch: {
@@ -1053,6 +1120,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description The Idempotency-Key is being used by a request in progress */
             409: {
                 headers: {
@@ -1089,11 +1157,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     deleteBatches: {
         parameters: {
             query: {
+                /** @description A Kubernetes label selector (`a=b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`, comma-separated): at most 100 requirements and 8192 characters */
                 labelSelector: string;
             };
             header?: never;
@@ -1123,6 +1193,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description No label selector */
             422: {
                 headers: {
@@ -1132,6 +1203,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getBatch: {
@@ -1173,6 +1245,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     deleteBatch: {
@@ -1203,6 +1277,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     streamBatchEvents: {
@@ -1224,7 +1300,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["BatchEvent"];
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -1237,6 +1313,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     cancelBatch: {
@@ -1278,6 +1356,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The action is not allowed in the batch phase */
             409: {
                 headers: {
@@ -1305,6 +1384,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     suspendBatch: {
@@ -1346,6 +1426,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The action is not allowed in the batch phase */
             409: {
                 headers: {
@@ -1373,6 +1454,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     resumeBatch: {
@@ -1414,6 +1496,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The action is not allowed in the batch phase */
             409: {
                 headers: {
@@ -1441,6 +1524,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     retryBatch: {
@@ -1482,6 +1566,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The action is not allowed in the batch phase */
             409: {
                 headers: {
@@ -1509,6 +1594,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listBatchItems: {
@@ -1516,6 +1602,7 @@ export interface operations {
             query?: {
                 status?: "pending" | "running" | "succeeded" | "failed" | "cancelled";
                 limit?: number;
+                /** @description The nextCursor of the previous page, unchanged (opaque, base64url) */
                 cursor?: string;
             };
             header?: never;
@@ -1545,6 +1632,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description Bad query */
             422: {
                 headers: {
@@ -1554,6 +1642,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getBatchItem: {
@@ -1562,6 +1651,7 @@ export interface operations {
             header?: never;
             path: {
                 id: string;
+                /** @description The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1 */
                 index: number;
             };
             cookie?: never;
@@ -1587,6 +1677,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description Bad index */
             422: {
                 headers: {
@@ -1596,6 +1687,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getBatchItemInput: {
@@ -1604,6 +1696,7 @@ export interface operations {
             header?: never;
             path: {
                 id: string;
+                /** @description The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1 */
                 index: number;
             };
             cookie?: never;
@@ -1638,6 +1731,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description Bad index */
             422: {
                 headers: {
@@ -1647,6 +1741,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     putBatchItemResult: {
@@ -1658,6 +1753,7 @@ export interface operations {
             };
             path: {
                 id: string;
+                /** @description The item index: canonical decimal (`0` or `[1-9][0-9]*`), at most 2^53−1 */
                 index: number;
             };
             cookie?: never;
@@ -1708,6 +1804,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description Result over its limit */
             413: {
                 headers: {
@@ -1726,6 +1823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getBatchResults: {
@@ -1758,6 +1856,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listWebhookEndpoints: {
@@ -1781,6 +1881,8 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     createWebhookEndpoint: {
@@ -1805,16 +1907,9 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpointCreated"];
                 };
             };
-            /** @description Malformed JSON body */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
+            400: components["responses"]["MalformedJson"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
             413: {
                 headers: {
@@ -1824,6 +1919,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Invalid URL, event type, or a refused target */
             422: {
                 headers: {
@@ -1833,6 +1929,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getWebhookEndpoint: {
@@ -1865,6 +1962,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     deleteWebhookEndpoint: {
@@ -1895,6 +1994,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     updateWebhookEndpoint: {
@@ -1921,15 +2022,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
-            /** @description Malformed JSON body */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
+            400: components["responses"]["MalformedJson"];
             401: components["responses"]["Unauthorized"];
             /** @description No such endpoint */
             404: {
@@ -1940,6 +2033,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
             413: {
                 headers: {
@@ -1949,6 +2043,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Invalid change */
             422: {
                 headers: {
@@ -1958,6 +2053,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     rotateWebhookEndpointSecret: {
@@ -1999,6 +2095,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
             413: {
                 headers: {
@@ -2017,6 +2114,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listWebhookEndpointDeliveries: {
@@ -2051,6 +2149,9 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            422: components["responses"]["InvalidQuery"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listBatchWebhookDeliveries: {
@@ -2085,6 +2186,9 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            422: components["responses"]["InvalidQuery"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     redeliverWebhookDelivery: {
@@ -2126,6 +2230,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The endpoint is disabled */
             409: {
                 headers: {
@@ -2153,6 +2258,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getBatchWebhookSecret: {
@@ -2174,6 +2280,8 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     rotateBatchWebhookSecret: {
@@ -2204,6 +2312,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
             413: {
                 headers: {
@@ -2222,13 +2331,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listSchedules: {
         parameters: {
             query?: {
+                /** @description A Kubernetes label selector (`a=b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`, comma-separated): at most 100 requirements and 8192 characters */
                 labelSelector?: string;
                 limit?: number;
+                /** @description The nextCursor of the previous page, unchanged (opaque, base64url) */
                 cursor?: string;
             };
             header?: never;
@@ -2256,6 +2368,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description Bad query */
             422: {
                 headers: {
@@ -2265,6 +2378,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     createSchedule: {
@@ -2300,6 +2414,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             /** @description The body is larger than FANOUT_MAX_BODY_BYTES, or the template has more items, or larger ones, than a batch may */
             413: {
                 headers: {
@@ -2327,6 +2442,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     getSchedule: {
@@ -2359,6 +2475,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     deleteSchedule: {
@@ -2389,6 +2507,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     updateSchedule: {
@@ -2434,6 +2554,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The body is larger than FANOUT_MAX_BODY_BYTES, or the template has more items, or larger ones, than a batch may */
             413: {
                 headers: {
@@ -2461,6 +2582,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     triggerSchedule: {
@@ -2503,6 +2625,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
             413: {
                 headers: {
@@ -2521,6 +2644,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
 }
