@@ -2,10 +2,10 @@ import { createFanoutClient, type FanoutClient } from '../../sdk/src/index.js';
 
 /**
  * The CLI's way to the Fanout API: the TypeScript SDK (`sdk/`, imported from its sources, which
- * tsx runs like the rest of the CLI), plus what a command line adds at this boundary: the server
- * URL checked before any request, and a request that got no answer at all turned into
- * {@link ServerUnreachableError} with a reason a user can act on. An answer with an error status
- * is the SDK's FanoutProblemError.
+ * compile into dist/sdk/src beside the CLI's own; see scripts/build.mjs), plus what a command
+ * line adds at this boundary: the server URL checked before any request, and a request that got
+ * no answer at all turned into {@link ServerUnreachableError} with a reason a user can act on.
+ * An answer with an error status is the SDK's FanoutProblemError.
  */
 
 export { FanoutProblemError, isFinalPhase, SseParser } from '../../sdk/src/index.js';

@@ -9,8 +9,10 @@ import type { Socket } from 'node:net';
  * bare 400, as Node does by default.
  */
 export function answerClientError(err: Error & { code?: string }, socket: Socket): void {
-  // Something was already written (a response under way) or the peer is gone: nothing to answer.
-  if (!socket.writable || socket.bytesWritten > 0) return void socket.destroy();
+  // The peer is gone, or a response is already under way on this connection (Node's own check,
+  // on the response it attaches to the socket): no status line can be written any more.
+  const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || current?.headersSent) return void socket.destroy();
   const known = CLIENT_ERRORS[err.code ?? ''];
   if (!known) return void socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
   const [status, reason, slug, detail] = known;
