@@ -134,10 +134,9 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
   });
   // Answers that shared middleware gives on many routes, declared once and referenced: the HTTP
   // server's 431 for an oversized request head and 408 for a slow one (src/main/client-error.ts)
-  // everywhere; the auth
-  // middleware on every /v1 route; the JSON body reader (malformed JSON) wherever a JSON body is
-  // read, and the 415 of a required body sent without one; the query validator wherever a list
-  // takes `limit` (out of range).
+  // everywhere; the auth middleware on every /v1 route; the JSON body reader (malformed JSON)
+  // wherever a JSON body is read, and the 415 of a required body sent without one; the query
+  // validator wherever a list takes `limit` (out of range).
   const problemContent = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   doc.components ??= {};
   doc.components.responses = {
@@ -165,7 +164,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
         op.responses['400'] ??= { $ref: '#/components/responses/MalformedJson' };
         if (op.requestBody.required) op.responses['415'] ??= { $ref: '#/components/responses/UnsupportedMediaType' };
       }
-      if (['post', 'put', 'patch'].includes(method)) declareBodyAnswers(op.responses);
+      if (['post', 'put', 'patch'].includes(method)) declareBodyAnswers(op.responses, problemContent);
     }
   }
   return doc;
@@ -175,8 +174,8 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
  * What boundedBody answers on every route whose body it reads, declared once for all of them
  * (a route's own description of the same status is kept).
  */
-function declareBodyAnswers(responses: Record<string, unknown>): void {
-  const problemAnswer = (description: string) => ({ description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+function declareBodyAnswers(responses: Record<string, unknown>, content: object): void {
+  const problemAnswer = (description: string) => ({ description, content });
   responses['400'] ??= problemAnswer('Malformed JSON body');
   responses['413'] ??= problemAnswer('The body is larger than FANOUT_MAX_BODY_BYTES');
   responses['422'] ??= problemAnswer('A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key');
