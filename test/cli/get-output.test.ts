@@ -195,7 +195,7 @@ describe('fanout get, the long data', () => {
   it('cuts long cells with … in table and shows them whole in wide', async () => {
     const table = await runCli(['get', 'batches'], { env });
     const wide = await runCli(['get', 'batches', '-o', 'wide'], { env });
-    expect(table.stdout).toMatch(/^nightly-import.*…\s+b[0-9a-z]{19}\s+Succeeded\s+2\/2\s+0\s+\d+s$/m);
+    expect(table.stdout).toMatch(/^nightly-import.*…\s+b[0-9a-z]{19}\s+Succeeded\s+2\/2\s+0\s+(?:\d+[dhms])+$/m);
     expect(wide.stdout).toContain(LONG_NAME);
     expect(wide.stdout).toContain(LONG_TASK);
     expect(wide.stdout).toContain('999999');
@@ -208,7 +208,7 @@ describe('fanout get, the long data', () => {
   it('items: the last line of the error, the attempts, the exit code in wide', async () => {
     const run = await runCli(['get', 'items', ids.failed], { env });
     const lines = run.stdout.trimEnd().split('\n');
-    expect(lines[1]).toMatch(/^0\s+customer-01234.*…\s+failed\s+1\s+\d+s\s+Error: item .*…$/);
+    expect(lines[1]).toMatch(/^0\s+customer-01234.*…\s+failed\s+1\s+(?:\d+[dhms])+\s+Error: item .*…$/);
     expect(lines[2]).toMatch(/^1\s+short\s+failed\s+1\s+/);
     expect(lines[3]).toMatch(/^2\s+-\s+failed\s+/);
     const wide = await runCli(['get', 'items', ids.failed, '-o', 'wide'], { env });
