@@ -124,7 +124,7 @@ describe('Containerfile', () => {
 
   it('copies only paths that exist in the repository, and every path the ignore files let through', () => {
     expect(copies.sort()).toEqual(
-      ['bin', 'migrations', 'package-lock.json', 'package-lock.json', 'package.json', 'package.json', 'package.json', 'scripts/build.mjs', 'src', 'tsconfig.build.json', 'tsconfig.json'],
+      ['bin', 'migrations', 'package-lock.json', 'package-lock.json', 'package.json', 'package.json', 'package.json', 'scripts/build.mjs', 'sdk/src', 'src', 'tsconfig.build.json', 'tsconfig.json'],
     );
     for (const path of copies) expect(existsSync(join(REPO, path)), path).toBe(true);
     for (const ignore of ['.containerignore', '.dockerignore']) {
@@ -138,6 +138,8 @@ describe('Containerfile', () => {
     expect(build.some((l) => /^RUN npm ci(?!.*--omit=dev)/.test(l)), 'the build stage installs the development dependencies').toBe(true);
     expect(build).toContain('RUN node scripts/build.mjs');
     expect(copiesOf(build)).toContain('src');
+    // the CLI's client commands import the SDK's sources, compiled beside src/ into dist/sdk/src
+    expect(copiesOf(build)).toContain('sdk/src');
     expect(runtime).toContain('COPY --from=build /app/dist ./dist');
     expect(copiesOf(runtime).sort()).toEqual(['bin', 'migrations', 'package.json']);
     // npm ci --omit=dev: what runs the compiled code and the store must be runtime dependencies,
@@ -150,10 +152,11 @@ describe('Containerfile', () => {
 
   it('carries what the CLI reads relative to its own files, and runs it as a non-root user', () => {
     // bin/fanout.js imports ../dist/src/cli/index.js (the sources only when src/ is beside it);
-    // src/store/db.ts, compiled to dist/store/db.js, applies ../../migrations.
+    // src/store/db.ts applies <package root>/migrations, the root found from the module's own
+    // directory (src/package-root.ts), so from dist/src/store/db.js too.
     const bin = readFileSync(join(REPO, 'bin/fanout.js'), 'utf8');
     expect(bin).toContain("await import('../dist/src/cli/index.js')");
-    expect(readFileSync(join(REPO, 'src/store/db.ts'), 'utf8')).toContain("'../../migrations'");
+    expect(readFileSync(join(REPO, 'src/store/db.ts'), 'utf8')).toContain("path.join(packageRoot, 'migrations')");
     expect(copiesOf(runtime)).toContain('migrations');
     expect(runtime.some((l) => /^ENTRYPOINT\s.*"node", "\/app\/bin\/fanout\.js"\]$/.test(l))).toBe(true);
     expect(runtime).toContain('WORKDIR /app');
