@@ -32,6 +32,7 @@ function parseSamples(text: string): Sample[] {
 describe('/metrics: HTTP durations, event-loop delay, backlog per task', () => {
   let svc: TestService;
   let worker: RunningWorker | undefined;
+  let holder: RunningWorker | undefined;
   beforeAll(async () => {
     // No in-process workers: the task is registered, so batches are accepted, and nothing takes their items.
     svc = await startTestService({ redisUrl: inject('redisUrl'), workers: false });
@@ -40,6 +41,7 @@ describe('/metrics: HTTP durations, event-loop delay, backlog per task', () => {
   });
   afterAll(async () => {
     await worker?.close();
+    await holder?.close();
     await svc?.close();
   });
 
@@ -136,5 +138,24 @@ describe('/metrics: HTTP durations, event-loop delay, backlog per task', () => {
     await svc.client.waitForPhase(throttled.id);
     expect(value(await scrape(), 'fanout_queue_backlog', { task: 'rev' })).toBe(0);
     expect((await svc.client.getBatch(suspended.id)).status.phase).toBe('Suspended');
+  });
+
+  it('a lease a worker holds is not backlog: one slot busy on a 5-item batch leaves 4', async () => {
+    // Concurrency 1 and 5 items: 5 leases of 1 item (lease size ceil(5/16)); the worker holds one.
+    holder = await startWorker({
+      connection: svc.redisUrl,
+      prefix: svc.prefix,
+      tasks: [parseTaskFlag('hold=sleep 5')],
+      concurrency: 1,
+      apiUrl: svc.url,
+      leaseMs: 2000,
+      inlineResultLimit: 64 * 1024,
+      logger: pino({ level: 'silent' }),
+    });
+    const batch = await svc.client.createBatch({ task: 'hold', items: [1, 2, 3, 4, 5] });
+    await waitUntil(async () => value(await scrape(), 'fanout_queue_backlog', { task: 'hold' }) === 4, 'a backlog of 4 while the worker runs its first item', 4000, 50);
+    expect((await svc.client.request('POST', `/v1/batches/${batch.id}/cancel`)).status).toBe(200);
+    await svc.client.waitForPhase(batch.id, ['Cancelled']);
+    expect(value(await scrape(), 'fanout_queue_backlog', { task: 'hold' })).toBe(0);
   });
 });
