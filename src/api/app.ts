@@ -45,7 +45,7 @@ export function createApp(base: AppDeps) {
     },
   };
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
-  app.use('*', httpMetrics(deps.metrics));
+  app.use('*', httpMetrics(deps.metrics.httpDuration));
   app.use('*', requestId());
   app.use('*', async (c, next) => {
     await next();

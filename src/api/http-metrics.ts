@@ -1,9 +1,13 @@
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { methodLabel, routeTemplate, UNMATCHED_ROUTE } from '../domain/http-route-label.js';
-import type { Metrics } from '../main/metrics.js';
 
 type RouterRoute = ReturnType<typeof matchedRoutes>[number];
+
+/** Where durations go: the histogram `Metrics.httpDuration` (src/main/metrics.ts). */
+export interface HttpDurations {
+  observe(labels: { method: string; route: string; status: number }, seconds: number): void;
+}
 
 /**
  * Times every request into `fanout_http_request_duration_seconds{method, route, status}`.
@@ -12,7 +16,7 @@ type RouterRoute = ReturnType<typeof matchedRoutes>[number];
  * A streamed body (SSE events, NDJSON results) is sent after that and is not included: the
  * histogram measures latency, not how long a client keeps a stream open.
  */
-export function httpMetrics(metrics: Metrics): MiddlewareHandler {
+export function httpMetrics(durations: HttpDurations): MiddlewareHandler {
   // Route objects are created once, when the app is built: their label is worked out once.
   const templates = new WeakMap<RouterRoute, string>();
   const templateOf = (route: RouterRoute) => {
@@ -26,7 +30,7 @@ export function httpMetrics(metrics: Metrics): MiddlewareHandler {
   return async (c, next) => {
     const start = performance.now();
     await next();
-    metrics.httpDuration.observe(
+    durations.observe(
       { method: methodLabel(c.req.method), route: routeLabel(matchedRoutes(c), templateOf), status: c.res.status },
       (performance.now() - start) / 1000,
     );
