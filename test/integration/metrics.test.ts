@@ -91,6 +91,21 @@ describe('/metrics: HTTP durations, event-loop delay, backlog per task', () => {
     }
   });
 
+  it('a streamed response is timed to its headers: an open SSE stream is already counted', async () => {
+    // no worker runs `probe`: the batch never ends, so neither does its event stream
+    const batch = await svc.client.createBatch({ task: 'probe', items: ['e'] });
+    const stream = await svc.client.request('GET', `/v1/batches/${batch.id}/events`, undefined, { accept: 'text/event-stream' });
+    try {
+      expect(stream.status).toBe(200);
+      expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const samples = await scrape();
+      expect(value(samples, 'fanout_http_request_duration_seconds_count', { method: 'GET', route: '/v1/batches/{id}/events', status: '200' })).toBe(1);
+      expect(value(samples, 'fanout_http_request_duration_seconds_sum', { method: 'GET', route: '/v1/batches/{id}/events', status: '200' })).toBeLessThan(5);
+    } finally {
+      await stream.body?.cancel();
+    }
+  });
+
   it('the event-loop delay shows a 200 ms block of the loop', async () => {
     await scrape(); // the delay histogram restarts at each scrape
     await new Promise((r) => setTimeout(r, 50));
