@@ -7,6 +7,7 @@ import { LABEL_KEY_PATTERN } from '../domain/batch-spec.js';
 import { authenticateApiKey } from '../store/tenants.js';
 import { batchesRouter, isNdjson } from './batches-router.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
+import { httpMetrics } from './http-metrics.js';
 import { itemsRouter } from './items-router.js';
 import { boundedBody } from './json-body.js';
 import { fieldErrors, problem, respondProblem, toProblem, validationProblem } from './problems.js';
@@ -44,6 +45,7 @@ export function createApp(base: AppDeps) {
     },
   };
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
+  app.use('*', httpMetrics(deps.metrics.httpDuration));
   app.use('*', requestId());
   app.use('*', async (c, next) => {
     await next();

@@ -18,7 +18,7 @@ export function renderOpenApiYaml(): string {
     store,
     config: loadConfig({}, {}),
     logger: pino({ level: 'silent' }),
-    metrics: new Metrics({ batchesByPhase: () => [], queueDepth: async () => 0 }),
+    metrics: new Metrics({ batchesByPhase: () => [], queueDepth: async () => 0, queueBacklog: async () => [] }, { processMetrics: false }),
     blobs: new LocalBlobStore('/nonexistent'),
     notify: unused,
     knownTasks: unused,

@@ -1,18 +1,36 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ItemReport } from '../runtimes/queue/protocol.js';
 import type { ApplyResult } from '../store/reports.js';
 
+export interface MetricSources {
+  batchesByPhase: () => { phase: string; n: number }[];
+  queueDepth: () => Promise<number>;
+  /** rejects when Redis cannot say which leases workers hold */
+  queueBacklog: () => Promise<{ task: string; items: number }[]>;
+}
+
+/** HTTP request durations' buckets, in seconds: API calls answer in milliseconds, a big upload in seconds. */
+const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 /**
- * Prometheus metrics. Gauges that describe stored state (batches by phase, queue depth) are
- * collected on scrape from the sources of truth, not bumped by events.
+ * Prometheus metrics; every one is listed in docs/operations.md "Metrics". Gauges that describe
+ * stored state (batches by phase, queue depth, backlog) are collected on scrape from the sources
+ * of truth, not bumped by events.
  */
 export class Metrics {
   readonly registry = new Registry();
   private readonly finished: Counter<'outcome'>;
   private readonly duration: Histogram;
+  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(sources: { batchesByPhase: () => { phase: string; n: number }[]; queueDepth: () => Promise<number> }) {
+  /**
+   * `processMetrics`: also prom-client's default process metrics (CPU, memory, GC, and the
+   * event-loop delay `nodejs_eventloop_lag_*_seconds`, sampled by perf_hooks' monitorEventLoopDelay
+   * every 10 ms and reset on each scrape). Off only for a registry that is never scraped.
+   */
+  constructor(sources: MetricSources, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
     new Gauge({
       name: 'fanout_batches',
       help: 'Batches by phase.',
@@ -34,6 +52,29 @@ export class Metrics {
           // Redis down: leave the last value; /readyz reports the outage.
         }
       },
+    });
+    new Gauge({
+      name: 'fanout_queue_backlog',
+      help: 'Items of queue-runtime batches no worker has taken yet (pending in the store, or in a lease still waiting in Redis), by task; what worker autoscaling scales on.',
+      labelNames: ['task'],
+      registers,
+      async collect() {
+        let backlog;
+        try {
+          backlog = await sources.queueBacklog();
+        } catch {
+          return; // Redis down: leave the last values; /readyz reports the outage.
+        }
+        this.reset();
+        for (const { task, items } of backlog) this.set({ task }, items);
+      },
+    });
+    this.httpDuration = new Histogram({
+      name: 'fanout_http_request_duration_seconds',
+      help: 'HTTP requests, from arrival until the response status and headers are ready (a streamed body, SSE or NDJSON, is not included), by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers,
     });
     this.finished = new Counter({ name: 'fanout_items_finished_total', help: 'Item attempts recorded, by outcome.', labelNames: ['outcome'], registers });
     this.duration = new Histogram({

@@ -12,6 +12,7 @@ import { RedisSide } from '../dispatch/redis-side.js';
 import { countBatchesByPhase } from '../store/batch-queries.js';
 import { sweepAbandonedUploads } from '../store/batch-create.js';
 import { openStore, type StoreHandle } from '../store/db.js';
+import { queueBacklogByTask } from '../store/queue-backlog.js';
 import { ensureApiKey, serverSecret } from '../store/tenants.js';
 import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
@@ -70,6 +71,11 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   const metrics = new Metrics({
     batchesByPhase: () => countBatchesByPhase(store),
     queueDepth: () => side.queueDepth(knownTasksFromStore()),
+    async queueBacklog() {
+      // The leases workers hold: BullMQ's active jobs (a lease's job id is the lease id).
+      const held = await Promise.all(knownTasksFromStore().map((task) => side.workQueue(task).getRanges(['active'], 0, -1)));
+      return queueBacklogByTask(store, held.flat());
+    },
   });
 
   let dispatcher: Dispatcher | null = null;

@@ -215,6 +215,27 @@ describe('deploy/ manifests', () => {
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'fanout' }]);
   });
 
+  // The KEDA CRDs are not in the suite's control plane: the example is checked as text, and kept
+  // out of every kustomization so that nothing above tries to validate or apply it.
+  it('the KEDA example scales the dev worker Deployment on the backlog of exactly its tasks', () => {
+    const file = 'deploy/examples/keda-worker-scaledobject.yaml';
+    const docs = parseAllDocuments(readFileSync(join(REPO, file), 'utf8')).map((d) => d.toJS() as Doc);
+    expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(['keda.sh/v1alpha1 ScaledObject']);
+    const scaled = docs[0]!;
+    const worker = find(dev, 'Deployment', 'fanout-worker');
+    expect(scaled.spec.scaleTargetRef).toEqual({ name: worker.metadata.name });
+    expect(scaled.spec.minReplicaCount).toBeGreaterThanOrEqual(1);
+    expect(scaled.spec.maxReplicaCount).toBeGreaterThan(scaled.spec.minReplicaCount);
+    const [trigger] = scaled.spec.triggers as Array<{ type: string; metadata: Record<string, string> }>;
+    expect(trigger!.type).toBe('prometheus');
+    const workerArgs: string[] = container(worker).args;
+    const tasks = workerArgs.flatMap((a, i) => (workerArgs[i - 1] === '--task' ? [a.split('=')[0]] : []));
+    expect(trigger!.metadata.query).toBe(`sum(max by (task) (fanout_queue_backlog{task=~"${tasks.join('|')}"}))`);
+    expect(Number(trigger!.metadata.threshold)).toBeGreaterThan(0);
+    for (const value of Object.values(trigger!.metadata)) expect(typeof value, 'KEDA trigger metadata values are strings').toBe('string');
+    for (const dir of ['deploy/base', 'deploy/overlays/dev']) expect(readFileSync(join(REPO, dir, 'kustomization.yaml'), 'utf8')).not.toContain('examples');
+  });
+
   it('API: `fanout api` on 8080 behind Service fanout-api, ready on /readyz, live on /healthz', () => {
     const api = find(base, 'Deployment', 'fanout-api');
     const c = container(api);
