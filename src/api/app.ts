@@ -149,10 +149,14 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     HeadersTooLarge: { description: 'The request line and headers are over 16 KiB (a very long query string)', content: problemContent },
     RequestTimeout: { description: 'The headers or body did not arrive within the HTTP timeouts (FANOUT_HTTP_*_TIMEOUT_SECONDS)', content: problemContent },
   };
+  type Op = { responses?: Record<string, unknown>; requestBody?: { required?: boolean; content?: Record<string, unknown> }; parameters?: Array<{ in?: string; name?: string }> };
+  // The create call's body is required (JSON or NDJSON). The route cannot say so itself:
+  // @hono/zod-openapi would then validate NDJSON uploads against the JSON schema.
+  const create = (doc.paths?.['/v1/batches'] as { post?: Op } | undefined)?.post;
+  if (create?.requestBody) create.requestBody.required = true;
   // The generator cannot state a record's key rule (zod-openapi has no propertyNames).
   const labels = doc.components.schemas?.Labels as Record<string, unknown> | undefined;
   if (labels) labels.propertyNames = { type: 'string', pattern: LABEL_KEY_PATTERN };
-  type Op = { responses?: Record<string, unknown>; requestBody?: { required?: boolean; content?: Record<string, unknown> }; parameters?: Array<{ in?: string; name?: string }> };
   for (const [p, item] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(item as Record<string, Op>)) {
       if (!op || typeof op !== 'object' || !op.responses) continue;

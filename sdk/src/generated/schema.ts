@@ -1093,7 +1093,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": components["schemas"]["BatchSpec"];
                 "application/x-ndjson": string;
