@@ -6,8 +6,10 @@ import { reporters } from './test/helpers/reporters.js';
 export default defineConfig({
   // Tests run the TypeScript sources: `fanout/worker` resolves to src/ through the package's
   // `fanout-source` export condition (package.json), for Vite's resolver here and for Node's in
-  // the test processes (execArgv); without it the export is the compiled dist/.
-  ssr: { resolve: { conditions: ['fanout-source', ...defaultServerConditions] } },
+  // the test processes (execArgv); without it the export is the compiled dist/. Vite's 'module'
+  // condition is left out: it picks packages' bundler builds (the AWS SDK's dist-es, whose
+  // extensionless imports Node cannot load) for modules Node itself then imports.
+  ssr: { resolve: { conditions: ['fanout-source', ...defaultServerConditions.filter((c) => c !== 'module')] } },
   test: {
     execArgv: ['--conditions=fanout-source'],
     include: ['test/**/*.test.ts'],
