@@ -73,7 +73,15 @@ export class S3BlobStore implements BlobStore {
     };
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: this.root + key, Body: Readable.from(source(), { objectMode: false }), ContentType: 'text/plain; charset=utf-8' },
+      params: {
+        Bucket: this.bucket,
+        Key: this.root + key,
+        Body: Readable.from(source(), { objectMode: false }),
+        ContentType: 'text/plain; charset=utf-8',
+        // Belt and braces beside the unique key: the server refuses (412) to complete over an
+        // existing object (AWS S3 and SeaweedFS honour it on PutObject and CompleteMultipartUpload).
+        IfNoneMatch: '*',
+      },
       partSize: PART_BYTES,
       queueSize: PARTS_IN_FLIGHT,
       leavePartsOnError: false,
