@@ -4,6 +4,9 @@ import type { BlobStore } from './blob-store.js';
 import { LocalBlobStore } from './local-blob-store.js';
 import { S3BlobStore } from './s3-blob-store.js';
 
+const S3_CONNECT_TIMEOUT_MS = 10_000;
+const S3_IDLE_TIMEOUT_MS = 120_000;
+
 export interface OpenedBlobStore {
   blobs: BlobStore;
   /** Releases what the store holds open (the S3 client's connections); the local store holds nothing. */
@@ -18,6 +21,9 @@ export function openBlobStore(config: BlobConfig): OpenedBlobStore {
     // S3-compatible servers are addressed as <endpoint>/<bucket>/<key>: virtual-host names need DNS they rarely have.
     ...(config.endpoint ? { endpoint: config.endpoint, forcePathStyle: true } : {}),
     ...(config.credentials ? { credentials: config.credentials } : {}),
+    // The SDK waits forever by default: a bucket that stops answering would hold result uploads
+    // and downloads open. An idle socket (nothing sent or received) fails the request instead.
+    requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, socketTimeout: S3_IDLE_TIMEOUT_MS },
   });
   return { blobs: new S3BlobStore({ client, bucket: config.bucket, prefix: config.prefix }), close: () => client.destroy() };
 }
