@@ -71,12 +71,13 @@ export class S3BlobStore implements BlobStore {
         throw err;
       }
     };
+    const stream = Readable.from(source(), { objectMode: false });
     const upload = new Upload({
       client: this.client,
       params: {
         Bucket: this.bucket,
         Key: this.root + key,
-        Body: Readable.from(source(), { objectMode: false }),
+        Body: stream,
         ContentType: 'text/plain; charset=utf-8',
         // Belt and braces beside the unique key: the server refuses (412) to complete over an
         // existing object (AWS S3 and SeaweedFS honour it on PutObject and CompleteMultipartUpload).
@@ -89,6 +90,8 @@ export class S3BlobStore implements BlobStore {
     try {
       await upload.done();
     } catch (err) {
+      // The store failed first: stop reading the body (its generator's cleanup runs).
+      stream.destroy();
       throw bodyError ?? err;
     }
     return key;
