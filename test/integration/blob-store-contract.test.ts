@@ -262,6 +262,38 @@ describe('S3 blob store, S3 specifics', () => {
   });
 });
 
+describe('S3 blob store, deleting a batch of more than 1000 blobs', () => {
+  it('lists over pages of 1000 and deletes at most 1000 keys a request', { timeout: 120_000 }, async () => {
+    const prefix = `p${randomBytes(4).toString('hex')}`;
+    const counted = new S3Client(s3.clientConfig());
+    const deleteSizes: number[] = [];
+    counted.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'DeleteObjectsCommand') deleteSizes.push((args.input as { Delete: { Objects: unknown[] } }).Delete.Objects.length);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countDeletedKeys' },
+    );
+    try {
+      const total = 1205;
+      for (let k = 0; k < total; k += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, total - k) }, (_, j) =>
+            client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/big/${k + j}.1.${'0'.repeat(24)}.txt`, Body: 'x' })),
+          ),
+        );
+      }
+      const inspector = s3BlobInspector(client, s3.bucket, prefix);
+      expect(await inspector.published('big')).toHaveLength(total);
+      await new S3BlobStore({ client: counted, bucket: s3.bucket, prefix }).deleteBatch('big');
+      expect(await inspector.published('big')).toEqual([]);
+      expect(deleteSizes).toEqual([1000, 205]);
+    } finally {
+      counted.destroy();
+    }
+  });
+});
+
 async function readText(blobs: BlobStore, key: string): Promise<string> {
   let text = '';
   for await (const c of blobs.read(key)) text += Buffer.from(c).toString();
