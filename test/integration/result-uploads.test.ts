@@ -76,7 +76,8 @@ describe.each([localStore, s3Store])('result uploads that lose ($name)', (store)
     batch = await svc.client.createBatch({ task: 'slow', items: ['dup', 'race', 'stale', 'cut', 'small'] });
     token = batchTokens(serverSecret(svc.service.store)).sign(batch.id);
     await waitUntil(async () => (await svc.client.getBatch(batch.id)).status.counts.running === 5, 'items to be released');
-  });
+    // S3: on a cold machine the first start builds SeaweedFS (test/s3/build.sh, 10-30 min).
+  }, 40 * 60_000);
   afterAll(async () => {
     await svc?.close();
     await stopStore();
