@@ -49,6 +49,27 @@ export interface Config {
   logFormat?: 'json' | 'pretty';
   /** in a Kubernetes pod or a container that announces itself (`container=…`, as podman and systemd-nspawn set) */
   inContainer: boolean;
+  /** where results over `limits.inlineResultBytes` go (FANOUT_BLOB_URL) */
+  blobs: BlobConfig;
+}
+
+/** FANOUT_BLOB_URL unset: files under `<data-dir>/blobs`; `s3://bucket/prefix`: object storage. */
+export type BlobConfig = { kind: 'local'; dir: string } | S3BlobConfig;
+
+export interface S3BlobConfig {
+  kind: 's3';
+  bucket: string;
+  /** object keys start with `<prefix>/`; empty: the bucket's root */
+  prefix: string;
+  /** FANOUT_S3_ENDPOINT, an S3-compatible server (addressed path-style); unset: AWS */
+  endpoint?: string;
+  /** AWS_REGION; unset with an endpoint: us-east-1; unset without: the SDK's own lookup (~/.aws/config) */
+  region?: string;
+  /**
+   * AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) when both are set; unset: the
+   * SDK's default provider chain (profiles, web identity, instance roles). Never logged.
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export interface HttpTimeouts {
@@ -217,6 +238,42 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     shutdownGraceMs: shutdownGraceMs(env),
     logFormat: logFormat(env),
     inContainer: Boolean(env.KUBERNETES_SERVICE_HOST || env.container),
+    blobs: blobConfig(env, dataDir),
+  };
+}
+
+// Bucket names as S3 allows them; prefix segments as plain as blob key segments.
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const PREFIX = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
+
+/** FANOUT_BLOB_URL, FANOUT_S3_ENDPOINT and the standard AWS_* variables. */
+function blobConfig(env: Env, dataDir: string): BlobConfig {
+  const url = env.FANOUT_BLOB_URL || undefined;
+  if (url === undefined) return { kind: 'local', dir: path.join(dataDir, 'blobs') };
+  const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(url);
+  if (!match) throw new ConfigError(`FANOUT_BLOB_URL must be s3://BUCKET or s3://BUCKET/PREFIX (unset: <data-dir>/blobs), got ${JSON.stringify(url)}`);
+  const bucket = match[1]!;
+  const prefix = (match[2] ?? '').replace(/\/+$/, '');
+  if (!BUCKET.test(bucket)) throw new ConfigError(`FANOUT_BLOB_URL: ${JSON.stringify(bucket)} is not a valid bucket name (3-63 of a-z 0-9 . -)`);
+  if (prefix !== '' && (!PREFIX.test(prefix) || prefix.split('/').includes('..'))) {
+    throw new ConfigError(`FANOUT_BLOB_URL: prefix ${JSON.stringify(prefix)} must be /-separated names of A-Z a-z 0-9 . _ -`);
+  }
+  const endpoint = env.FANOUT_S3_ENDPOINT || undefined;
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(endpoint)) {
+    throw new ConfigError(`FANOUT_S3_ENDPOINT must be an http(s)://HOST[:PORT] URL, got ${JSON.stringify(endpoint)}`);
+  }
+  const accessKeyId = env.AWS_ACCESS_KEY_ID || undefined;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY || undefined;
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new ConfigError('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or neither, for the AWS default credential chain)');
+  }
+  return {
+    kind: 's3',
+    bucket,
+    prefix,
+    endpoint,
+    region: env.AWS_REGION || (endpoint ? 'us-east-1' : undefined),
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined } : undefined,
   };
 }
 

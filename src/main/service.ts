@@ -1,9 +1,8 @@
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createApp } from '../api/app.js';
-import { LocalBlobStore } from '../blobs/local-blob-store.js';
+import { openBlobStore } from '../blobs/open-blob-store.js';
 import { startStaleBlobSweeps } from '../blobs/stale-sweep.js';
 import { batchTokens } from '../api/tokens.js';
 import type { Config } from '../config/config.js';
@@ -64,7 +63,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   redis.on('error', (err) => logger.debug({ err: err.message }, 'api redis error'));
   await redis.connect().catch((err) => logger.warn({ err: err.message }, 'redis not reachable yet'));
   const side = new RedisSide(redis, config.prefix);
-  const blobs = new LocalBlobStore(path.join(config.dataDir, 'blobs'));
+  const { blobs, close: closeBlobs } = openBlobStore(config.blobs);
 
   const knownTasksFromStore = () =>
     store.sqlite.prepare('SELECT DISTINCT task FROM batches WHERE task IS NOT NULL').pluck().all() as string[];
@@ -167,6 +166,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       await dispatcher?.stop(ctx);
       await settledBefore(side.close(), soonerOf(ctx.drain, 1000));
       if (!(await closeRedis(redis))) ctx.abandon({ redis: 'unreachable' });
+      closeBlobs();
       store.close();
     },
   };
