@@ -76,7 +76,7 @@ beforeAll(async () => {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await svc?.close();
