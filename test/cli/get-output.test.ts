@@ -56,7 +56,7 @@ beforeAll(async () => {
   ).id;
   ids.big = (await svc.client.createBatch({ name: 'big', task: 'echo', items: Array.from({ length: 1200 }, (_, i) => `item-${i}`) })).id;
   ids.hooked = (await svc.client.createBatch({ name: 'hooked', task: 'echo', items: ['x'], webhook: { url: `${hookUrl}?batch=own` } })).id;
-  for (const id of [ids.long, ids.failed, ids.big, ids.hooked]) await svc.client.waitForPhase(id, undefined, 60_000);
+  for (const id of [ids.long, ids.failed, ids.big, ids.hooked]) await svc.client.waitForPhase(id, undefined, 150_000);
 
   const schedule = await svc.client.json('POST', '/v1/schedules', {
     name: `every-day-at-dawn-${'and-again-'.repeat(10)}`,
