@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { pipeline } from 'node:stream/promises';
+import { plainCommandWords } from '../domain/command-words.js';
 import { describeError } from './errors.js';
 import { abortedAttempt, onAbort } from './item-abort.js';
 import { ResultSpool, TailBuffer, stripOneNewline } from './output-capture.js';
@@ -8,9 +9,11 @@ import { settleSpooledResult } from './result-upload.js';
 import type { TaskContext, TaskResult } from './tasks.js';
 
 /**
- * A command task: `/bin/sh -c COMMAND` exactly as the operator wrote it. The item goes on stdin
- * (a string raw, anything else as JSON) and is never interpolated into the command; stdout is the
- * result; the exit code feeds the batch's failure rules.
+ * A command task: `/bin/sh -c COMMAND` exactly as the operator wrote it, or, when the command is
+ * only plain words (see {@link plainCommandWords}), its program run directly: the same meaning
+ * without a second exec per item. The item goes on stdin (a string raw, anything else as JSON)
+ * and is never interpolated into the command; stdout is the result; the exit code feeds the
+ * batch's failure rules.
  */
 
 /** Milliseconds between SIGTERM and SIGKILL when an item is aborted (timeout, batch stopped). */
@@ -38,9 +41,23 @@ function trackGroup(pid: number | undefined): void {
   }
 }
 
+/** What to exec for a command: the shell, or the program itself when no shell is needed. */
+export interface CommandLine {
+  file: string;
+  args: string[];
+  viaShell: boolean;
+}
+
+export function commandLine(command: string): CommandLine {
+  const words = plainCommandWords(command);
+  if (words) return { file: words[0], args: words.slice(1), viaShell: false };
+  return { file: '/bin/sh', args: ['-c', command], viaShell: true };
+}
+
 /** Runs one attempt of a command task; resolves with its outcome, never rejects. */
-export async function runCommandTask(command: string, ctx: TaskContext): Promise<TaskResult> {
-  const child = spawn('/bin/sh', ['-c', command], {
+export async function runCommandTask(command: string | CommandLine, ctx: TaskContext): Promise<TaskResult> {
+  const line = typeof command === 'string' ? commandLine(command) : command;
+  const child = spawn(line.file, line.args, {
     env: commandEnv(ctx),
     stdio: ['pipe', 'pipe', 'pipe'],
     // its own process group: an abort kills the shell and everything it started, and a Ctrl-C
@@ -80,7 +97,7 @@ export async function runCommandTask(command: string, ctx: TaskContext): Promise
     child.stdout.destroy();
     await captured;
     await spool.cleanup();
-    return { outcome: 'failed', error: `could not start /bin/sh: ${describeError(exit.spawnError)}` };
+    return spawnFailure(line, exit.spawnError);
   }
   const captureError = await captured;
   const tail = stderr.text();
@@ -104,6 +121,18 @@ export async function runCommandTask(command: string, ctx: TaskContext): Promise
   }
   const result = await settleSpooledResult(spool, ctx, (data) => stripOneNewline(data.toString('utf8')), true);
   return result.outcome === 'succeeded' ? { ...result, exitCode } : result;
+}
+
+/**
+ * A program that could not be started fails the item as sh would have: exit code 127 when it is
+ * not found, 126 when it cannot be executed, so failure rules on exit codes read the same.
+ */
+function spawnFailure(line: CommandLine, error: Error): TaskResult {
+  if (line.viaShell) return { outcome: 'failed', error: `could not start /bin/sh: ${describeError(error)}` };
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return { outcome: 'failed', exitCode: 127, error: `${line.file}: command not found` };
+  if (code === 'EACCES') return { outcome: 'failed', exitCode: 126, error: `${line.file}: permission denied` };
+  return { outcome: 'failed', exitCode: 126, error: `could not start ${line.file}: ${describeError(error)}` };
 }
 
 /**
