@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { plainCommandWords } from '../domain/command-words.js';
+import { HELPER_EXITED, spawnCommand } from './command-spawner.js';
 import { describeError } from './errors.js';
 import { abortedAttempt, onAbort } from './item-abort.js';
 import { ResultSpool, TailBuffer, stripOneNewline } from './output-capture.js';
@@ -19,8 +19,6 @@ import type { TaskContext, TaskResult } from './tasks.js';
 /** Milliseconds between SIGTERM and SIGKILL when an item is aborted (timeout, batch stopped). */
 export const KILL_GRACE_MS = 2000;
 const STDERR_TAIL_BYTES = 4096;
-
-type Exit = { code: number | null; signal: NodeJS.Signals | null } | { spawnError: Error };
 
 /**
  * Process groups of commands still running. Each runs detached (its own group), so nothing
@@ -57,25 +55,16 @@ export function commandLine(command: string): CommandLine {
 /** Runs one attempt of a command task; resolves with its outcome, never rejects. */
 export async function runCommandTask(command: string | CommandLine, ctx: TaskContext): Promise<TaskResult> {
   const line = typeof command === 'string' ? commandLine(command) : command;
-  const child = spawn(line.file, line.args, {
-    env: commandEnv(ctx),
-    stdio: ['pipe', 'pipe', 'pipe'],
-    // its own process group: an abort kills the shell and everything it started, and a Ctrl-C
-    // or SIGTERM aimed at the worker does not interrupt items it is draining
-    detached: true,
-  });
-  trackGroup(child.pid);
-  const exited = new Promise<Exit>((resolve) => {
-    child.once('error', (spawnError) => resolve({ spawnError }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  }).finally(() => {
-    if (child.pid !== undefined) liveGroups.delete(child.pid);
+  // its own process group (started by the helper): an abort kills the command and everything it
+  // started, and a Ctrl-C or SIGTERM aimed at the worker does not interrupt items it is draining
+  const child = spawnCommand(line.file, line.args, commandEnv(ctx), stdinPayload(ctx.input));
+  void child.pid.then(trackGroup);
+  const exited = child.exited.finally(() => {
+    void child.pid.then((pid) => pid !== undefined && liveGroups.delete(pid));
   });
   const spool = new ResultSpool(ctx.inlineResultLimit);
   const stderr = new TailBuffer(STDERR_TAIL_BYTES);
   child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  child.stdin.on('error', () => {}); // EPIPE: the command did not read its stdin, which is fine
-  child.stdin.end(stdinPayload(ctx.input));
   const captured = pipeline(child.stdout, spool).then(
     () => undefined,
     (error: unknown) => error,
@@ -86,8 +75,8 @@ export async function runCommandTask(command: string | CommandLine, ctx: TaskCon
   let killTimer: NodeJS.Timeout | undefined;
   const stopListening = onAbort(ctx.signal, () => {
     killed = true;
-    killGroup(child.pid, 'SIGTERM');
-    killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
   });
 
   const exit = await exited;
@@ -128,6 +117,7 @@ export async function runCommandTask(command: string | CommandLine, ctx: TaskCon
  * not found, 126 when it cannot be executed, so failure rules on exit codes read the same.
  */
 function spawnFailure(line: CommandLine, error: Error): TaskResult {
+  if ((error as NodeJS.ErrnoException).code === HELPER_EXITED) return { outcome: 'failed', error: describeError(error) };
   if (line.viaShell) return { outcome: 'failed', error: `could not start /bin/sh: ${describeError(error)}` };
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return { outcome: 'failed', exitCode: 127, error: `${line.file}: command not found` };

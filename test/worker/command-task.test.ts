@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { useWorkerHarness } from './harness.js';
 import { parseTaskFlag } from '../../src/worker/index.js';
@@ -104,7 +105,7 @@ describe('command tasks', () => {
       return { pid, ppid: Number(fields[1]), pgrp: Number(fields[2]) };
     };
 
-    it('runs a plain command as a direct child in its own process group, and a shell command under sh', async () => {
+    it('runs a plain command as a direct child of the spawner helper in its own process group, and a shell command under sh', async () => {
       await t.h.worker({
         tasks: [
           { kind: 'command', name: 'direct', command: 'cat /proc/self/stat' },
@@ -115,14 +116,16 @@ describe('command tasks', () => {
       const [d] = await t.h.waitForItems(1, direct.leaseId);
       expect(d.outcome).toBe('succeeded');
       const ds = statOf(d.result);
-      expect(ds.ppid).toBe(process.pid);
+      // the parent is the worker's spawner helper (a node process, still running), not sh
+      expect(readFileSync(`/proc/${ds.ppid}/comm`, 'utf8').trim()).toBe('node');
+      expect(readFileSync(`/proc/${ds.ppid}/stat`, 'utf8').split(' ')[3]).toBe(String(process.pid));
       expect(ds.pgrp).toBe(ds.pid);
       const shell = await t.h.lease('shell', ['x']);
       const [s] = await t.h.waitForItems(1, shell.leaseId);
       expect(s.outcome).toBe('succeeded');
       // cat is sh's child, in the group sh leads
       const ss = statOf(s.result);
-      expect(ss.ppid).not.toBe(process.pid);
+      expect(ss.ppid).not.toBe(ds.ppid);
       expect(ss.pgrp).not.toBe(ss.pid);
     });
 

@@ -1,0 +1,134 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import { SPAWNER_HELPER_SOURCE } from './spawner-helper-source.js';
+
+/**
+ * Starts command processes from a small helper process instead of from the worker itself.
+ *
+ * Why: `spawn` forks the calling process and blocks its event loop until the child has exec'd;
+ * the fork's cost grows with the caller's memory. Measured with `--cpu-prof` on `fanout up`
+ * (API, dispatcher, store and worker in one process) running short command items, 42% of its
+ * CPU was in `ChildProcess.spawn`, about 12 ms per item with everything else waiting; a bare
+ * node process of ~50 MB spawns in about 5 ms. The helper is such a process, does nothing else,
+ * and runs on the other core while the worker goes on.
+ *
+ * One helper per worker process, started on first use. It runs every command in its own
+ * process group, as the worker did; when the worker process exits, even by SIGKILL, the
+ * helper's IPC channel closes and it SIGKILLs every group it still has, then exits. If the
+ * helper itself dies, the commands it was running fail (their output is gone) and the next
+ * command starts a new helper.
+ */
+
+export type CommandExit =
+  | { code: number | null; signal: NodeJS.Signals | null }
+  | { spawnError: Error & { code?: string } };
+
+export interface SpawnedCommand {
+  /** the command's stdout */
+  stdout: PassThrough;
+  /** the command's stderr */
+  stderr: PassThrough;
+  /** resolves with the process group id once the command runs (undefined if it never ran) */
+  pid: Promise<number | undefined>;
+  /** resolves when the command exited and all its output was delivered */
+  exited: Promise<CommandExit>;
+  /** sends `signal` to the command's process group */
+  kill(signal: NodeJS.Signals): void;
+}
+
+interface Run {
+  stdout: PassThrough;
+  stderr: PassThrough;
+  setPid(pid: number | undefined): void;
+  finish(exit: CommandExit): void;
+}
+
+type HelperMessage =
+  | { t: 'pid'; id: number; pid: number }
+  | { t: 'out' | 'err'; id: number; data: Uint8Array }
+  | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null; error?: { code?: string; message: string } };
+
+/** `code` of the spawn error of commands cut short because the helper itself exited */
+export const HELPER_EXITED = 'EHELPER';
+
+let helper: ChildProcess | undefined;
+const runs = new Map<number, Run>();
+let nextId = 1;
+
+function startHelper(): ChildProcess {
+  const child = spawn(process.execPath, ['--max-old-space-size=64', '-e', SPAWNER_HELPER_SOURCE], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'advanced',
+    // its own process group: a Ctrl-C aimed at the worker must not cut the commands it drains
+    detached: true,
+    // the helper must not load hooks meant for the worker (NODE_OPTIONS=--import …)
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  child.on('message', (m: HelperMessage) => onMessage(m));
+  child.on('error', () => {}); // seen as 'exit' below, or by the send that failed
+  child.once('exit', (code, signal) => {
+    if (helper === child) helper = undefined;
+    const error = Object.assign(new Error(`the command spawner helper exited (${signal ?? `code ${code}`})`), { code: HELPER_EXITED });
+    for (const run of runs.values()) run.finish({ spawnError: error });
+    runs.clear();
+  });
+  return child;
+}
+
+function onMessage(m: HelperMessage): void {
+  const run = runs.get(m.id);
+  if (!run) return;
+  if (m.t === 'pid') run.setPid(m.pid);
+  else if (m.t === 'out') run.stdout.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+  else if (m.t === 'err') run.stderr.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+  else if (m.t === 'exit') {
+    runs.delete(m.id);
+    run.finish(m.error ? { spawnError: Object.assign(new Error(m.error.message), { code: m.error.code }) } : { code: m.code, signal: m.signal });
+  }
+  refWhileBusy();
+}
+
+/** The helper keeps the worker's event loop alive only while it runs commands. */
+function refWhileBusy(): void {
+  if (!helper) return;
+  const channel = helper.channel as { ref(): void; unref(): void } | undefined;
+  if (runs.size > 0) {
+    helper.ref();
+    channel?.ref();
+  } else {
+    helper.unref();
+    channel?.unref();
+  }
+}
+
+/** Runs `file args` with `env`, `stdin` written to it and closed, in its own process group. */
+export function spawnCommand(file: string, args: string[], env: NodeJS.ProcessEnv, stdin: string): SpawnedCommand {
+  helper ??= startHelper();
+  const id = nextId++;
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let setPid!: (pid: number | undefined) => void;
+  const pid = new Promise<number | undefined>((resolve) => (setPid = resolve));
+  let finish!: (exit: CommandExit) => void;
+  const exited = new Promise<CommandExit>((resolve) => (finish = resolve)).then((exit) => {
+    setPid(undefined); // no-op when the pid came
+    stdout.end();
+    stderr.end();
+    return exit;
+  });
+  runs.set(id, { stdout, stderr, setPid, finish });
+  const target = helper;
+  target.send({ t: 'run', id, file, args, env, stdin }, (error) => {
+    if (error && runs.delete(id)) finish({ spawnError: error });
+  });
+  refWhileBusy();
+  return {
+    stdout,
+    stderr,
+    pid,
+    exited,
+    kill(signal) {
+      if (runs.has(id) && target.connected) target.send({ t: 'kill', id, signal }, () => {});
+    },
+  };
+}
