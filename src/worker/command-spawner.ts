@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { PassThrough } from 'node:stream';
 import { SPAWNER_HELPER_SOURCE } from './spawner-helper-source.js';
 
@@ -12,7 +13,7 @@ import { SPAWNER_HELPER_SOURCE } from './spawner-helper-source.js';
  * node process of ~50 MB spawns in about 5 ms. The helper is such a process, does nothing else,
  * and runs on the other core while the worker goes on.
  *
- * One helper per worker process, started on first use. It runs every command in its own
+ * Helpers are started on first use, up to one per core while commands overlap. It runs every command in its own
  * process group, as the worker did; when the worker process exits, even by SIGKILL, the
  * helper's IPC channel closes and it SIGKILLs every group it still has, then exits. If the
  * helper itself dies, the commands it was running fail (their output is gone) and the next
@@ -51,59 +52,82 @@ type HelperMessage =
 /** `code` of the spawn error of commands cut short because the helper itself exited */
 export const HELPER_EXITED = 'EHELPER';
 
-let helper: ChildProcess | undefined;
-const runs = new Map<number, Run>();
+/**
+ * Most helpers per worker process: spawning is CPU work in the helper (~5 ms each), so one per
+ * core lets spawns proceed in parallel. A new helper starts only when every existing one is busy.
+ */
+const MAX_HELPERS = Math.max(1, Math.min(4, availableParallelism()));
+
 let nextId = 1;
 
-function startHelper(): ChildProcess {
-  const child = spawn(process.execPath, ['--max-old-space-size=64', '-e', SPAWNER_HELPER_SOURCE], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    serialization: 'advanced',
-    // its own process group: a Ctrl-C aimed at the worker must not cut the commands it drains
-    detached: true,
-    // the helper must not load hooks meant for the worker (NODE_OPTIONS=--import …)
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  child.on('message', (m: HelperMessage) => onMessage(m));
-  child.on('error', () => {}); // seen as 'exit' below, or by the send that failed
-  child.once('exit', (code, signal) => {
-    if (helper === child) helper = undefined;
-    const error = Object.assign(new Error(`the command spawner helper exited (${signal ?? `code ${code}`})`), { code: HELPER_EXITED });
-    for (const run of runs.values()) run.finish({ spawnError: error });
-    runs.clear();
-  });
-  return child;
+/** One helper process and the commands it runs. */
+class Helper {
+  readonly runs = new Map<number, Run>();
+  readonly child: ChildProcess;
+
+  constructor(private readonly onExit: (helper: Helper) => void) {
+    this.child = spawn(process.execPath, ['--max-old-space-size=64', '-e', SPAWNER_HELPER_SOURCE], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+      // its own process group: a Ctrl-C aimed at the worker must not cut the commands it drains
+      detached: true,
+      // the helper must not load hooks meant for the worker (NODE_OPTIONS=--import …)
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    this.child.on('message', (m: HelperMessage) => this.onMessage(m));
+    this.child.on('error', () => {}); // seen as 'exit' below, or by the send that failed
+    this.child.once('exit', (code, signal) => {
+      this.onExit(this);
+      const error = Object.assign(new Error(`the command spawner helper exited (${signal ?? `code ${code}`})`), { code: HELPER_EXITED });
+      for (const run of this.runs.values()) run.finish({ spawnError: error });
+      this.runs.clear();
+    });
+  }
+
+  private onMessage(m: HelperMessage): void {
+    const run = this.runs.get(m.id);
+    if (!run) return;
+    if (m.t === 'pid') run.setPid(m.pid);
+    else if (m.t === 'out') run.stdout.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+    else if (m.t === 'err') run.stderr.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+    else if (m.t === 'exit') {
+      this.runs.delete(m.id);
+      run.finish(m.error ? { spawnError: Object.assign(new Error(m.error.message), { code: m.error.code }) } : { code: m.code, signal: m.signal });
+      this.refWhileBusy();
+    }
+  }
+
+  /** A helper keeps the worker's event loop alive only while it runs commands. */
+  refWhileBusy(): void {
+    const channel = this.child.channel as { ref(): void; unref(): void } | undefined;
+    if (this.runs.size > 0) {
+      this.child.ref();
+      channel?.ref();
+    } else {
+      this.child.unref();
+      channel?.unref();
+    }
+  }
 }
 
-function onMessage(m: HelperMessage): void {
-  const run = runs.get(m.id);
-  if (!run) return;
-  if (m.t === 'pid') run.setPid(m.pid);
-  else if (m.t === 'out') run.stdout.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
-  else if (m.t === 'err') run.stderr.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
-  else if (m.t === 'exit') {
-    runs.delete(m.id);
-    run.finish(m.error ? { spawnError: Object.assign(new Error(m.error.message), { code: m.error.code }) } : { code: m.code, signal: m.signal });
-  }
-  refWhileBusy();
-}
+const helpers: Helper[] = [];
 
-/** The helper keeps the worker's event loop alive only while it runs commands. */
-function refWhileBusy(): void {
-  if (!helper) return;
-  const channel = helper.channel as { ref(): void; unref(): void } | undefined;
-  if (runs.size > 0) {
-    helper.ref();
-    channel?.ref();
-  } else {
-    helper.unref();
-    channel?.unref();
-  }
+/** The least busy helper; a new one when all are busy and the pool has room. */
+function pickHelper(): Helper {
+  let best: Helper | undefined;
+  for (const h of helpers) if (!best || h.runs.size < best.runs.size) best = h;
+  if (best && (best.runs.size === 0 || helpers.length >= MAX_HELPERS)) return best;
+  const helper = new Helper((gone) => {
+    const k = helpers.indexOf(gone);
+    if (k >= 0) helpers.splice(k, 1);
+  });
+  helpers.push(helper);
+  return helper;
 }
 
 /** Runs `file args` with `env`, `stdin` written to it and closed, in its own process group. */
 export function spawnCommand(file: string, args: string[], env: NodeJS.ProcessEnv, stdin: string): SpawnedCommand {
-  helper ??= startHelper();
+  const helper = pickHelper();
   const id = nextId++;
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -116,12 +140,12 @@ export function spawnCommand(file: string, args: string[], env: NodeJS.ProcessEn
     stderr.end();
     return exit;
   });
+  const { runs, child: target } = helper;
   runs.set(id, { stdout, stderr, setPid, finish });
-  const target = helper;
   target.send({ t: 'run', id, file, args, env, stdin }, (error) => {
     if (error && runs.delete(id)) finish({ spawnError: error });
   });
-  refWhileBusy();
+  helper.refWhileBusy();
   return {
     stdout,
     stderr,
