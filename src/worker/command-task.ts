@@ -23,7 +23,9 @@ const STDERR_TAIL_BYTES = 4096;
 /**
  * Process groups of commands still running. Each runs detached (its own group), so nothing
  * ends it when this process exits: a forced exit at the end of the shutdown grace period, with
- * a command that ignored SIGTERM, would leave it running. The exit hook kills what is left.
+ * a command that ignored SIGTERM, would leave it running. The exit hook kills what is left at
+ * once; the spawner helpers do the same when they see this process gone (also after a SIGKILL,
+ * where no hook runs).
  */
 const liveGroups = new Set<number>();
 let exitHookInstalled = false;
