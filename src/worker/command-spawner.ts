@@ -88,8 +88,9 @@ class Helper {
     const run = this.runs.get(m.id);
     if (!run) return;
     if (m.t === 'pid') run.setPid(m.pid);
-    // the helper sends one stdout chunk at a time and waits until it left; what piles up here
-    // is at most what the result spool has not written yet
+    // the helper sends one stdout chunk at a time, each once the last left its side of the
+    // channel; nothing pushes back from here, so output faster than the result spool stores it
+    // (memory, or a local temp file) would pile up in this stream
     else if (m.t === 'out') run.stdout.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
     else if (m.t === 'err') run.stderr.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
     else if (m.t === 'exit') {
