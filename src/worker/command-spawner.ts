@@ -88,10 +88,16 @@ class Helper {
     const run = this.runs.get(m.id);
     if (!run) return;
     if (m.t === 'pid') run.setPid(m.pid);
-    // the helper sends one stdout chunk at a time, each once the last left its side of the
-    // channel; nothing pushes back from here, so output faster than the result spool stores it
-    // (memory, or a local temp file) would pile up in this stream
-    else if (m.t === 'out') run.stdout.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+    // 'more' tells the helper how much was taken; past 1 MiB untaken it pauses the command's
+    // stdout, so a command writing faster than the result spool stores it waits, as on a pipe
+    else if (m.t === 'out') {
+      const bytes = m.data.byteLength;
+      const more = () => {
+        if (this.runs.has(m.id) && this.child.connected) this.child.send({ t: 'more', id: m.id, bytes }, () => {});
+      };
+      if (run.stdout.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength))) more();
+      else run.stdout.once('drain', more);
+    }
     else if (m.t === 'err') run.stderr.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
     else if (m.t === 'exit') {
       this.runs.delete(m.id);

@@ -4,8 +4,8 @@
  * file to resolve or a loader to pass on. It only ever runs the operator's task commands that the
  * worker sends it over its IPC channel; nothing else reaches it.
  *
- * Messages in: {t:'run', id, file, args, env, stdin} and {t:'kill', id, signal} (signal to the
- * command's process group). Messages out: {t:'pid', id, pid}, {t:'out'|'err', id, data} and
+ * Messages in: {t:'run', id, file, args, env, stdin}, {t:'more', id, bytes} (that many stdout
+ * bytes were taken; past 1 MiB not yet taken the command's stdout is paused) and {t:'kill', id, signal} (signal to the command's process group). Messages out: {t:'pid', id, pid}, {t:'out'|'err', id, data} and
  * {t:'exit', id, code, signal, error?}. It ignores SIGINT and SIGTERM (the worker decides when
  * commands stop) and, when the worker goes away, SIGKILLs every group it started and exits.
  */
@@ -13,6 +13,7 @@ export const SPAWNER_HELPER_SOURCE = String.raw`
 'use strict';
 const { spawn } = require('node:child_process');
 const running = new Map();
+const WINDOW = 1024 * 1024;
 const killGroup = (pid, signal) => { try { process.kill(-pid, signal); } catch {} };
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
@@ -40,10 +41,12 @@ function run(m) {
   }
   running.set(id, child);
   if (child.pid !== undefined) send({ t: 'pid', id, pid: child.pid });
+  child.inflight = 0;
   child.stdout.on('data', (data) => {
-    // one chunk in flight at a time: the command waits while the worker is behind
-    child.stdout.pause();
-    send({ t: 'out', id, data }, () => child.stdout.resume());
+    // at most WINDOW bytes the worker has not taken yet: then the command waits, as on a pipe
+    child.inflight += data.length;
+    if (child.inflight > WINDOW) child.stdout.pause();
+    send({ t: 'out', id, data });
   });
   child.stderr.on('data', (data) => send({ t: 'err', id, data }));
   child.stdin.on('error', () => {});
@@ -56,7 +59,13 @@ function run(m) {
 }
 process.on('message', (m) => {
   if (m.t === 'run') run(m);
-  else if (m.t === 'kill') {
+  else if (m.t === 'more') {
+    const child = running.get(m.id);
+    if (child) {
+      child.inflight -= m.bytes;
+      if (child.inflight <= WINDOW) child.stdout.resume();
+    }
+  } else if (m.t === 'kill') {
     const child = running.get(m.id);
     if (child && child.pid !== undefined) killGroup(child.pid, m.signal);
   }
