@@ -10,11 +10,12 @@
 const PLAIN_COMMAND = /^[A-Za-z0-9\-_./=:,@%+ ]+$/;
 
 /**
- * Words sh handles itself (special and regular builtins that have no program of the same name on
- * PATH, or behave differently from it) and reserved words. `true`, `echo`, `printf`, `test`,
- * `kill`, `pwd` are left out: their programs give the same output and exit codes.
+ * Words sh handles itself, and reserved words: builtins with no program of the same name, and
+ * those whose program can answer differently (dash's `echo -e x` prints `-e x`, coreutils'
+ * prints `x`). Only `true` and `false` are left to their programs: always the same exit code.
  */
 const SHELL_WORDS = new Set([
+  'echo', 'kill', 'printf', 'pwd', 'test',
   '.', ':', 'alias', 'bg', 'break', 'cd', 'command', 'continue', 'eval', 'exec', 'exit', 'export',
   'fc', 'fg', 'getopts', 'hash', 'jobs', 'local', 'read', 'readonly', 'return', 'set', 'shift',
   'times', 'trap', 'type', 'ulimit', 'umask', 'unalias', 'unset', 'wait',

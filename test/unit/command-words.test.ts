@@ -9,7 +9,7 @@ describe('plainCommandWords', () => {
     ['/usr/bin/env  python3 -u ./job.py --mode=fast', ['/usr/bin/env', 'python3', '-u', './job.py', '--mode=fast']],
     ['curl -s -H x:y user@host:8080/a,b%20c+d', ['curl', '-s', '-H', 'x:y', 'user@host:8080/a,b%20c+d']],
     ['true', ['true']],
-    ['echo plain words', ['echo', 'plain', 'words']],
+    ['false', ['false']],
   ])('runs %j directly as %j', (command, words) => {
     expect(plainCommandWords(command)).toEqual(words);
   });
@@ -43,6 +43,9 @@ describe('plainCommandWords', () => {
     [': noop', 'builtin colon'],
     ['exec rev', 'builtin exec'],
     ['if true', 'keyword'],
+    ['echo -e plain', 'builtin echo (differs from /bin/echo)'],
+    ['printf %s x', 'builtin printf'],
+    ['kill -l', 'builtin kill'],
     ['-x', 'option as program'],
     ['rév', 'non-ASCII'],
   ])('keeps the shell for %j (%s)', (command) => {
