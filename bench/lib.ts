@@ -128,9 +128,16 @@ export async function startRedis(dir: string): Promise<{ child: Child; url: stri
   return { child, url };
 }
 
-/** `node bin/fanout.js up --port 0 --task other=true`; resolves once it listens. */
-export async function startFanout(env: Record<string, string>, extraArgs: string[] = []): Promise<{ child: Child; url: string }> {
-  const child = startChild(process.execPath, [...extraArgs, 'bin/fanout.js', 'up', '--port', '0', '--task', 'other=true'], { LOG_LEVEL: 'warn', ...env }, 'fanout up');
+/**
+ * `node [nodeArgs] bin/fanout.js up --port 0 [upArgs]` (`upArgs` defaults to `--task other=true`);
+ * resolves once it listens.
+ */
+export async function startFanout(
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  upArgs: string[] = ['--task', 'other=true'],
+): Promise<{ child: Child; url: string }> {
+  const child = startChild(process.execPath, [...nodeArgs, 'bin/fanout.js', 'up', '--port', '0', ...upArgs], { LOG_LEVEL: 'warn', ...env }, 'fanout up');
   const m = await child.waitFor(/listening on (http:\/\/\S+)/, 60_000);
   return { child, url: m[1] };
 }

@@ -26,6 +26,7 @@ import {
   type BatchView,
   type Child,
 } from './lib.js';
+import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench.js';
 
 /**
  * `npm run bench`: Fanout against baselines measured in the same run on the same machine.
@@ -33,9 +34,11 @@ import {
  *   A. NDJSON ingest over HTTP vs raw better-sqlite3 inserts into a table shaped like `items`
  *   B. end-to-end no-op items with two worker processes vs raw BullMQ with two worker processes
  *   C. Redis memory per queued item vs per waiting raw BullMQ job
+ *   E. command tasks (`fanout up --task rev=rev`) at parallelism 4 and 16 vs `xargs -P` running
+ *      `sh -c 'echo ITEM | rev'` per item
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process; BENCH_ONLY=A,B,C picks measurements; BENCH_SERVER_NODE_ARGS adds node flags to the
+ * process (A-C); BENCH_ONLY=A,B,C,E picks measurements; BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"); BENCH_SKIP_BASELINES=1 measures Fanout only
  * (for profiling; ratios then read n/a). Everything runs on 127.0.0.1 and is
  * stopped at the end; bench/results/latest.md gets the table.
@@ -44,12 +47,15 @@ import {
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
-const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,E').split(',').map((s) => s.trim().toUpperCase()));
 const SKIP_BASELINES = process.env.BENCH_SKIP_BASELINES === '1';
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS || '').split(/\s+/).filter(Boolean);
 const N_A = Math.round(1_000_000 * SCALE);
 const N_B = Math.round(200_000 * SCALE);
 const N_C = Math.round(100_000 * SCALE);
+const N_E = Math.round(10_000 * SCALE);
+const E_PARALLELISM = [4, 16];
+const E_TARGET = 0.6;
 const PREFIX = 'fanout';
 const RAW_PREFIX = 'rawbench';
 const SQLITE_TX_ROWS = 5_000;
@@ -97,12 +103,13 @@ const watchdog = setTimeout(() => {
 }, WATCHDOG_MS);
 watchdog.unref();
 
-async function fanoutServer(name: string, env: Record<string, string> = {}): Promise<{ child: Child; api: Api }> {
+async function fanoutServer(name: string, env: Record<string, string> = {}, upArgs?: string[]): Promise<{ child: Child; api: Api }> {
   const dataDir = path.join(tmp, name);
   fs.mkdirSync(dataDir, { recursive: true });
   const { child, url } = await startFanout(
     { REDIS_URL: redisUrl, FANOUT_API_KEY: apiKey, FANOUT_DATA_DIR: dataDir, FANOUT_REDIS_PREFIX: PREFIX, LOG_LEVEL: 'warn', ...env },
     SERVER_NODE_ARGS,
+    upArgs,
   );
   if (!url.startsWith('http://127.0.0.1:')) throw new Error(`server listens on ${url}, not 127.0.0.1`);
   return { child, api: { url, key: apiKey } };
@@ -391,6 +398,43 @@ async function rawBullmqMemory(n: number): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// E. command tasks
+
+/**
+ * `fanout up --task rev=rev --concurrency P` (its in-process worker runs P items at once, so the
+ * batch's parallelism P is what caps them), against `xargs -P P` on the same items.
+ */
+async function measureCommandTasks(): Promise<void> {
+  const items = commandItems(N_E);
+  const timeoutMs = Math.max(60_000, 600_000 * SCALE);
+  for (const p of E_PARALLELISM) {
+    log(`E: ${fmt(N_E)} items of command task rev, parallelism ${p}`);
+    await redis!.flushall();
+    const server = await fanoutServer(`e${p}`, {}, ['--task', 'rev=rev', '--concurrency', String(p)]);
+    let fanout = { rate: NaN, seconds: NaN };
+    try {
+      const cpu0 = cpuSeconds(server.child.pid);
+      fanout = await fanoutCommandBatch(server.api, 'rev', items, p, timeoutMs);
+      notes.push(`E${p}: Fanout ran ${fmt(N_E)} items in ${fmt(fanout.seconds, 2)} s after the 202; server+worker CPU ${fmt(cpuSeconds(server.child.pid) - cpu0, 1)} s (children not counted).`);
+    } finally {
+      await server.child.stop();
+    }
+    log(`E: baseline: xargs -P ${p}`);
+    const raw = SKIP_BASELINES ? { rate: NaN, seconds: NaN } : await xargsBaseline(items, p);
+    if (!SKIP_BASELINES) notes.push(`E${p} baseline: xargs -P ${p} ran ${fmt(N_E)} items in ${fmt(raw.seconds, 2)} s.`);
+    const ratio = fanout.rate / raw.rate;
+    rows.push({
+      measurement: `E. command task rev, ${fmt(N_E)} items, parallelism ${p} (items/s)`,
+      fanout: fmt(fanout.rate),
+      baseline: `${fmt(raw.rate)} (xargs -P ${p} sh -c 'echo ITEM \\| rev')`,
+      ratio: fmt(ratio, 2),
+      target: `≥ ${fmt(E_TARGET, 2)}`,
+      met: Number.isNaN(ratio) ? 'n/a' : ratio >= E_TARGET ? 'yes' : 'NO',
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function table(): string {
   const head = ['measurement', 'fanout', 'baseline', 'ratio', 'target', 'met?'];
@@ -410,6 +454,7 @@ async function main(): Promise<void> {
     ['A', measureIngest],
     ['B', measureEndToEnd],
     ['C', measureMemory],
+    ['E', measureCommandTasks],
   ];
   try {
     for (const [name, step] of steps) {

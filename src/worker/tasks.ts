@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ItemReport } from '../runtimes/queue/protocol.js';
 import { TaskFlagError } from './errors.js';
-import { runCommandTask } from './command-task.js';
+import { commandLine, runCommandTask } from './command-task.js';
 import { runFunctionTask } from './function-task.js';
 import { runUrlTask } from './url-task.js';
 
@@ -60,7 +60,7 @@ export interface FunctionTaskContext {
   logger: Logger;
 }
 
-/** `/bin/sh -c command`, the item on stdin, stdout the result. */
+/** `/bin/sh -c command` (or its program directly when it is plain words), the item on stdin, stdout the result. */
 export interface CommandTaskDefinition {
   kind: 'command';
   name: string;
@@ -122,8 +122,10 @@ export function parseTaskFlag(flag: string): TaskDefinition {
 /** The handler that runs attempts of `task`. */
 export function createTaskHandler(task: TaskDefinition): TaskHandler {
   switch (task.kind) {
-    case 'command':
-      return (ctx) => runCommandTask(task.command, ctx);
+    case 'command': {
+      const line = commandLine(task.command);
+      return (ctx) => runCommandTask(line, ctx);
+    }
     case 'url':
       return (ctx) => runUrlTask(task.url, ctx);
     case 'function':

@@ -133,4 +133,26 @@ describe('faults: workers', () => {
     expect(item.reason).toBe('BackoffLimitExceeded');
     expect(item.attempts).toEqual([expect.objectContaining({ attempt: 1, outcome: 'failed', condition: 'Disruption' })]);
   });
+
+  it('SIGKILL of a worker: the commands it was running are killed too (its spawner helper goes with it)', { timeout: 60_000 }, async () => {
+    c = newCluster(inject('redisUrl'));
+    await c.up(['--task', 'other=true']);
+    const w = await c.worker([`hang=${MARK}; sleep 60`], { WORKER_NAME: 'h1' });
+    const batch = await c.client.createBatch({ task: 'hang', items: ['a', 'b'], parallelism: 2 });
+    await waitUntil('h1 running both items', () => startedOn(c, batch.id, 'h1').length === 2, 30_000, 20);
+    const groups = scratchFiles(c, `pid.${batch.id}.`).map((f) => Number(fs.readFileSync(path.join(c.scratch, f), 'utf8')));
+    expect(groups.every(groupAlive)).toBe(true);
+    await w.kill('SIGKILL');
+    await waitUntil('the commands of the killed worker to be gone', () => !groups.some(groupAlive), 10_000, 50);
+  });
 });
+
+/** Whether any process of the group led by `pgid` still exists. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

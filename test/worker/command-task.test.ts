@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { useWorkerHarness } from './harness.js';
 import { parseTaskFlag } from '../../src/worker/index.js';
@@ -94,5 +95,78 @@ describe('command tasks', () => {
     expect(took).toBeGreaterThanOrEqual(2200);
     expect(took).toBeLessThan(5000);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  describe('without a shell when the command is plain words', () => {
+    /** pid, ppid and process group of the process that read /proc/self/stat */
+    const statOf = (result: unknown) => {
+      const fields = String(result).slice(String(result).lastIndexOf(')') + 2).split(' ');
+      const pid = Number(String(result).split(' ')[0]);
+      return { pid, ppid: Number(fields[1]), pgrp: Number(fields[2]) };
+    };
+
+    it('runs a plain command as a direct child of the spawner helper in its own process group, and a shell command under sh', async () => {
+      await t.h.worker({
+        tasks: [
+          { kind: 'command', name: 'direct', command: 'cat /proc/self/stat' },
+          { kind: 'command', name: 'shell', command: 'cat /proc/self/stat | cat' },
+        ],
+      });
+      const direct = await t.h.lease('direct', ['x']);
+      const [d] = await t.h.waitForItems(1, direct.leaseId);
+      expect(d.outcome).toBe('succeeded');
+      const ds = statOf(d.result);
+      // the parent is the worker's spawner helper (a node process, still running), not sh
+      expect(readFileSync(`/proc/${ds.ppid}/comm`, 'utf8').trim()).toBe('node');
+      expect(readFileSync(`/proc/${ds.ppid}/stat`, 'utf8').split(' ')[3]).toBe(String(process.pid));
+      expect(ds.pgrp).toBe(ds.pid);
+      const shell = await t.h.lease('shell', ['x']);
+      const [s] = await t.h.waitForItems(1, shell.leaseId);
+      expect(s.outcome).toBe('succeeded');
+      // cat is sh's child, in the group sh leads
+      const ss = statOf(s.result);
+      expect(ss.ppid).not.toBe(ds.ppid);
+      expect(ss.pgrp).not.toBe(ss.pid);
+    });
+
+    it('gives the same results, exit codes and stderr as the same command through sh', async () => {
+      // each pair: a plain command and the same one with quotes, which keep the shell
+      const pairs: [string, string][] = [
+        ['tr a-z A-Z', "tr 'a-z' 'A-Z'"],
+        ['false', "'false'"],
+        ['ls /nonexistent-fanout-dir', "ls '/nonexistent-fanout-dir'"],
+      ];
+      const tasks = pairs.flatMap(([plain, quoted], k) => [
+        { kind: 'command' as const, name: `plain${k}`, command: plain },
+        { kind: 'command' as const, name: `quoted${k}`, command: quoted },
+      ]);
+      await t.h.worker({ tasks });
+      for (let k = 0; k < pairs.length; k++) {
+        const a = await t.h.lease(`plain${k}`, ['hello', { n: 1 }]);
+        const b = await t.h.lease(`quoted${k}`, ['hello', { n: 1 }]);
+        const pick = (items: Awaited<ReturnType<typeof t.h.waitForItems>>) =>
+          items.map((item) => [item.i, item.outcome, item.result, item.exitCode, item.error]);
+        const plain = pick(await t.h.waitForItems(2, a.leaseId));
+        expect(plain).toEqual(pick(await t.h.waitForItems(2, b.leaseId)));
+        if (k === 0) expect(plain.map((p) => p[2])).toEqual(['HELLO', '{"N":1}']);
+        if (k > 0) expect(plain.every((p) => p[1] === 'failed' && typeof p[3] === 'number' && p[3] > 0)).toBe(true);
+      }
+    });
+
+    it('fails an item whose program does not exist with exit code 127, as sh does', async () => {
+      await t.h.worker({
+        tasks: [
+          { kind: 'command', name: 'missing', command: 'no-such-program-fanout --flag' },
+          { kind: 'command', name: 'missingsh', command: "no-such-program-fanout '--flag'" },
+        ],
+      });
+      const direct = await t.h.lease('missing', ['x']);
+      const [d] = await t.h.waitForItems(1, direct.leaseId);
+      expect(d).toMatchObject({ outcome: 'failed', exitCode: 127, error: 'no-such-program-fanout: command not found' });
+      const shell = await t.h.lease('missingsh', ['x']);
+      const [s] = await t.h.waitForItems(1, shell.leaseId);
+      expect(s).toMatchObject({ outcome: 'failed', exitCode: 127 });
+      expect(s.error).toContain('no-such-program-fanout');
+    });
   });
 });
