@@ -1,3 +1,5 @@
+import { textChunks } from './lines.js';
+
 /**
  * Server-Sent Events (the WHATWG event-stream rules a client needs): a push parser that takes
  * text chunks split anywhere, and `parseEventStream` over a response body built on it.
@@ -74,21 +76,8 @@ export class SseParser {
  * consumer stops early.
  */
 export async function* parseEventStream(body: ReadableStream<Uint8Array>): AsyncGenerator<ServerSentEvent> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
   const parser = new SseParser();
-  let done = false;
-  try {
-    for (;;) {
-      const chunk = await reader.read();
-      if (chunk.done) {
-        done = true;
-        break;
-      }
-      for (const message of parser.push(decoder.decode(chunk.value, { stream: true }))) if ('event' in message) yield message;
-    }
-  } finally {
-    if (!done) await reader.cancel().catch(() => {});
-    reader.releaseLock();
+  for await (const text of textChunks(body)) {
+    for (const message of parser.push(text)) if ('event' in message) yield message;
   }
 }
