@@ -14,7 +14,7 @@ import { LeaseRecovery } from './lease-recovery.js';
 import { deadlineAt, planRelease } from './planner.js';
 import { RedisSide } from './redis-side.js';
 import type { Metrics } from '../main/metrics.js';
-import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../main/stop-context.js';
+import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
 import type { KubernetesConfig } from '../config/config.js';
 import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
 import type { BlobStore } from '../blobs/blob-store.js';

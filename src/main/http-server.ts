@@ -2,7 +2,7 @@ import type { Server as HttpServer } from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
 import { answerClientError } from './client-error.js';
 import type { HttpTimeouts } from '../config/config.js';
-import { settledBefore, soonerOf, type StopContext } from './stop-context.js';
+import { settledBefore, soonerOf, type StopContext } from '../lifecycle/stop-context.js';
 
 /**
  * The API's HTTP server, with the limits that keep slow clients from holding connections

@@ -19,7 +19,7 @@ import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
 import type { Server as HttpServer } from 'node:http';
 import { closeHttpServer, listen } from './http-server.js';
-import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from './stop-context.js';
+import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
 
 /**
  * Builds and starts the parts of Fanout one process runs: the API (HTTP on host:port), the

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { StopContext } from './stop-context.js';
+import type { StopContext } from '../lifecycle/stop-context.js';
 
 /**
  * SIGTERM/SIGINT handling with a hard bound. The process first stops by itself: `stop` gets a

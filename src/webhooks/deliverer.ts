@@ -6,7 +6,7 @@ import { nextRetryDelay } from '../domain/webhooks.js';
 import type { StoreHandle } from '../store/db.js';
 import { abandonDelivery, getDeliveryById, recordAttempt, takeDueDeliveries, type AttemptOutcome } from '../store/webhook-deliveries.js';
 import { batchWebhookSecret, disableEndpoint, getEndpointById, signingSecrets } from '../store/webhook-endpoints.js';
-import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../main/stop-context.js';
+import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
 import { sendWebhook } from './send.js';
 import { signedHeaders } from './signer.js';
 

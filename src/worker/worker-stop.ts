@@ -1,7 +1,7 @@
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { closeRedis, settledBefore, soonerOf, type StopContext } from '../main/stop-context.js';
+import { closeRedis, settledBefore, soonerOf, type StopContext } from '../lifecycle/stop-context.js';
 import type { Semaphore } from './semaphore.js';
 
 /** after the drain, how long cut items get to report `returned` */

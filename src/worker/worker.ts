@@ -16,7 +16,7 @@ import { HaltCache } from './halt-cache.js';
 import { HaltWatch } from './halt-watch.js';
 import { runLease, type LeaseRunnerDeps } from './lease-runner.js';
 import { Semaphore } from './semaphore.js';
-import { unboundedStop, type StopContext } from '../main/stop-context.js';
+import { unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
 import { LeaseTracker, stopWorkerParts } from './worker-stop.js';
 import { startTaskRegistry } from './task-registry.js';
 import { assertTaskName, createTaskHandler, type TaskDefinition, type TaskHandler } from './tasks.js';
