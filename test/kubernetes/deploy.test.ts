@@ -166,6 +166,20 @@ describe('Containerfile', () => {
 });
 
 describe('deploy/ manifests', () => {
+  it('every Fanout process stops by itself before Kubernetes would SIGKILL it', () => {
+    // FANOUT_SHUTDOWN_GRACE_SECONDS (default 20) plus up to 5 s of a statement blocked on a locked
+    // SQLite file (busy_timeout) must fit in terminationGracePeriodSeconds (default 30).
+    const fanout = [...base, ...dev].filter((d) => d.kind === 'Deployment' && d.metadata.name.startsWith('fanout-'));
+    expect(fanout.length).toBeGreaterThanOrEqual(3);
+    for (const d of fanout) {
+      const pod = d.spec.template.spec;
+      for (const c of pod.containers) {
+        const grace = Number(c.env?.find((e: { name: string }) => e.name === 'FANOUT_SHUTDOWN_GRACE_SECONDS')?.value ?? 20);
+        expect(grace + 5, `${d.metadata.name}/${c.name}`).toBeLessThanOrEqual(pod.terminationGracePeriodSeconds ?? 30);
+      }
+    }
+  });
+
   it('every rendered document matches the live API server OpenAPI v3 schemas', () => {
     const errors = [...base, ...dev].flatMap((d) => validator.validateManifest(d));
     expect(errors).toEqual([]);
