@@ -59,6 +59,10 @@ export interface WorkerParts {
  * graceful one queues QUIT behind offline commands and waits for a reconnection).
  */
 export async function stopWorkerParts(p: WorkerParts, ctx: StopContext): Promise<void> {
+  // Fetch nothing more, at once and without waiting for the running leases (that wait is the
+  // drain below). A lease fetched while stopping would only be handed back, re-released by the
+  // dispatcher and fetched here again, over and over until the running items ended.
+  for (const { worker } of p.listeners) void worker.pause(true).catch(() => {});
   if (!(await settledBefore(p.leases.ended(), ctx.drain))) {
     const runningItems = p.semaphore.inUse;
     p.shutdownCut.abort();
