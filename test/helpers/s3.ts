@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { HeadBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { findFreePort } from '../../src/main/local-redis.js';
+import { runBuildScript } from './build-script.js';
 
 /**
  * A real S3-compatible server for tests: SeaweedFS's `weed mini` (master, volume, filer and S3
@@ -40,21 +41,8 @@ const READY_TIMEOUT_MS = 90_000;
  * minutes cold (progress goes to stderr). A failure throws; the S3 tests fail rather than skip.
  */
 export async function buildWeed(): Promise<string> {
-  const child = spawn('sh', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString('utf8')).slice(-8000);
-    process.stderr.write(chunk);
-  });
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  if (code !== 0) throw new Error(`test/s3/build.sh failed (exit ${code}):\n${stderr.split('\n').slice(-30).join('\n')}`);
-  const weed = stdout.match(/^weed=(.+)$/m)?.[1];
-  if (!weed) throw new Error(`test/s3/build.sh did not print weed=PATH; stdout was: ${stdout}`);
+  const weed = (await runBuildScript(BUILD_SCRIPT)).weed;
+  if (!weed) throw new Error('test/s3/build.sh did not print weed=PATH');
   return weed;
 }
 

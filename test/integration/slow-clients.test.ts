@@ -14,6 +14,11 @@ interface Trickle {
   received(): string;
 }
 
+/** The head of an NDJSON batch upload that declares 100,000 bytes, and its first body bytes. */
+function ndjsonUploadHead(apiKey: string, firstBytes: string): string {
+  return ['POST /v1/batches HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${apiKey}`, 'Content-Type: application/x-ndjson', 'Content-Length: 100000', '', firstBytes].join('\r\n');
+}
+
 /** Connects, sends `head` at once, then one byte of `trickle` every `everyMs` until closed. */
 function trickle(url: string, head: string, trickleText: string, everyMs = 200): Trickle {
   const { port } = new URL(url);
@@ -74,15 +79,7 @@ describe('slow clients', () => {
   });
 
   it('a body trickled a byte at a time: closed after the request timeout', async () => {
-    const head = [
-      'POST /v1/batches HTTP/1.1',
-      'Host: 127.0.0.1',
-      `Authorization: Bearer ${svc.apiKey}`,
-      'Content-Type: application/x-ndjson',
-      'Content-Length: 100000',
-      '',
-      '{"task":"hold"}\n',
-    ].join('\r\n');
+    const head = ndjsonUploadHead(svc.apiKey, '{"task":"hold"}\n');
     const t = trickle(svc.url, head, '"x"\n');
     const ms = await t.closedAfter;
     expect(ms).toBeGreaterThanOrEqual(1900);
@@ -129,15 +126,7 @@ describe('a large upload that keeps sending', () => {
   afterAll(async () => svc?.close());
 
   it('an upload that stops moving is closed after the idle timeout, long before the request timeout', async () => {
-    const head = [
-      'POST /v1/batches HTTP/1.1',
-      'Host: 127.0.0.1',
-      `Authorization: Bearer ${svc.apiKey}`,
-      'Content-Type: application/x-ndjson',
-      'Content-Length: 100000',
-      '',
-      '{"task":"echo"}\n"a"\n',
-    ].join('\r\n');
+    const head = ndjsonUploadHead(svc.apiKey, '{"task":"echo"}\n"a"\n');
     const t = trickle(svc.url, head, '', 60_000);
     const ms = await t.closedAfter;
     expect(ms).toBeGreaterThanOrEqual(900);

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runBuildScript } from '../../helpers/build-script.js';
 
 /** Where build.sh put the binaries. */
 export interface ControlPlaneBinaries {
@@ -17,32 +17,10 @@ const BUILD_SCRIPT = fileURLToPath(new URL('../build.sh', import.meta.url));
  * Any failure throws: the Kubernetes suite must fail, never skip, when it cannot build.
  */
 export async function buildControlPlane(): Promise<ControlPlaneBinaries> {
-  const child = spawn('sh', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString('utf8')).slice(-8000);
-    process.stderr.write(chunk);
-  });
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  if (code !== 0) {
-    throw new Error(`test/kubernetes/build.sh failed (exit ${code}):\n${stderr.split('\n').slice(-30).join('\n')}`);
-  }
-  const dirs = Object.fromEntries(
-    stdout
-      .split('\n')
-      .map((line) => line.trim().split('='))
-      .filter((kv) => kv.length === 2),
-  ) as Record<string, string>;
+  const dirs = await runBuildScript(BUILD_SCRIPT);
   const k8s = dirs['k8s-bin-dir'];
   const etcd = dirs['etcd-bin-dir'];
-  if (!k8s || !etcd) throw new Error(`test/kubernetes/build.sh did not print its bin dirs; stdout was: ${stdout}`);
+  if (!k8s || !etcd) throw new Error(`test/kubernetes/build.sh did not print its bin dirs; it printed: ${JSON.stringify(dirs)}`);
   return {
     kubeApiserver: `${k8s}/kube-apiserver`,
     kubeControllerManager: `${k8s}/kube-controller-manager`,
