@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 /**
- * The SQLite schema. Changes go through `npx drizzle-kit generate` into migrations/, never by
+ * The SQLite schema. Changes go through `npx drizzle-kit generate --config drizzle.sqlite.config.ts` into migrations/sqlite/, never by
  * hand-editing the database. Timestamps are epoch milliseconds.
  */
 
@@ -307,3 +307,15 @@ export const webhookAttempts = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.deliveryId, t.attempt] })],
 );
+
+/**
+ * Leadership of a role that one process may hold at a time (the dispatcher). A holder renews
+ * its lease before `expiresAt`; another process takes over once it lapses, and `token` goes up
+ * by one with every new holder: the fencing token a deposed holder's writes are checked against.
+ */
+export const leaderLeases = sqliteTable('leader_leases', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  token: integer('token').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+});

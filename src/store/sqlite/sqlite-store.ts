@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { packageRoot } from '../../package-root.js';
+import { driveSync, textFor, type Op, type Statement } from '../op.js';
+import { StoreUnavailableError, type NewItem, type Store } from '../store.js';
+
+/**
+ * The SQLite adapter: the embedded default, one file in WAL mode. Operations run synchronously
+ * inside one better-sqlite3 transaction each (a write takes the file's write lock at BEGIN:
+ * IMMEDIATE), so nothing else on this connection interleaves with them. Statements are prepared
+ * once and cached by their text.
+ */
+
+export const SQLITE_MIGRATIONS = path.join(packageRoot, 'migrations', 'sqlite');
+
+const INSERT_ITEM = "INSERT INTO items (batch_id, idx, custom_id, input, status) VALUES (?, ?, ?, ?, 'pending')";
+
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly readTx: (op: Op<unknown>) => unknown;
+  private readonly writeTx: (op: Op<unknown>) => unknown;
+  private readonly appendTx: (batchId: string, firstIndex: number, rows: readonly NewItem[]) => void;
+
+  constructor(readonly sqlite: Database.Database) {
+    this.readTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, true))).deferred;
+    this.writeTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, false))).immediate;
+    const insert = sqlite.prepare(INSERT_ITEM);
+    this.appendTx = sqlite.transaction((batchId: string, firstIndex: number, rows: readonly NewItem[]) => {
+      for (let k = 0; k < rows.length; k++) insert.run(batchId, firstIndex + k, rows[k].customId, rows[k].input);
+    }).immediate;
+  }
+
+  read<T>(op: Op<T>): Promise<T> {
+    try {
+      return Promise.resolve(this.readTx(op) as T);
+    } catch (err) {
+      return Promise.reject(unavailableIfBusy(err));
+    }
+  }
+
+  write<T>(op: Op<T>): Promise<T> {
+    try {
+      return Promise.resolve(this.writeTx(op) as T);
+    } catch (err) {
+      return Promise.reject(unavailableIfBusy(err));
+    }
+  }
+
+  appendItems(batchId: string, firstIndex: number, rows: readonly NewItem[]): Promise<void> {
+    try {
+      this.appendTx(batchId, firstIndex, rows);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(unavailableIfBusy(err));
+    }
+  }
+
+  ping(): Promise<void> {
+    try {
+      this.sqlite.prepare('SELECT 1').get();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(unavailableIfBusy(err));
+    }
+  }
+
+  close(): Promise<void> {
+    this.sqlite.close();
+    return Promise.resolve();
+  }
+
+  private execute(s: Statement, readOnly: boolean): unknown {
+    if (s.kind === 'dialect') return 'sqlite';
+    const text = textFor(s.text, 'sqlite');
+    const key = s.kind === 'pluck' ? `pluck\u0000${text}` : text;
+    let stmt = this.statements.get(key);
+    if (!stmt) {
+      stmt = this.sqlite.prepare(text);
+      if (s.kind === 'pluck') stmt.pluck();
+      this.statements.set(key, stmt);
+    }
+    if (readOnly && !stmt.readonly) throw new Error(`a read-only operation tried to write: ${text}`);
+    const params = bindable(s.params);
+    switch (s.kind) {
+      case 'all':
+      case 'pluck':
+        return stmt.all(...params);
+      case 'get':
+        return stmt.get(...params);
+      case 'run':
+        return stmt.run(...params).changes;
+    }
+  }
+}
+
+/** better-sqlite3 binds numbers, strings, bigints, buffers and null; booleans become 0/1. */
+function bindable(params: readonly unknown[]): unknown[] {
+  let out: unknown[] | undefined;
+  for (let k = 0; k < params.length; k++) {
+    const p = params[k];
+    if (typeof p === 'boolean' || p === undefined) {
+      out ??= params.slice();
+      out[k] = p === undefined ? null : p ? 1 : 0;
+    }
+  }
+  return (out ?? params) as unknown[];
+}
+
+/** The write lock held past busy_timeout by another process: worth trying again later. */
+function unavailableIfBusy(err: unknown): unknown {
+  const code = (err as { code?: string }).code;
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return new StoreUnavailableError(`the SQLite file is busy: ${(err as Error).message}`, { cause: err });
+  return err;
+}
+
+/** Opens (creating if needed) the SQLite file in WAL mode and applies pending migrations. */
+export function openSqliteStore(file: string, opts: { migrate?: boolean } = {}): SqliteStore {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const sqlite = new Database(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('busy_timeout = 5000');
+  if (opts.migrate !== false) applySqliteMigrations(sqlite);
+  sqlite.pragma('foreign_keys = ON');
+  return new SqliteStore(sqlite);
+}
+
+/**
+ * Migrations run with foreign keys off: a drizzle-kit table rebuild (create a copy, drop the old
+ * table, rename) would otherwise delete child rows through ON DELETE CASCADE when it drops the
+ * old table. A dangling reference afterwards is fatal.
+ */
+export function applySqliteMigrations(sqlite: Database.Database): void {
+  const db = drizzle(sqlite);
+  sqlite.pragma('foreign_keys = OFF');
+  try {
+    migrate(db, { migrationsFolder: SQLITE_MIGRATIONS });
+  } catch (err) {
+    // Two processes starting on a new file (the API and dispatcher pods) can both find a
+    // migration missing; the one that loses gets "table … already exists" and rolled back. By
+    // then the winner has recorded it, so running them again finds nothing left to do.
+    const cause = (err as { cause?: unknown }).cause;
+    const text = `${(err as Error).message} ${cause instanceof Error ? cause.message : ''}`;
+    if (!/already exists/.test(text)) throw err;
+    migrate(db, { migrationsFolder: SQLITE_MIGRATIONS });
+  }
+  const broken = sqlite.pragma('foreign_key_check') as unknown[];
+  if (broken.length > 0) throw new Error(`migration left ${broken.length} broken foreign keys`);
+}
