@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { openStore } from '../src/store/db.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { newBatchId } from '../src/store/batch-create.js';
 import {
   api,
@@ -180,11 +180,11 @@ async function measureIngest(): Promise<void> {
 function sqliteBaseline(n: number): number {
   const dir = path.join(tmp, 'sqlite');
   fs.mkdirSync(dir, { recursive: true });
-  const schemaStore = openStore(path.join(dir, 'schema.db'));
+  const schemaStore = openSqliteStore(path.join(dir, 'schema.db'));
   const ddl = schemaStore.sqlite
     .prepare("SELECT type, sql FROM sqlite_master WHERE tbl_name = 'items' AND sql IS NOT NULL ORDER BY type = 'index'")
     .all() as { type: string; sql: string }[];
-  schemaStore.close();
+  void schemaStore.close();
   if (!ddl.some((d) => d.type === 'table')) throw new Error('no items table in the migrated schema');
 
   const db = new Database(path.join(dir, 'raw.db'));

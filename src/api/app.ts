@@ -57,7 +57,7 @@ export function createApp(base: AppDeps) {
     if (!m) throw unauthorized('missing or malformed Authorization header: send Authorization: Bearer <key>');
     if (m[1].startsWith('fbt_')) c.set('workerToken', m[1]);
     else {
-      const tenantId = authenticateApiKey(deps.store, m[1]);
+      const tenantId = await deps.store.read(authenticateApiKey(m[1]));
       if (!tenantId) throw unauthorized('the API key is not valid');
       c.set('tenantId', tenantId);
     }
@@ -98,8 +98,10 @@ export function createApp(base: AppDeps) {
       // nobody is listening; the connection is already closed
       return c.body(null, 400);
     }
+    // A StoreUnavailableError (the database unreachable) becomes 503 with Retry-After (toProblem).
     const p = toProblem(err);
-    if (p.problem.status >= 500) deps.logger.error({ err, requestId: c.get('requestId') }, 'request failed');
+    if (p.problem.status === 503) deps.logger.warn({ err: (err as Error).message, requestId: c.get('requestId') }, 'store unavailable: answered 503');
+    else if (p.problem.status >= 500) deps.logger.error({ err, requestId: c.get('requestId') }, 'request failed');
     return respondProblem(c, p);
   });
   return app;
@@ -138,7 +140,8 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
   // server's 431 for an oversized request head and 408 for a slow one (src/main/client-error.ts)
   // everywhere; the auth middleware on every /v1 route; the JSON body reader (malformed JSON)
   // wherever a JSON body is read, and the 415 of a required body sent without one; the query
-  // validator wherever a list takes `limit` (out of range).
+  // validator wherever a list takes `limit` (out of range); and 503 with Retry-After on every /v1
+  // route while the database cannot be reached (StoreUnavailableError, see onError above).
   const problemContent = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   doc.components ??= {};
   doc.components.responses = {
@@ -148,6 +151,11 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     InvalidQuery: { description: 'A query parameter is out of range or malformed', content: problemContent },
     HeadersTooLarge: { description: 'The request line and headers are over 16 KiB (a very long query string)', content: problemContent },
     RequestTimeout: { description: 'The headers or body did not arrive within the HTTP timeouts (FANOUT_HTTP_*_TIMEOUT_SECONDS)', content: problemContent },
+    ServiceUnavailable: {
+      description: 'The database cannot be reached right now: send the request again after Retry-After seconds',
+      headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+      content: problemContent,
+    },
   };
   type Op = { responses?: Record<string, unknown>; requestBody?: { required?: boolean; content?: Record<string, unknown> }; parameters?: Array<{ in?: string; name?: string }> };
   // The create call's body is required (JSON or NDJSON). The route cannot say so itself:
@@ -164,6 +172,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       op.responses['431'] = { $ref: '#/components/responses/HeadersTooLarge' };
       if (!p.startsWith('/v1/')) continue;
       op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      op.responses['503'] = { $ref: '#/components/responses/ServiceUnavailable' };
       if (op.parameters?.some((q) => q.in === 'query' && q.name === 'limit')) op.responses['422'] ??= { $ref: '#/components/responses/InvalidQuery' };
       if (isStreamedUpload(method.toUpperCase(), p.replace(/\{[^}]+\}/g, 'x'), undefined)) continue;
       if (op.requestBody?.content?.['application/json']) {

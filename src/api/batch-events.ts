@@ -3,11 +3,11 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { getBatch, type BatchRow } from '../store/batch-queries.js';
-import type { StoreHandle } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { notFound } from './problems.js';
 import { idParam, problemResponse } from './schemas.js';
-import { batchView } from './views.js';
+import { loadBatchView } from './views.js';
 
 /**
  * GET /v1/batches/{id}/events: the batch's progress as Server-Sent Events. The stream polls the
@@ -69,8 +69,8 @@ export function seenState(lastId: number, updatedAt: number, stateKey: string): 
 }
 
 /** The data of a progress event: what a follower of a batch needs to draw its progress. */
-export function progressData(store: StoreHandle, row: BatchRow) {
-  const view = batchView(store, row).status;
+export async function progressData(store: Store, row: BatchRow) {
+  const view = (await loadBatchView(store, row)).status;
   return { phase: view.phase, counts: view.counts, completedIndexes: view.completedIndexes, failedIndexes: view.failedIndexes };
 }
 
@@ -82,9 +82,9 @@ export function registerBatchEvents(app: OpenAPIHono<ApiEnv>, deps: ApiDeps): vo
  * The event stream of one of `tenantId`'s batches (404 when it has no such batch). Shared by
  * GET /v1/batches/{id}/events and the dashboard's /ui stream, which authenticates differently.
  */
-export function streamBatchEvents(c: Context, deps: ApiDeps, tenantId: string, id: string): Response {
+export async function streamBatchEvents(c: Context, deps: ApiDeps, tenantId: string, id: string): Promise<Response> {
   const { store } = deps;
-  if (!getBatch(store, tenantId, id)) throw notFound('batch');
+  if (!(await store.read(getBatch(tenantId, id)))) throw notFound('batch');
   const lastHeader = Number(c.req.header('last-event-id'));
   const { pollMs, heartbeatMs } = deps.config.events;
   const signal = c.req.raw.signal;
@@ -103,10 +103,10 @@ export function streamBatchEvents(c: Context, deps: ApiDeps, tenantId: string, i
     let lastKey: string | undefined;
     try {
       while (!stopped) {
-        const row = getBatch(store, tenantId, id);
+        const row = await store.read(getBatch(tenantId, id));
         if (!row) break; // deleted while followed
         const final = row.state === 'final';
-        const key = JSON.stringify(progressData(store, row));
+        const key = JSON.stringify(await progressData(store, row));
         const resumedUnchanged = lastKey === undefined && lastId > 0 && seenState(lastId, row.updatedAt, key);
         if (key !== lastKey && !resumedUnchanged) {
           lastId = Math.max(eventId(Date.now(), key), lastId + 1);

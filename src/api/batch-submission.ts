@@ -4,7 +4,7 @@ import type { z } from 'zod';
 
 type BatchSpec = z.infer<typeof batchSpecSchema>;
 import { renderTemplate, templatePlaceholders, TemplateError } from '../domain/template.js';
-import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, ItemWriter, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
+import { abortUpload, beginUpload, createBatch, findIdempotentBatch, finishUpload, type IdempotencyRecord, type NewItem } from '../store/batch-create.js';
 import type { ApiDeps } from './deps.js';
 import { jsonTextProblem } from './json-body.js';
 import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
@@ -94,9 +94,9 @@ function checkTemplate(header: BatchHeader, item: unknown, index: number, pointe
   }
 }
 
-function idempotentReplay(deps: ApiDeps, tenantId: string, key: string | undefined, requestHash: string): string | undefined {
+async function idempotentReplay(deps: ApiDeps, tenantId: string, key: string | undefined, requestHash: string): Promise<string | undefined> {
   if (!key) return undefined;
-  const found = findIdempotentBatch(deps.store, tenantId, key);
+  const found = await deps.store.read(findIdempotentBatch(tenantId, key));
   if (!found) return undefined;
   if (found.requestHash !== requestHash) {
     throw problem(422, 'idempotency-key-reused', 'Idempotency-Key reused', `Idempotency-Key ${JSON.stringify(key)} was already used with a different request body`);
@@ -106,7 +106,7 @@ function idempotentReplay(deps: ApiDeps, tenantId: string, key: string | undefin
 
 export async function createFromJson(deps: ApiDeps, tenantId: string, raw: string, key: string | undefined): Promise<string> {
   const requestHash = createHash('sha256').update(raw).digest('hex');
-  const replay = idempotentReplay(deps, tenantId, key, requestHash);
+  const replay = await idempotentReplay(deps, tenantId, key, requestHash);
   if (replay) return replay;
   let body: unknown;
   try {
@@ -118,7 +118,7 @@ export async function createFromJson(deps: ApiDeps, tenantId: string, raw: strin
   if (!parsed.success) throw validationProblem(fieldErrors(parsed.error.issues));
   const { header, rows } = await prepareBatch(deps, parsed.data);
   const idem: IdempotencyRecord | undefined = key ? { key, requestHash } : undefined;
-  return withIdempotencyRace(deps, tenantId, key, requestHash, () => createBatch(deps.store, tenantId, header, rows, idem));
+  return withIdempotencyRace(deps, tenantId, key, requestHash, () => deps.store.write(createBatch(tenantId, header, rows, idem)));
 }
 
 /**
@@ -149,7 +149,7 @@ export async function prepareBatch(deps: ApiDeps, spec: BatchSpec, base = ''): P
 
 export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: ReadableStream<Uint8Array> | null, key: string | undefined): Promise<string> {
   const hash = createHash('sha256');
-  if (key && findIdempotentBatch(deps.store, tenantId, key)) {
+  if (key && (await deps.store.read(findIdempotentBatch(tenantId, key)))) {
     // Compare the whole body's hash without storing it, then answer as the first time.
     const reader = body?.getReader();
     for (;;) {
@@ -157,11 +157,10 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
       if (!r || r.done) break;
       hash.update(r.value);
     }
-    return idempotentReplay(deps, tenantId, key, hash.digest('hex'))!;
+    return (await idempotentReplay(deps, tenantId, key, hash.digest('hex')))!;
   }
   let header: BatchHeader | undefined;
   let id: string | undefined;
-  const writer = new ItemWriter(deps.store);
   try {
     const { total } = await ingestNdjson(body, {
       maxItemBytes: deps.config.limits.maxItemBytes,
@@ -184,37 +183,55 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
         }
         header = parsed.data;
         await checkRunnable(deps, header, 1);
-        id = beginUpload(deps.store, tenantId, header);
+        id = await deps.store.write(beginUpload(tenantId, header));
       },
-      onItems: (first, rows) => {
+      onItems: async (first, rows) => {
         if (header && itemTemplate(header) !== undefined) rows.forEach((r, k) => checkTemplate(header!, JSON.parse(r.input), first + k, `/items/${first + k}`));
-        writer.writeChunk(id!, first, rows);
+        await deps.store.appendItems(id!, first, rows);
       },
     });
     const requestHash = hash.digest('hex');
     const idem = key ? { key, requestHash } : undefined;
-    const created = withIdempotencyRace(deps, tenantId, key, requestHash, () => {
-      finishUpload(deps.store, tenantId, id!, total, idem);
+    const created = await withIdempotencyRace(deps, tenantId, key, requestHash, async () => {
+      await deps.store.write(finishUpload(tenantId, id!, total, idem));
       return id!;
     });
-    if (created !== id) abortUpload(deps.store, id!);
+    if (created !== id) await deps.store.write(abortUpload(id!));
     return created;
   } catch (err) {
-    if (id) abortUpload(deps.store, id);
+    if (id) await discardUpload(deps, id);
     throw err;
   }
 }
 
-/** Two requests with one new key at once: the loser answers with the winner's batch. */
-function withIdempotencyRace(deps: ApiDeps, tenantId: string, key: string | undefined, requestHash: string, create: () => string): string {
+/**
+ * Removes a failed upload's rows. If the store cannot do it now, the request's own error is still
+ * the answer: the rows stay invisible (`uploading`) and are swept at the next start-up.
+ */
+async function discardUpload(deps: ApiDeps, id: string): Promise<void> {
   try {
-    return create();
+    await deps.store.write(abortUpload(id));
   } catch (err) {
-    if (key && /UNIQUE constraint failed: idempotency_keys/.test((err as Error).message)) {
-      const replay = idempotentReplay(deps, tenantId, key, requestHash);
+    deps.logger.warn({ batchId: id, err: (err as Error).message }, 'could not remove a failed upload; it is swept at start-up');
+  }
+}
+
+/** Two requests with one new key at once: the loser answers with the winner's batch. */
+async function withIdempotencyRace(deps: ApiDeps, tenantId: string, key: string | undefined, requestHash: string, create: () => Promise<string>): Promise<string> {
+  try {
+    return await create();
+  } catch (err) {
+    if (key && isIdempotencyKeyConflict(err)) {
+      const replay = await idempotentReplay(deps, tenantId, key, requestHash);
       if (replay) return replay;
       throw problem(409, 'conflict', 'Conflict', `a request with Idempotency-Key ${JSON.stringify(key)} is in progress`);
     }
     throw err;
   }
+}
+
+/** The unique key of idempotency_keys refused a second insert (SQLite's message; PostgreSQL's 23505 on that table). */
+function isIdempotencyKeyConflict(err: unknown): boolean {
+  const e = err as { message?: string; code?: string; table?: string };
+  return /UNIQUE constraint failed: idempotency_keys/.test(e.message ?? '') || (e.code === '23505' && e.table === 'idempotency_keys');
 }

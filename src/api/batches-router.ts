@@ -1,10 +1,11 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { batchSpecSchema } from '../domain/batch-spec.js';
 import { PHASES } from '../domain/batch-status.js';
-import { parseLabelSelector } from '../domain/label-selector.js';
+import { parseLabelSelector, type LabelRequirement } from '../domain/label-selector.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
 import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, type BatchRow } from '../store/batch-queries.js';
 import { parseHeader } from '../store/batch-state.js';
+import type { Op } from '../store/op.js';
 import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
 import { forgetBatches, type DeletedBatch } from '../dispatch/forget-batches.js';
 import { registerBatchEvents } from './batch-events.js';
@@ -13,7 +14,7 @@ import type { ApiEnv, ApiDeps } from './deps.js';
 import { isJsonMediaType } from './json-body.js';
 import { notFound, problem } from './problems.js';
 import { batchListSchema, batchSchema, cursorQuery, idParam, labelSelectorQuery, problemResponse } from './schemas.js';
-import { batchView, decodeCursor, encodeCursor } from './views.js';
+import { decodeCursor, encodeCursor, loadBatchView, loadBatchViews } from './views.js';
 
 /** /v1/batches: create (JSON or streamed NDJSON), list, get, cancel/suspend/resume/retry, delete. */
 
@@ -140,29 +141,29 @@ export function batchesRouter(deps: ApiDeps) {
         id = await createFromJson(deps, tenantId, raw, key);
       }
       deps.notify(id);
-      const row = getBatch(store, tenantId, id)!;
+      const row = (await store.read(getBatch(tenantId, id)))!;
       c.header('Location', `/v1/batches/${id}`);
-      return c.json(batchView(store, row) as never, 202);
+      return c.json((await loadBatchView(store, row)) as never, 202);
     },
   );
 
-  app.openapi(listRoute, (c) => {
+  app.openapi(listRoute, async (c) => {
     const tenantId = deps.tenantOf(c);
     const q = c.req.valid('query');
     const selector = parseLabelSelector(q.labelSelector ?? '');
-    const page = listBatches(store, tenantId, { selector, phase: q.phase, limit: q.limit, after: decodeCursor(q.cursor, /^b[0-9a-z]+$/) });
+    const page = await store.read(listBatches(tenantId, { selector, phase: q.phase, limit: q.limit, after: decodeCursor(q.cursor, /^b[0-9a-z]+$/) }));
     const last = page.rows[page.rows.length - 1];
-    return c.json({ items: page.rows.map((r) => batchView(store, r)), nextCursor: page.more && last ? encodeCursor(last.id) : null } as never, 200);
+    return c.json({ items: await loadBatchViews(store, page.rows), nextCursor: page.more && last ? encodeCursor(last.id) : null } as never, 200);
   });
 
-  app.openapi(getRoute, (c) => {
+  app.openapi(getRoute, async (c) => {
     const id = c.req.valid('param').id;
     // A batch's own worker token may read that batch (a worker Job polls it to know when to exit).
     const token = c.get('workerToken');
     if (token && !deps.tokens.verify(id, token)) throw problem(403, 'forbidden', 'Forbidden', 'this token is not valid for this batch');
-    const row = token ? getBatchById(store, id) : getBatch(store, deps.tenantOf(c), id);
+    const row = await store.read(token ? getBatchById(id) : getBatch(deps.tenantOf(c), id));
     if (!row) throw notFound('batch');
-    return c.json(batchView(store, row) as never, 200);
+    return c.json((await loadBatchView(store, row)) as never, 200);
   });
 
   registerBatchEvents(app, deps);
@@ -175,12 +176,12 @@ export function batchesRouter(deps: ApiDeps) {
   ] as const) {
     app.openapi(actionRoute(action, summary), async (c) => {
       const row = await runBatchAction(deps, deps.tenantOf(c), c.req.valid('param').id, action);
-      return c.json(batchView(store, row) as never, 200);
+      return c.json((await loadBatchView(store, row)) as never, 200);
     });
   }
 
   app.openapi(deleteRoute, async (c) => {
-    const deleted = deleteBatches(store, deps.tenantOf(c), [c.req.valid('param').id]);
+    const deleted = await store.write(deleteBatches(deps.tenantOf(c), [c.req.valid('param').id]));
     if (deleted.length === 0) throw notFound('batch');
     await forget(deps, deleted);
     return c.body(null, 204);
@@ -189,7 +190,7 @@ export function batchesRouter(deps: ApiDeps) {
   app.openapi(deleteManyRoute, async (c) => {
     const tenantId = deps.tenantOf(c);
     const selector = parseLabelSelector(c.req.valid('query').labelSelector);
-    const deleted = deleteBatches(store, tenantId, selectBatchIds(store, tenantId, selector));
+    const deleted = await store.write(deleteMatching(tenantId, selector));
     await forget(deps, deleted);
     return c.json({ deleted: deleted.length }, 200);
   });
@@ -203,11 +204,16 @@ export function batchesRouter(deps: ApiDeps) {
  * dispatcher are told.
  */
 export async function runBatchAction(deps: ApiDeps, tenantId: string, id: string, action: BatchAction): Promise<BatchRow> {
-  if (action === 'retry') refuseKubernetesRetry(getBatch(deps.store, tenantId, id));
-  const row = applyBatchAction(deps.store, tenantId, id, action);
+  if (action === 'retry') refuseKubernetesRetry(await deps.store.read(getBatch(tenantId, id)));
+  const row = await deps.store.write(applyBatchAction(tenantId, id, action));
   if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
   deps.notify(id);
   return row;
+}
+
+/** Deletes the tenant's batches matching a selector, chosen and deleted in one transaction. */
+function* deleteMatching(tenantId: string, selector: LabelRequirement[]): Op<DeletedBatch[]> {
+  return yield* deleteBatches(tenantId, yield* selectBatchIds(tenantId, selector));
 }
 
 /** After a delete commits: drop the batches' results from the blob directory and their work from Redis. */

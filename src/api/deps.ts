@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import type { Hook } from '@hono/zod-openapi';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import type { StoreHandle } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import type { Metrics } from '../main/metrics.js';
 import type { HaltMode } from '../runtimes/queue/protocol.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
@@ -13,7 +13,7 @@ export type ApiEnv = { Variables: { tenantId?: string; workerToken?: string; req
 
 /** Everything the API needs, built in src/main and injected (no module reads the environment). */
 export interface ApiDeps {
-  store: StoreHandle;
+  store: Store;
   config: Config;
   logger: Logger;
   metrics: Metrics;

@@ -2,10 +2,11 @@ import { Readable } from 'node:stream';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { getBatch, getBatchById, type BatchRow } from '../store/batch-queries.js';
-import { getItem, listAttempts, listItems, resultPages } from '../store/item-queries.js';
-import { ReportStore } from '../store/reports.js';
-import { KubernetesSync } from '../store/kubernetes-sync.js';
+import { getItem, listAttempts, listItems, resultPage, type AttemptRow, type ItemRow, type ItemStatus } from '../store/item-queries.js';
+import { applyReports } from '../store/reports.js';
+import { storePodResult } from '../store/kubernetes-sync.js';
 import { parseHeader } from '../store/batch-state.js';
+import type { Op } from '../store/op.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { notFound, problem } from './problems.js';
 import { cursorQuery, idParam, itemListSchema, itemParam, itemSchema, problemResponse, resultLineSchema } from './schemas.js';
@@ -95,34 +96,31 @@ const resultsRoute = createRoute({
 export function itemsRouter(deps: ApiDeps) {
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
   const { store } = deps;
-  const reports = new ReportStore(store);
-  const kubernetesSync = new KubernetesSync(store);
 
-  const batchOf = (c: Context<ApiEnv>, id: string): BatchRow => {
-    const row = getBatch(store, deps.tenantOf(c), id);
+  const batchOf = async (c: Context<ApiEnv>, id: string): Promise<BatchRow> => {
+    const row = await store.read(getBatch(deps.tenantOf(c), id));
     if (!row) throw notFound('batch');
     return row;
   };
 
   /** Worker routes take the batch's own token, or an API key of the batch's tenant. */
-  const workerBatch = (c: Context<ApiEnv>, id: string): BatchRow => {
+  const workerBatch = async (c: Context<ApiEnv>, id: string): Promise<BatchRow> => {
     const token = c.get('workerToken');
     if (token) {
       if (!deps.tokens.verify(id, token)) throw problem(403, 'forbidden', 'Forbidden', 'this token is not valid for this batch');
-      const row = getBatchById(store, id);
+      const row = await store.read(getBatchById(id));
       if (!row) throw notFound('batch');
       return row;
     }
     return batchOf(c, id);
   };
 
-  app.openapi(listRoute, (c) => {
+  app.openapi(listRoute, async (c) => {
     const { id } = c.req.valid('param');
     const q = c.req.valid('query');
-    batchOf(c, id);
+    await batchOf(c, id);
     const after = decodeCursor(q.cursor, /^\d+$/);
-    const page = listItems(store, id, { status: q.status, limit: q.limit, afterIndex: after === undefined ? undefined : Number(after) });
-    const attempts = listAttempts(store, id, page.rows.map((r) => r.idx));
+    const { page, attempts } = await store.read(itemPage(id, { status: q.status, limit: q.limit, afterIndex: after === undefined ? undefined : Number(after) }));
     const last = page.rows[page.rows.length - 1];
     return c.json(
       {
@@ -133,50 +131,52 @@ export function itemsRouter(deps: ApiDeps) {
     );
   });
 
-  app.openapi(getRoute, (c) => {
+  app.openapi(getRoute, async (c) => {
     const { id, index } = c.req.valid('param');
-    batchOf(c, id);
-    const item = getItem(store, id, index);
+    await batchOf(c, id);
+    const { item, attempts } = await store.read(itemWithAttempts(id, index));
     if (!item) throw notFound(`item ${index}`);
-    return c.body(itemWithInputJson(item, listAttempts(store, id, [index])), 200, { 'content-type': 'application/json' }) as never;
+    return c.body(itemWithInputJson(item, attempts), 200, { 'content-type': 'application/json' }) as never;
   });
 
-  app.openapi(inputRoute, (c) => {
+  app.openapi(inputRoute, async (c) => {
     const { id, index } = c.req.valid('param');
-    workerBatch(c, id);
-    const item = getItem(store, id, index);
+    await workerBatch(c, id);
+    const item = await store.read(getItem(id, index));
     if (!item) throw notFound(`item ${index}`);
     return new Response(item.input, { status: 200, headers: { 'content-type': 'application/json', 'fanout-attempt': String(item.attempt) } }) as never;
   });
 
   app.openapi(resultRoute, async (c) => {
     const { id, index } = c.req.valid('param');
-    const batch = workerBatch(c, id);
-    const item = getItem(store, id, index);
+    const batch = await workerBatch(c, id);
+    const item = await store.read(getItem(id, index));
     if (!item) throw notFound(`item ${index}`);
     if (parseHeader(batch).runtime !== 'queue') {
       // A pod of a Kubernetes Job (`fanout exec`): keep the result; the item succeeds when the
       // Job counts its index, which happens after this PUT returned and the pod exited 0.
       const stored = await receiveResult(deps, c.req.raw, id, index, item.attempt);
-      const recorded = kubernetesSync.storeResult(id, index, stored.blob ? null : JSON.stringify(stored.value ?? null), stored.blob ?? null);
+      const recorded = await store.write(storePodResult(id, index, stored.blob ? null : JSON.stringify(stored.value ?? null), stored.blob ?? null));
       if (!recorded && stored.blob) await deps.blobs.delete(stored.blob);
       return c.json({ recorded }, 200);
     }
     const attemptHeader = c.req.valid('header')['fanout-attempt'];
     const attempt = attemptHeader === undefined ? item.attempt : Number(attemptHeader);
     const stored = await receiveResult(deps, c.req.raw, id, index, attempt);
-    const applied = reports.apply(id, null, [
-      { i: index, a: attempt, outcome: 'succeeded', ...(stored.blob ? { resultBlob: stored.blob } : { result: stored.value }), finishedAt: Date.now() },
-    ]).applied;
+    const { applied } = await store.write(
+      applyReports(id, null, [
+        { i: index, a: attempt, outcome: 'succeeded', ...(stored.blob ? { resultBlob: stored.blob } : { result: stored.value }), finishedAt: Date.now() },
+      ]),
+    );
     // Lost to another upload, a newer attempt or a final item: only this request's own blob goes.
     if (applied === 0 && stored.blob) await deps.blobs.delete(stored.blob);
     if (applied > 0) deps.notify(id);
     return c.json({ recorded: applied > 0 }, 200);
   });
 
-  app.openapi(resultsRoute, (c) => {
+  app.openapi(resultsRoute, async (c) => {
     const { id } = c.req.valid('param');
-    batchOf(c, id);
+    await batchOf(c, id);
     return new Response(Readable.toWeb(Readable.from(resultLines(deps, id))) as ReadableStream, {
       status: 200,
       headers: { 'content-type': 'application/x-ndjson' },
@@ -184,6 +184,18 @@ export function itemsRouter(deps: ApiDeps) {
   });
 
   return app;
+}
+
+/** A page of items with their attempts, read together (one snapshot). */
+export function* itemPage(batchId: string, q: { status?: ItemStatus; limit: number; afterIndex?: number }): Op<{ page: { rows: ItemRow[]; more: boolean }; attempts: AttemptRow[] }> {
+  const page = yield* listItems(batchId, q);
+  const attempts = yield* listAttempts(batchId, page.rows.map((r) => r.idx));
+  return { page, attempts };
+}
+
+function* itemWithAttempts(batchId: string, index: number): Op<{ item: ItemRow | undefined; attempts: AttemptRow[] }> {
+  const item = yield* getItem(batchId, index);
+  return { item, attempts: item ? yield* listAttempts(batchId, [index]) : [] };
 }
 
 /**
@@ -233,9 +245,15 @@ async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index
   return { value: text };
 }
 
+/** Result rows per read while streaming results (each page its own read: see resultPage). */
+const RESULT_PAGE_SIZE = 2000;
+
 /** NDJSON result lines; a blob result is streamed into its line as a JSON string. */
 export async function* resultLines(deps: Pick<ApiDeps, 'store' | 'blobs'>, batchId: string): AsyncGenerator<string> {
-  for (const page of resultPages(deps.store, batchId)) {
+  for (let after = -1; ; ) {
+    const page = await deps.store.read(resultPage(batchId, after, RESULT_PAGE_SIZE));
+    if (page.length === 0) return;
+    after = page[page.length - 1].idx;
     let out = '';
     for (const r of page) {
       const head = { index: r.idx, customId: r.customId, status: r.status };
@@ -251,6 +269,7 @@ export async function* resultLines(deps: Pick<ApiDeps, 'store' | 'blobs'>, batch
       }
     }
     if (out) yield out;
+    if (page.length < RESULT_PAGE_SIZE) return;
   }
 }
 

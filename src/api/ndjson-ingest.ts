@@ -1,6 +1,6 @@
 import type { Hash } from 'node:crypto';
 import { customIdOf } from '../domain/batch-spec.js';
-import type { NewItem } from '../store/batch-create.js';
+import type { NewItem } from '../store/store.js';
 import { jsonTextProblem } from './json-body.js';
 import { problem, type ProblemError } from './problems.js';
 
@@ -18,7 +18,8 @@ export interface IngestOptions {
   hash?: Hash;
   /** validates the first line; returns nothing or throws a ProblemError */
   onHeader(line: string): Promise<void> | void;
-  onItems(firstIndex: number, rows: NewItem[]): void;
+  /** stores a chunk of items; the next chunk is read only once it resolved */
+  onItems(firstIndex: number, rows: NewItem[]): Promise<void>;
 }
 
 export const lineProblem = (line: number, detail: string, status = 422): ProblemError =>
@@ -36,10 +37,11 @@ export async function ingestNdjson(body: ReadableStream<Uint8Array> | null, o: I
   let headerSeen = false;
   let rows: NewItem[] = [];
 
-  const flush = () => {
+  const flush = async () => {
     if (rows.length === 0) return;
-    o.onItems(total - rows.length, rows);
+    const chunk = rows;
     rows = [];
+    await o.onItems(total - chunk.length, chunk);
   };
 
   const takeLine = async (raw: string) => {
@@ -64,7 +66,7 @@ export async function ingestNdjson(body: ReadableStream<Uint8Array> | null, o: I
     if (total >= o.maxItems) throw lineProblem(lineNo, `more than the ${o.maxItems}-item limit per batch`, 413);
     rows.push({ input: line, customId: customIdOf(value) });
     total++;
-    if (rows.length >= chunkSize) flush();
+    if (rows.length >= chunkSize) await flush();
   };
 
   const reader = body.getReader();
@@ -92,6 +94,6 @@ export async function ingestNdjson(body: ReadableStream<Uint8Array> | null, o: I
   if (carry.length > 0) await takeLine(carry);
   if (!headerSeen) throw lineProblem(1, 'the body is empty: the first line must be the batch spec');
   if (total === 0) throw lineProblem(lineNo + 1, 'a batch needs at least one item after the spec line');
-  flush();
+  await flush();
   return { total };
 }

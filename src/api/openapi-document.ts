@@ -2,23 +2,23 @@ import pino from 'pino';
 import { loadConfig } from '../config/config.js';
 import { Metrics } from '../main/metrics.js';
 import { LocalBlobStore } from '../blobs/local-blob-store.js';
-import { openStore } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import { createApp, openApiYaml } from './app.js';
 
 /**
- * The OpenAPI document as YAML, built from the route definitions alone: an app over an
- * in-memory store whose handlers are never called. `npm run openapi` writes it to openapi.yaml.
+ * The OpenAPI document as YAML, built from the route definitions alone: an app over no store
+ * at all, whose handlers are never called. `npm run openapi` writes it to openapi.yaml.
  */
 export function renderOpenApiYaml(): string {
-  const store = openStore(':memory:');
   const unused = () => {
     throw new Error('not available while rendering the OpenAPI document');
   };
+  const store: Store = { dialect: 'sqlite', read: unused, write: unused, appendItems: unused, ping: unused, close: unused };
   const app = createApp({
     store,
     config: loadConfig({}, {}),
     logger: pino({ level: 'silent' }),
-    metrics: new Metrics({ batchesByPhase: () => [], queueDepth: async () => 0, queueBacklog: async () => [] }, { processMetrics: false }),
+    metrics: new Metrics({ batchesByPhase: async () => [], queueDepth: async () => 0, queueBacklog: async () => [] }, { processMetrics: false }),
     blobs: new LocalBlobStore('/nonexistent'),
     notify: unused,
     knownTasks: unused,
@@ -27,7 +27,5 @@ export function renderOpenApiYaml(): string {
     ready: unused,
     tokens: { sign: unused, verify: unused },
   });
-  const yaml = openApiYaml(app);
-  store.close();
-  return yaml;
+  return openApiYaml(app);
 }

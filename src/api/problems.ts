@@ -5,6 +5,7 @@ import { TransitionError } from '../domain/batch-status.js';
 import { LabelSelectorError } from '../domain/label-selector.js';
 import { TemplateError } from '../domain/template.js';
 import { NotFoundError } from '../store/batch-actions.js';
+import { StoreUnavailableError } from '../store/store.js';
 
 /**
  * RFC 9457 problem details. Every error the API answers goes through {@link toProblem}, the one
@@ -44,6 +45,21 @@ export function problem(status: number, slug: string, title: string, detail: str
 
 export const notFound = (what: string) => problem(404, 'not-found', 'Not Found', `${what} not found`);
 
+/** Seconds a client waits before trying again while the database cannot be reached. */
+export const STORE_RETRY_AFTER_SECONDS = 2;
+
+/** The database cannot be reached right now: nothing was changed, the request can be sent again. */
+export const storeUnavailable = () =>
+  new ProblemError(
+    {
+      type: TYPE_BASE + 'service-unavailable',
+      title: 'Service Unavailable',
+      status: 503,
+      detail: `the database cannot be reached right now; retry the request in ${STORE_RETRY_AFTER_SECONDS} seconds`,
+    },
+    { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) },
+  );
+
 /** A JSON pointer (RFC 6901) from a validation path. */
 export function pointerOf(path: readonly PropertyKey[], base = ''): string {
   return base + path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
@@ -81,6 +97,7 @@ const HTTP_PROBLEMS: Record<number, [string, string]> = {
 export function toProblem(err: unknown): ProblemError {
   if (err instanceof ProblemError) return err;
   if (err instanceof ZodError) return validationProblem(fieldErrors(err.issues));
+  if (err instanceof StoreUnavailableError) return storeUnavailable();
   if (err instanceof NotFoundError) return problem(404, 'not-found', 'Not Found', err.message);
   if (err instanceof TransitionError) return problem(409, 'conflict', 'Conflict', err.message);
   if (err instanceof LabelSelectorError) {

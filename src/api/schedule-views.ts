@@ -1,8 +1,8 @@
 import { z } from '@hono/zod-openapi';
 import { labelsSchema } from '../domain/batch-spec.js';
 import { scheduleSpecSchema } from '../domain/schedule-spec.js';
-import type { StoreHandle } from '../store/db.js';
-import { activeScheduleBatches, parseScheduleSpec, parseScheduleStatus, recentRuns, type ScheduleRow } from '../store/schedules.js';
+import type { Op } from '../store/op.js';
+import { activeScheduleBatches, parseScheduleSpec, parseScheduleStatus, recentRuns, type ScheduleRow, type ScheduleRunRow } from '../store/schedules.js';
 
 /** Schedules as the API answers with them, and the shapes for the OpenAPI document. */
 
@@ -38,7 +38,8 @@ export const scheduleSchema = z
 
 export const scheduleListSchema = z.object({ items: z.array(scheduleSchema), nextCursor: z.string().nullable() }).meta({ id: 'ScheduleList' });
 
-export function scheduleView(store: StoreHandle, row: ScheduleRow) {
+/** A schedule as the API answers it, from its row, its unfinished batches and its latest runs. */
+export function scheduleView(row: ScheduleRow, active: string[], runs: ScheduleRunRow[]) {
   const status = parseScheduleStatus(row);
   return {
     id: row.id,
@@ -51,11 +52,27 @@ export function scheduleView(store: StoreHandle, row: ScheduleRow) {
       lastScheduleTime: status.lastScheduleTime,
       lastSuccessfulTime: status.lastSuccessfulTime,
       // Derived now rather than the scheduler's last look, which may be a second old.
-      active: activeScheduleBatches(store, row.tenantId, row.id),
+      active,
       nextRunTime: iso(row.nextRunAt),
       lastSkipped: status.lastSkipped,
       missed: status.missed,
-      recentRuns: recentRuns(store, row.id).map((r) => ({ time: iso(r.tickAt)!, outcome: r.outcome, batchId: r.batchId, reason: r.reason })),
+      recentRuns: runs.map((r) => ({ time: iso(r.tickAt)!, outcome: r.outcome, batchId: r.batchId, reason: r.reason })),
     },
   };
+}
+
+export type ScheduleView = ReturnType<typeof scheduleView>;
+
+/** Reads what a schedule's view needs besides its row (run inside a read or a write). */
+export function* loadScheduleView(row: ScheduleRow): Op<ScheduleView> {
+  // Derived now rather than the scheduler's last look, which may be a second old.
+  const active = yield* activeScheduleBatches(row.tenantId, row.id);
+  return scheduleView(row, active, yield* recentRuns(row.id));
+}
+
+/** Views of a page of schedules. */
+export function* loadScheduleViews(rows: readonly ScheduleRow[]): Op<ScheduleView[]> {
+  const views: ScheduleView[] = [];
+  for (const row of rows) views.push(yield* loadScheduleView(row));
+  return views;
 }

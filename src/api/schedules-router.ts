@@ -4,13 +4,14 @@ import { schedulePatchSchema, scheduleSpecSchema, type ScheduleSpec } from '../d
 import { forgetBatches } from '../dispatch/forget-batches.js';
 import { getBatch } from '../store/batch-queries.js';
 import { pruneHistory, triggerSchedule } from '../store/schedule-runs.js';
-import { createSchedule, deleteSchedule, getSchedule, listSchedules, parseScheduleSpec, updateSchedule } from '../store/schedules.js';
+import type { Op } from '../store/op.js';
+import { createSchedule, deleteSchedule, getSchedule, listSchedules, parseScheduleSpec, updateSchedule, type ScheduleListQuery, type ScheduleRow } from '../store/schedules.js';
 import { prepareBatch } from './batch-submission.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { fieldErrors, notFound, requireJsonBody, validationProblem } from './problems.js';
-import { scheduleListSchema, scheduleSchema, scheduleView } from './schedule-views.js';
+import { loadScheduleView, loadScheduleViews, scheduleListSchema, scheduleSchema, type ScheduleView } from './schedule-views.js';
 import { batchSchema, cursorQuery, labelSelectorQuery, problemResponse } from './schemas.js';
-import { batchView, decodeCursor, encodeCursor } from './views.js';
+import { decodeCursor, encodeCursor, loadBatchView } from './views.js';
 
 /** /v1/schedules: the CronJob of batches. Create, list, get, update, delete, trigger one now. */
 
@@ -111,28 +112,30 @@ export function schedulesRouter(deps: ApiDeps) {
   app.openapi(createDef, async (c) => {
     const spec = c.req.valid('json');
     await checkTemplate(spec);
-    const row = createSchedule(store, deps.tenantOf(c), spec);
-    c.header('Location', `/v1/schedules/${row.id}`);
-    return c.json(scheduleView(store, row) as never, 201);
+    const tenantId = deps.tenantOf(c);
+    const view = await store.write(createWithView(tenantId, spec));
+    c.header('Location', `/v1/schedules/${view.id}`);
+    return c.json(view as never, 201);
   });
 
-  app.openapi(listDef, (c) => {
+  app.openapi(listDef, async (c) => {
     const q = c.req.valid('query');
-    const page = listSchedules(store, deps.tenantOf(c), { selector: parseLabelSelector(q.labelSelector ?? ''), limit: q.limit, after: decodeCursor(q.cursor, /^s[0-9a-z]+$/) });
+    const query = { selector: parseLabelSelector(q.labelSelector ?? ''), limit: q.limit, after: decodeCursor(q.cursor, /^s[0-9a-z]+$/) };
+    const { page, items } = await store.read(listWithViews(deps.tenantOf(c), query));
     const last = page.rows[page.rows.length - 1];
-    return c.json({ items: page.rows.map((r) => scheduleView(store, r)), nextCursor: page.more && last ? encodeCursor(last.id) : null } as never, 200);
+    return c.json({ items, nextCursor: page.more && last ? encodeCursor(last.id) : null } as never, 200);
   });
 
-  app.openapi(getDef, (c) => {
-    const row = getSchedule(store, deps.tenantOf(c), c.req.valid('param').id);
-    if (!row) throw notFound('schedule');
-    return c.json(scheduleView(store, row) as never, 200);
+  app.openapi(getDef, async (c) => {
+    const view = await store.read(viewOf(deps.tenantOf(c), c.req.valid('param').id));
+    if (!view) throw notFound('schedule');
+    return c.json(view as never, 200);
   });
 
   app.openapi(patchDef, async (c) => {
     const tenantId = deps.tenantOf(c);
     const id = c.req.valid('param').id;
-    const row = getSchedule(store, tenantId, id);
+    const row = await store.read(getSchedule(tenantId, id));
     if (!row) throw notFound('schedule');
     const patch = c.req.valid('json');
     const merged: Record<string, unknown> = { ...parseScheduleSpec(row), ...patch };
@@ -141,25 +144,47 @@ export function schedulesRouter(deps: ApiDeps) {
     if (!parsed.success) throw validationProblem(fieldErrors(parsed.error.issues));
     // A new template is checked like a submission; an unchanged one was checked when it was stored.
     if (patch.batchTemplate !== undefined) await checkTemplate(parsed.data);
-    const updated = updateSchedule(store, tenantId, id, parsed.data);
-    if (!updated) throw notFound('schedule');
-    return c.json(scheduleView(store, updated) as never, 200);
+    const view = await store.write(updateWithView(tenantId, id, parsed.data));
+    if (!view) throw notFound('schedule');
+    return c.json(view as never, 200);
   });
 
-  app.openapi(deleteDef, (c) => {
-    if (!deleteSchedule(store, deps.tenantOf(c), c.req.valid('param').id)) throw notFound('schedule');
+  app.openapi(deleteDef, async (c) => {
+    if (!(await store.write(deleteSchedule(deps.tenantOf(c), c.req.valid('param').id)))) throw notFound('schedule');
     return c.body(null, 204);
   });
 
   app.openapi(triggerDef, async (c) => {
     const tenantId = deps.tenantOf(c);
-    const outcome = triggerSchedule(store, tenantId, c.req.valid('param').id, Date.now());
+    const outcome = await store.write(triggerSchedule(tenantId, c.req.valid('param').id, Date.now()));
     if (!outcome?.started) throw notFound('schedule');
     deps.notify(outcome.started);
-    await forgetBatches(deps, pruneHistory(store, outcome.scheduleId));
+    await forgetBatches(deps, await store.write(pruneHistory(outcome.scheduleId)));
     c.header('Location', `/v1/batches/${outcome.started}`);
-    return c.json(batchView(store, getBatch(store, tenantId, outcome.started)!) as never, 202);
+    const row = (await store.read(getBatch(tenantId, outcome.started)))!;
+    return c.json((await loadBatchView(store, row)) as never, 202);
   });
 
   return app;
+}
+
+/* Each answer's schedule and what its view needs, in one store operation. */
+
+function* createWithView(tenantId: string, spec: ScheduleSpec): Op<ScheduleView> {
+  return yield* loadScheduleView(yield* createSchedule(tenantId, spec));
+}
+
+function* listWithViews(tenantId: string, q: ScheduleListQuery): Op<{ page: { rows: ScheduleRow[]; more: boolean }; items: ScheduleView[] }> {
+  const page = yield* listSchedules(tenantId, q);
+  return { page, items: yield* loadScheduleViews(page.rows) };
+}
+
+function* viewOf(tenantId: string, id: string): Op<ScheduleView | undefined> {
+  const row = yield* getSchedule(tenantId, id);
+  return row ? yield* loadScheduleView(row) : undefined;
+}
+
+function* updateWithView(tenantId: string, id: string, spec: ScheduleSpec): Op<ScheduleView | undefined> {
+  const updated = yield* updateSchedule(tenantId, id, spec);
+  return updated ? yield* loadScheduleView(updated) : undefined;
 }

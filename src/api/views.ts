@@ -1,44 +1,17 @@
-import type { StoreHandle } from '../store/db.js';
 import type { BatchRow } from '../store/batch-queries.js';
-import { parseStatus, type StoredStatus } from '../store/batch-state.js';
-import { indexSets, type AttemptRow, type ItemRow } from '../store/item-queries.js';
+import { parseStatus } from '../store/batch-state.js';
+import type { AttemptRow, ItemRow } from '../store/item-queries.js';
+import type { Store } from '../store/store.js';
+import { indexSetCacheOf, type IndexSets } from './index-set-cache.js';
 import { validationProblem } from './problems.js';
 
 /** Store rows to the JSON the API answers with. */
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
-/** Index sets of running batches are recomputed at most this often (big ones less often). */
-const INDEX_REFRESH_MS = 1000;
-const BIG_INDEX_REFRESH_MS = 5000;
-const CHEAP_TOTAL = 100_000;
-
-/**
- * completedIndexes/failedIndexes are one ordered scan each, so they are cached in the row's
- * status and recomputed when item counts moved: at once for a final batch, at most every second
- * (every few seconds for big batches) while it runs, so a client polling progress does not turn
- * every GET into a scan of the batch. The counts are always current.
- */
-function freshIndexes(store: StoreHandle, row: BatchRow, status: StoredStatus): Pick<StoredStatus, 'completedIndexes' | 'failedIndexes'> {
-  // Both counts: after a retry, succeeded+failed can be what it was before with other indexes.
-  const key = `${row.succeeded},${row.failed},${row.cancelled}`;
-  if (status.indexesKey === key) return status;
-  const now = Date.now();
-  const final = row.state === 'final';
-  const refreshMs = row.total > CHEAP_TOTAL ? BIG_INDEX_REFRESH_MS : INDEX_REFRESH_MS;
-  if (!final && status.indexesComputedAt && now - status.indexesComputedAt < refreshMs) return status;
-  const sets = indexSets(store, row.id);
-  const next = { ...status, ...sets, indexesKey: key, indexesComputedAt: now };
-  // Only the cache fields change; a concurrent status write elsewhere wins over this one.
-  store.sqlite
-    .prepare("UPDATE batches SET status = json_set(status, '$.completedIndexes', ?, '$.failedIndexes', ?, '$.indexesKey', ?, '$.indexesComputedAt', ?) WHERE id = ?")
-    .run(next.completedIndexes, next.failedIndexes, next.indexesKey, next.indexesComputedAt, row.id);
-  return next;
-}
-
-export function batchView(store: StoreHandle, row: BatchRow) {
+/** A batch as the API answers it, with its index sets already looked up (see {@link loadBatchView}). */
+export function batchView(row: BatchRow, sets: IndexSets) {
   const status = parseStatus(row);
-  const sets = freshIndexes(store, row, status);
   return {
     id: row.id,
     name: row.name,
@@ -55,6 +28,20 @@ export function batchView(store: StoreHandle, row: BatchRow) {
       completionTime: status.completionTime,
     },
   };
+}
+
+export type BatchView = ReturnType<typeof batchView>;
+
+/** A batch's view, its index sets from the API's cache (src/api/index-set-cache.ts); only reads. */
+export async function loadBatchView(store: Store, row: BatchRow): Promise<BatchView> {
+  return batchView(row, await indexSetCacheOf(store).setsOf(store, row));
+}
+
+/** Views of a page of batches, one after the other (one store connection at a time). */
+export async function loadBatchViews(store: Store, rows: readonly BatchRow[]): Promise<BatchView[]> {
+  const views: BatchView[] = [];
+  for (const row of rows) views.push(await loadBatchView(store, row));
+  return views;
 }
 
 export function attemptView(a: AttemptRow) {

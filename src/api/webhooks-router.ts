@@ -3,7 +3,7 @@ import { eventFilterSchema, DEFAULT_EVENTS, webhookUrlSchema } from '../domain/w
 import { getBatch } from '../store/batch-queries.js';
 import { attemptsOf, getDelivery, listDeliveries, redeliver, type DeliveryRow } from '../store/webhook-deliveries.js';
 import {
-  batchWebhookSecret, createEndpoint, deleteEndpoint, getEndpoint, listEndpoints, rotateBatchWebhookSecret, rotateEndpointSecret, updateEndpoint, type EndpointRow,
+  readBatchWebhookSecret, createEndpoint, deleteEndpoint, getEndpoint, listEndpoints, rotateBatchWebhookSecret, rotateEndpointSecret, updateEndpoint, type EndpointRow,
 } from '../store/webhook-endpoints.js';
 import { targetRefusal } from '../webhooks/target-check.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
@@ -81,8 +81,9 @@ function endpointView(r: EndpointRow) {
   };
 }
 
-function deliveryViews(deps: ApiDeps, rows: DeliveryRow[]) {
-  const attempts = attemptsOf(deps.store, rows.map((r) => r.id));
+/** Deliveries as the API answers them, with every attempt (read with them). */
+function* deliveryViews(rows: DeliveryRow[]) {
+  const attempts = yield* attemptsOf(rows.map((r) => r.id));
   return rows.map((d) => ({
     id: d.id,
     webhookId: `msg_${d.eventId}`,
@@ -131,12 +132,12 @@ export function webhooksRouter(deps: ApiDeps) {
     const tenantId = deps.tenantOf(c);
     const body = c.req.valid('json');
     await checkWebhookTarget(deps, body.url, '/url');
-    const row = createEndpoint(store, tenantId, { ...body, events: body.events ?? DEFAULT_EVENTS });
+    const row = await store.write(createEndpoint(tenantId, { ...body, events: body.events ?? DEFAULT_EVENTS }));
     return c.json({ ...endpointView(row), secret: row.secret }, 201, { location: `/v1/webhook-endpoints/${row.id}` });
   });
-  app.openapi(routes.list, (c) => c.json({ items: listEndpoints(store, deps.tenantOf(c)).map(endpointView) }, 200));
-  app.openapi(routes.get, (c) => {
-    const row = getEndpoint(store, deps.tenantOf(c), c.req.valid('param').id);
+  app.openapi(routes.list, async (c) => c.json({ items: (await store.read(listEndpoints(deps.tenantOf(c)))).map(endpointView) }, 200));
+  app.openapi(routes.get, async (c) => {
+    const row = await store.read(getEndpoint(deps.tenantOf(c), c.req.valid('param').id));
     if (!row) throw notFound('webhook endpoint');
     return c.json(endpointView(row), 200);
   });
@@ -144,53 +145,70 @@ export function webhooksRouter(deps: ApiDeps) {
     const tenantId = deps.tenantOf(c);
     const { id } = c.req.valid('param');
     const patch = c.req.valid('json');
-    if (!getEndpoint(store, tenantId, id)) throw notFound('webhook endpoint');
+    if (!(await store.read(getEndpoint(tenantId, id)))) throw notFound('webhook endpoint');
     if (patch.url) await checkWebhookTarget(deps, patch.url, '/url');
-    const row = updateEndpoint(store, tenantId, id, patch);
+    const row = await store.write(updateEndpoint(tenantId, id, patch));
     if (!row) throw notFound('webhook endpoint');
     return c.json(endpointView(row), 200);
   });
-  app.openapi(routes.remove, (c) => {
-    if (!deleteEndpoint(store, deps.tenantOf(c), c.req.valid('param').id)) throw notFound('webhook endpoint');
+  app.openapi(routes.remove, async (c) => {
+    if (!(await store.write(deleteEndpoint(deps.tenantOf(c), c.req.valid('param').id)))) throw notFound('webhook endpoint');
     return c.body(null, 204);
   });
-  app.openapi(routes.rotate, (c) => {
-    const r = rotateEndpointSecret(store, deps.tenantOf(c), c.req.valid('param').id, overlap());
+  app.openapi(routes.rotate, async (c) => {
+    const r = await store.write(rotateEndpointSecret(deps.tenantOf(c), c.req.valid('param').id, overlap()));
     if (!r) throw notFound('webhook endpoint');
     return c.json({ secret: r.secret, previousSecretExpiresAt: iso(r.previousSecretExpiresAt) }, 200);
   });
-  app.openapi(routes.endpointDeliveries, (c) => {
+  app.openapi(routes.endpointDeliveries, async (c) => {
     const tenantId = deps.tenantOf(c);
     const { id } = c.req.valid('param');
-    if (!getEndpoint(store, tenantId, id)) throw notFound('webhook endpoint');
-    return c.json({ items: deliveryViews(deps, listDeliveries(store, tenantId, { endpointId: id }, c.req.valid('query').limit)) }, 200);
+    const items = await store.read(deliveriesOf(tenantId, { endpointId: id }, c.req.valid('query').limit));
+    if (!items) throw notFound('webhook endpoint');
+    return c.json({ items }, 200);
   });
-  app.openapi(routes.batchDeliveries, (c) => {
+  app.openapi(routes.batchDeliveries, async (c) => {
     const tenantId = deps.tenantOf(c);
     const { id } = c.req.valid('param');
-    if (!getBatch(store, tenantId, id)) throw notFound('batch');
-    return c.json({ items: deliveryViews(deps, listDeliveries(store, tenantId, { batchId: id }, c.req.valid('query').limit)) }, 200);
+    const items = await store.read(deliveriesOf(tenantId, { batchId: id }, c.req.valid('query').limit));
+    if (!items) throw notFound('batch');
+    return c.json({ items }, 200);
   });
-  app.openapi(routes.redeliver, (c) => {
+  app.openapi(routes.redeliver, async (c) => {
     const tenantId = deps.tenantOf(c);
     const { id } = c.req.valid('param');
-    const d = getDelivery(store, tenantId, id);
+    const d = await store.read(getDelivery(tenantId, id));
     if (!d) throw notFound('webhook delivery');
     if (d.endpointId) {
-      const endpoint = getEndpoint(store, tenantId, d.endpointId);
+      const endpoint = await store.read(getEndpoint(tenantId, d.endpointId));
       if (endpoint && !endpoint.enabled) throw problem(409, 'conflict', 'Conflict', `endpoint ${endpoint.id} is disabled (${endpoint.disabledReason ?? 'no reason recorded'}); enable it with PATCH first`);
     }
-    const row = redeliver(store, tenantId, id)!;
-    return c.json(deliveryViews(deps, [row])[0], 202);
+    const view = await store.write(redeliverWithView(tenantId, id));
+    return c.json(view, 202);
   });
-  app.openapi(routes.batchSecret, (c) => {
-    const s = batchWebhookSecret(store, deps.tenantOf(c));
+  app.openapi(routes.batchSecret, async (c) => {
+    // Every tenant gets its secret when it is created (and older ones at start-up): a GET only reads.
+    const s = await store.read(readBatchWebhookSecret(deps.tenantOf(c)));
+    if (!s) throw notFound('batch-webhook secret');
     const previousActive = s.previousSecret && (s.previousSecretExpiresAt ?? 0) > Date.now();
     return c.json({ secret: s.secret, previousSecretExpiresAt: previousActive ? iso(s.previousSecretExpiresAt) : null }, 200);
   });
-  app.openapi(routes.rotateBatchSecret, (c) => {
-    const s = rotateBatchWebhookSecret(store, deps.tenantOf(c), overlap());
+  app.openapi(routes.rotateBatchSecret, async (c) => {
+    const s = await store.write(rotateBatchWebhookSecret(deps.tenantOf(c), overlap()));
     return c.json({ secret: s.secret, previousSecretExpiresAt: iso(s.previousSecretExpiresAt) }, 200);
   });
   return app;
+}
+
+/** The deliveries of one of the tenant's endpoints or batches, newest first; undefined when it has no such owner. */
+function* deliveriesOf(tenantId: string, by: { batchId: string } | { endpointId: string }, limit: number) {
+  const owner = 'batchId' in by ? yield* getBatch(tenantId, by.batchId) : yield* getEndpoint(tenantId, by.endpointId);
+  if (!owner) return undefined;
+  return yield* deliveryViews(yield* listDeliveries(tenantId, by, limit));
+}
+
+/** Queues a delivery again and answers it as it is now. */
+function* redeliverWithView(tenantId: string, id: string) {
+  const row = (yield* redeliver(tenantId, id))!;
+  return (yield* deliveryViews([row]))[0];
 }

@@ -4,10 +4,10 @@ import type { Logger } from 'pino';
 import { JSON_DEPTH_CEILING, nestsDeeperThan } from '../domain/json-scan.js';
 import { renderTemplate } from '../domain/template.js';
 import { activeBatchIds, getBatchById, type BatchRow } from '../store/batch-queries.js';
-import { haltBatch, parseDecisions, parseHeader, parseStatus, refreshStatus } from '../store/batch-state.js';
-import type { StoreHandle } from '../store/db.js';
-import { LeaseStore, type ReleasedLease } from '../store/leases.js';
-import { ReportStore } from '../store/reports.js';
+import { failBatch, parseDecisions, parseHeader, parseStatus, refreshStatus } from '../store/batch-state.js';
+import type { Store } from '../store/store.js';
+import { nextRetryAt, releaseLeases, type ReleasedLease } from '../store/leases.js';
+import { applyReports } from '../store/reports.js';
 import { takeOutbox } from '../store/outbox.js';
 import { batchQueueKey, HALT_PAUSE, HALT_STOP, REPORT_QUEUE, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
 import { LeaseRecovery } from './lease-recovery.js';
@@ -26,7 +26,8 @@ import { Scheduler } from './scheduler.js';
  * the batch from the store and converges Redis on it (halt flags, releases up to parallelism,
  * deadlines, final phase), whatever woke it. Wake-ups come from worker reports (BullMQ), the
  * outbox the API writes in its transactions, timers for retries and deadlines, and a periodic
- * resync that also finds leases Redis lost. Reconciles run one at a time: SQLite has one writer.
+ * resync that also finds leases Redis lost. Reconciles run one at a time, each batch's writes
+ * serialized by the store (a batch row is locked by every operation that moves its items).
  * The dispatcher's place in a batch's life: docs/architecture.md#data-flow-of-a-batch.
  */
 
@@ -40,7 +41,7 @@ const BULLMQ_CLOSE_MS = 2000;
 const MAX_PRIORITY = 2_097_152;
 
 export interface DispatcherOptions {
-  store: StoreHandle;
+  store: Store;
   redisUrl: string;
   prefix: string;
   logger: Logger;
@@ -62,8 +63,6 @@ export interface DispatcherOptions {
 }
 
 export class Dispatcher {
-  private readonly leases: LeaseStore;
-  private readonly reports: ReportStore;
   private readonly dirty = new Set<string>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private redis!: Redis;
@@ -71,16 +70,14 @@ export class Dispatcher {
   private reportWorker?: Worker;
   private reportConnection?: Redis;
   private pumping = false;
+  private polling = false;
   private stopped = false;
   private recovery!: LeaseRecovery;
   private intervals: NodeJS.Timeout[] = [];
   private kubernetes?: KubernetesRuntime;
   private scheduler?: Scheduler;
 
-  constructor(private readonly o: DispatcherOptions) {
-    this.leases = new LeaseStore(o.store);
-    this.reports = new ReportStore(o.store);
-  }
+  constructor(private readonly o: DispatcherOptions) {}
 
   async start(): Promise<void> {
     const base: RedisOptions = { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true };
@@ -88,7 +85,7 @@ export class Dispatcher {
     this.redis.on('error', (err) => this.o.logger.debug({ err: err.message }, 'dispatcher redis error'));
     await this.redis.connect();
     this.side = new RedisSide(this.redis, this.o.prefix);
-    this.recovery = new LeaseRecovery({ ...this.o, redis: this.redis, side: this.side, leases: this.leases, reports: this.reports });
+    this.recovery = new LeaseRecovery({ ...this.o, redis: this.redis, side: this.side });
     await this.recovery.checkEpoch();
     if (this.o.kubernetes) {
       this.kubernetes = new KubernetesRuntime({
@@ -116,9 +113,9 @@ export class Dispatcher {
     });
     this.reportWorker.on('error', (err) => this.o.logger.warn({ err: err.message }, 'report worker error'));
     this.intervals.push(setInterval(() => void this.resync(), this.o.resyncMs));
-    this.intervals.push(setInterval(() => this.pollOutbox(), this.o.outboxPollMs ?? 250));
-    for (const id of activeBatchIds(this.o.store)) this.notify(id);
-    this.pollOutbox();
+    this.intervals.push(setInterval(() => void this.pollOutbox(), this.o.outboxPollMs ?? 250));
+    for (const id of await this.o.store.read(activeBatchIds())) this.notify(id);
+    void this.pollOutbox();
     this.scheduler = new Scheduler({
       store: this.o.store,
       logger: this.o.logger,
@@ -209,7 +206,7 @@ export class Dispatcher {
   /** Converges one batch. Running it twice in a row changes nothing the second time. */
   async reconcile(batchId: string): Promise<void> {
     const { store } = this.o;
-    const row = getBatchById(store, batchId);
+    const row = await store.read(getBatchById(batchId));
     if (!row) return this.kubernetes?.forget(batchId);
     if (row.state === 'final') {
       await this.reconcileOnKubernetes(row);
@@ -221,11 +218,9 @@ export class Dispatcher {
     const decisions = parseDecisions(row);
     const deadline = deadlineAt(parseStatus(row).startTime ?? new Date(row.createdAt).toISOString(), header.activeDeadlineSeconds);
     if (!decisions.halt && deadline !== null && now >= deadline) {
-      store.sqlite.transaction(() => {
-        haltBatch(store, row, { phase: 'Failed', reason: 'DeadlineExceeded', message: `batch was active longer than activeDeadlineSeconds (${header.activeDeadlineSeconds})`, at: new Date(now).toISOString() }, now);
-        refreshStatus(store, batchId, now);
-      })();
-      await this.reconcileOnKubernetes(getBatchById(store, batchId)!);
+      await store.write(failBatch(batchId, 'DeadlineExceeded', `batch was active longer than activeDeadlineSeconds (${header.activeDeadlineSeconds})`, now));
+      const halted = await store.read(getBatchById(batchId));
+      if (halted) await this.reconcileOnKubernetes(halted);
       return this.side.halt([batchId]);
     }
     if (header.runtime !== 'queue') {
@@ -238,7 +233,7 @@ export class Dispatcher {
     if (header.workers?.kubernetes) await this.reconcileOnKubernetes(row);
     if (decisions.halt || decisions.suspended) {
       await this.side.halt([batchId], decisions.halt ? HALT_STOP : HALT_PAUSE);
-      store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
+      await store.write(refreshStatus(batchId, now));
       return;
     }
     await this.side.unhalt(batchId);
@@ -252,11 +247,11 @@ export class Dispatcher {
     if (plan.count > 0 && row.task) {
       // A batch with its own Kubernetes workers gets a queue of its own (they take only its items).
       const queue = header.workers?.kubernetes ? batchQueueKey(batchId) : row.task;
-      const released = this.leases.release(batchId, queue, row.releaseCursor, plan.count, plan.leaseSize, now);
+      const released = await store.write(releaseLeases(batchId, queue, plan.count, plan.leaseSize, now));
       await this.enqueue(batchId, queue, row.task, header, released, row.running);
     }
-    store.sqlite.transaction(() => refreshStatus(store, batchId, now))();
-    const nextRetry = this.leases.nextRetryAt(batchId);
+    await store.write(refreshStatus(batchId, now));
+    const nextRetry = await store.read(nextRetryAt(batchId));
     const wake = [nextRetry, deadline].filter((t): t is number => t !== null).sort((a, b) => a - b)[0];
     if (wake !== undefined) this.wakeAt(batchId, Math.max(wake, now + 50));
   }
@@ -268,7 +263,7 @@ export class Dispatcher {
    * one gets its items near the front instead of behind the whole huge batch.
    */
   private async enqueue(batchId: string, queue: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[], runningBefore: number): Promise<void> {
-    released = this.failUnsendable(batchId, released);
+    released = await this.failUnsendable(batchId, released);
     if (released.length === 0) return;
     const token = this.o.tokenFor(batchId);
     const envTemplate = header.template?.env;
@@ -295,7 +290,7 @@ export class Dispatcher {
     } catch (err) {
       // Never delivered: hand the items back now (no attempt counted) rather than letting the
       // resync later take the missing leases for lost workers.
-      for (const lease of released) this.recovery.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
+      for (const lease of released) await this.recovery.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
       throw err;
     }
   }
@@ -306,7 +301,7 @@ export class Dispatcher {
    * stack, which would refuse the whole lease again on every wake-up. Returns the leases with
    * the items left to send.
    */
-  private failUnsendable(batchId: string, released: ReleasedLease[]): ReleasedLease[] {
+  private async failUnsendable(batchId: string, released: ReleasedLease[]): Promise<ReleasedLease[]> {
     const sendable: ReleasedLease[] = [];
     for (const lease of released) {
       const tooDeep = lease.items.filter((it) => nestsDeeperThan(it.input, JSON_DEPTH_CEILING));
@@ -315,7 +310,7 @@ export class Dispatcher {
         continue;
       }
       const error = `the item's input is nested deeper than ${JSON_DEPTH_CEILING} levels, so it cannot be handed to a worker; submit it again within FANOUT_MAX_JSON_DEPTH`;
-      this.reports.apply(batchId, lease.leaseId, tooDeep.map((it) => ({ i: it.index, a: it.attempt, outcome: 'failed' as const, nonRetriable: true, error })));
+      await this.o.store.write(applyReports(batchId, lease.leaseId, tooDeep.map((it) => ({ i: it.index, a: it.attempt, outcome: 'failed' as const, nonRetriable: true, error }))));
       this.o.logger.warn({ batchId, indexes: tooDeep.map((it) => it.index) }, 'items failed at dispatch: input nested too deep');
       const rest = lease.items.filter((it) => !tooDeep.includes(it));
       if (rest.length > 0) sendable.push({ ...lease, items: rest });
@@ -334,18 +329,21 @@ export class Dispatcher {
     return this.kubernetes.reconcile(row);
   }
 
-  private onReport(report: Report): void {
-    const result = this.reports.apply(report.batchId, report.leaseId, report.items);
+  private async onReport(report: Report): Promise<void> {
+    const result = await this.o.store.write(applyReports(report.batchId, report.leaseId, report.items));
     this.o.metrics?.observeReport(report.items, result);
     this.notify(report.batchId);
   }
 
-  private pollOutbox(): void {
-    if (this.stopped) return;
+  private async pollOutbox(): Promise<void> {
+    if (this.stopped || this.polling) return;
+    this.polling = true;
     try {
-      for (const id of takeOutbox(this.o.store)) this.notify(id);
+      for (const id of await this.o.store.write(takeOutbox())) this.notify(id);
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message }, 'outbox poll failed');
+    } finally {
+      this.polling = false;
     }
   }
 
@@ -360,11 +358,11 @@ export class Dispatcher {
       }
       if (this.kubernetes) {
         // Jobs of batches deleted by an API process that could not reach the cluster itself.
-        for (const id of this.kubernetes.batchesOnCluster()) if (!getBatchById(this.o.store, id)) this.notify(id);
+        for (const id of this.kubernetes.batchesOnCluster()) if (!(await this.o.store.read(getBatchById(id)))) this.notify(id);
       }
       const backlog = await this.recovery.reportBacklog();
       const now = Date.now();
-      for (const batchId of activeBatchIds(this.o.store)) {
+      for (const batchId of await this.o.store.read(activeBatchIds())) {
         if (backlog === 0) await this.recovery.checkLeases(batchId, now);
         this.notify(batchId);
       }

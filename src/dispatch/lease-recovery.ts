@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { activeBatchIds } from '../store/batch-queries.js';
-import type { StoreHandle } from '../store/db.js';
-import type { LeaseStore } from '../store/leases.js';
-import type { ReportStore } from '../store/reports.js';
+import type { Store } from '../store/store.js';
+import { leasesOf, markLeaseMissing } from '../store/leases.js';
+import { applyReports } from '../store/reports.js';
 import { getSetting, putSetting } from '../store/settings.js';
 import { epochKey, REPORT_QUEUE, type ItemReport } from '../runtimes/queue/protocol.js';
 import type { RedisSide } from './redis-side.js';
@@ -16,11 +16,9 @@ import type { RedisSide } from './redis-side.js';
  * Redis as a cache of work: docs/architecture.md#redis-is-a-cache.
  */
 export interface LeaseRecoveryDeps {
-  store: StoreHandle;
+  store: Store;
   redis: Redis;
   side: RedisSide;
-  leases: LeaseStore;
-  reports: ReportStore;
   prefix: string;
   logger: Logger;
   leaseMs: number;
@@ -39,20 +37,20 @@ export class LeaseRecovery {
    */
   async checkEpoch(): Promise<string[] | null> {
     const inRedis = await this.d.redis.get(epochKey(this.d.prefix));
-    const remembered = this.epoch ?? getSetting(this.d.store, 'redis-epoch');
+    const remembered = this.epoch ?? (await this.d.store.read(getSetting('redis-epoch')));
     if (inRedis !== null && inRedis === remembered) {
       this.epoch = inRedis;
       return null;
     }
     const fresh = randomBytes(8).toString('hex');
     let returned = 0;
-    const batches = activeBatchIds(this.d.store);
+    const batches = await this.d.store.read(activeBatchIds());
     for (const batchId of batches) {
-      for (const lease of this.d.leases.leasesOf(batchId)) {
-        returned += this.returnLease(lease.batchId, lease.id, JSON.parse(lease.outstanding) as [number, number][]);
+      for (const lease of await this.d.store.read(leasesOf(batchId))) {
+        returned += await this.returnLease(lease.batchId, lease.id, JSON.parse(lease.outstanding) as [number, number][]);
       }
     }
-    putSetting(this.d.store, 'redis-epoch', fresh);
+    await this.d.store.write(putSetting('redis-epoch', fresh));
     await this.d.redis.set(epochKey(this.d.prefix), fresh);
     this.epoch = fresh;
     if (remembered !== null) this.d.logger.warn({ returned }, 'redis lost its data: released outstanding items again');
@@ -60,9 +58,9 @@ export class LeaseRecovery {
   }
 
   /** Hands a lease's outstanding items back to pending without counting an attempt. */
-  returnLease(batchId: string, leaseId: string, outstanding: [number, number][]): number {
+  async returnLease(batchId: string, leaseId: string, outstanding: [number, number][]): Promise<number> {
     const items: ItemReport[] = outstanding.map(([i, a]) => ({ i, a, outcome: 'returned' }));
-    return this.d.reports.apply(batchId, leaseId, items).applied;
+    return (await this.d.store.write(applyReports(batchId, leaseId, items))).applied;
   }
 
   /** Reports waiting in Redis: while there are some, a lease missing from Redis may just be done. */
@@ -82,22 +80,22 @@ export class LeaseRecovery {
    *   since no worker ever failed them.
    */
   async checkLeases(batchId: string, now: number): Promise<void> {
-    for (const lease of this.d.leases.leasesOf(batchId)) {
+    for (const lease of await this.d.store.read(leasesOf(batchId))) {
       if (now - lease.createdAt < this.d.leaseMs) continue;
       const state = await this.d.side.workQueue(lease.task).getJobState(lease.id);
       const present = state !== 'unknown' && state !== 'failed' && state !== 'completed';
       if (present) {
-        if (lease.missingSince !== null) this.d.leases.markMissing(lease.id, null);
+        if (lease.missingSince !== null) await this.d.store.write(markLeaseMissing(lease.id, null));
         continue;
       }
       if (lease.missingSince === null) {
-        this.d.leases.markMissing(lease.id, now);
+        await this.d.store.write(markLeaseMissing(lease.id, now));
         continue;
       }
       if (now - lease.missingSince < this.d.resyncMs) continue;
       const outstanding = JSON.parse(lease.outstanding) as [number, number][];
       if (state !== 'failed') {
-        const returned = this.returnLease(batchId, lease.id, outstanding);
+        const returned = await this.returnLease(batchId, lease.id, outstanding);
         this.d.logger.warn({ batchId, leaseId: lease.id, returned }, 'lease never reached a worker or its report was lost: released again');
         continue;
       }
@@ -109,7 +107,7 @@ export class LeaseRecovery {
         error: 'the workers running this item were lost: its lease expired too often and was given up',
         finishedAt: now,
       }));
-      this.d.reports.apply(batchId, lease.id, items, now);
+      await this.d.store.write(applyReports(batchId, lease.id, items, now));
       this.d.logger.warn({ batchId, leaseId: lease.id, items: items.length }, 'lease lost');
     }
   }

@@ -1,17 +1,17 @@
 import type { Logger } from 'pino';
-import type { StoreHandle } from '../store/db.js';
-import { dueScheduleIds, pruneHistory, runDueSchedule, syncFinishedRuns } from '../store/schedule-runs.js';
+import type { Store } from '../store/store.js';
+import { anyFinishedRuns, dueScheduleIds, DuplicateTickError, pruneHistory, runDueSchedule, syncFinishedRuns } from '../store/schedule-runs.js';
 import type { DeletedBatch } from './forget-batches.js';
 
 /**
  * The schedule loop of a dispatcher. About every second it starts the due schedules' batches
- * (one transaction per schedule and tick: see runDueSchedule), notices batches of schedules
+ * (one write operation per schedule and tick: see runDueSchedule), notices batches of schedules
  * that finished, and prunes history beyond the limits. Any number of dispatchers may run it on
  * one database: the store decides which of them handles a tick, the others find nothing due.
  * See docs/architecture.md#schedules.
  */
 export interface SchedulerOptions {
-  store: StoreHandle;
+  store: Store;
   logger: Logger;
   /** wakes the dispatcher for a batch it started or cancelled */
   notify(batchId: string): void;
@@ -47,9 +47,13 @@ export class Scheduler {
     try {
       const now = (this.o.now ?? Date.now)();
       const touched = new Set<string>();
-      for (const id of dueScheduleIds(this.o.store, now)) {
+      for (const id of await this.o.store.read(dueScheduleIds(now))) {
         try {
-          const outcome = runDueSchedule(this.o.store, id, now);
+          const outcome = await this.o.store.write(runDueSchedule(id, now)).catch((err: unknown) => {
+            // Another dispatcher recorded this tick first: its run stands.
+            if (err instanceof DuplicateTickError) return null;
+            throw err;
+          });
           if (!outcome) continue;
           for (const b of outcome.cancelled) this.o.notify(b);
           if (outcome.started) this.o.notify(outcome.started);
@@ -59,9 +63,10 @@ export class Scheduler {
           this.o.logger.warn({ scheduleId: id, err: (err as Error).message }, 'schedule tick failed; retrying');
         }
       }
-      for (const id of syncFinishedRuns(this.o.store, now)) touched.add(id);
+      // Looked at with a read first: most passes find nothing finished.
+      if (await this.o.store.read(anyFinishedRuns())) for (const id of await this.o.store.write(syncFinishedRuns(now))) touched.add(id);
       for (const id of touched) {
-        const deleted = pruneHistory(this.o.store, id);
+        const deleted = await this.o.store.write(pruneHistory(id));
         if (deleted.length > 0) {
           this.o.logger.info({ scheduleId: id, deleted: deleted.map((d) => d.id) }, 'schedule history pruned');
           await this.o.forget(deleted);

@@ -3,7 +3,7 @@ import type { ItemReport } from '../runtimes/queue/protocol.js';
 import type { ApplyResult } from '../store/reports.js';
 
 export interface MetricSources {
-  batchesByPhase: () => { phase: string; n: number }[];
+  batchesByPhase: () => Promise<{ phase: string; n: number }[]>;
   queueDepth: () => Promise<number>;
   /** rejects when Redis cannot say which leases workers hold */
   queueBacklog: () => Promise<{ task: string; items: number }[]>;
@@ -36,9 +36,10 @@ export class Metrics {
       help: 'Batches by phase.',
       labelNames: ['phase'],
       registers,
-      collect() {
+      async collect() {
+        const counts = await sources.batchesByPhase();
         this.reset();
-        for (const { phase, n } of sources.batchesByPhase()) this.set({ phase }, n);
+        for (const { phase, n } of counts) this.set({ phase }, n);
       },
     });
     new Gauge({

@@ -52,7 +52,7 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
   }
   logger.info({ role, url: service.url, database: config.databasePath, redis: localRedis ? 'local redis-server' : 'REDIS_URL' }, 'fanout started');
   if (service.url) process.stderr.write(`fanout ${role}: listening on ${service.url}\n`);
-  if (service.url && !config.apiKey && !hasAnyApiKey(service.store)) {
+  if (service.url && !config.apiKey && !(await service.store.read(hasAnyApiKey()))) {
     process.stderr.write('fanout: no API key exists yet, so no client can authenticate: restart with FANOUT_API_KEY=<a secret of your choice>\n');
   }
   await new Promise(() => {});

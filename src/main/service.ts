@@ -8,11 +8,13 @@ import { batchTokens } from '../api/tokens.js';
 import type { Config } from '../config/config.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import { RedisSide } from '../dispatch/redis-side.js';
-import { countBatchesByPhase } from '../store/batch-queries.js';
+import { countBatchesByPhase, knownBatchTasks } from '../store/batch-queries.js';
 import { sweepAbandonedUploads } from '../store/batch-create.js';
-import { openStore, type StoreHandle } from '../store/db.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Store } from '../store/store.js';
 import { queueBacklogByTask } from '../store/queue-backlog.js';
 import { ensureApiKey, serverSecret } from '../store/tenants.js';
+import { backfillBatchWebhookSecrets } from '../store/webhook-endpoints.js';
 import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
 import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
@@ -38,7 +40,7 @@ export interface ServiceOptions {
 }
 
 export interface Service {
-  store: StoreHandle;
+  store: Store;
   url: string | null;
   dispatcher: Dispatcher | null;
   /** Stops every part within `ctx`'s drain time (unbounded without one); see docs/operations.md "Stopping". */
@@ -52,11 +54,12 @@ const TASK_REGISTRY_MAX_AGE_MS = 24 * 3600 * 1000;
 
 export async function startService(o: ServiceOptions): Promise<Service> {
   const { config, logger } = o;
-  const store = openStore(config.databasePath);
-  const swept = sweepAbandonedUploads(store);
+  const store: Store = openSqliteStore(config.databasePath);
+  const swept = await store.write(sweepAbandonedUploads());
   if (swept > 0) logger.warn({ swept }, 'removed uploads left unfinished by a previous run');
-  if (config.apiKey) ensureApiKey(store, config.apiKey);
-  const tokens = batchTokens(serverSecret(store));
+  if (config.apiKey) await store.write(ensureApiKey(config.apiKey));
+  await store.write(backfillBatchWebhookSecrets());
+  const tokens = batchTokens(await store.write(serverSecret()));
 
   // The API must answer while Redis is down: no offline queue, fail fast.
   const redis = new Redis(o.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
@@ -65,15 +68,14 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   const side = new RedisSide(redis, config.prefix);
   const { blobs, close: closeBlobs } = openBlobStore(config.blobs);
 
-  const knownTasksFromStore = () =>
-    store.sqlite.prepare('SELECT DISTINCT task FROM batches WHERE task IS NOT NULL').pluck().all() as string[];
   const metrics = new Metrics({
-    batchesByPhase: () => countBatchesByPhase(store),
-    queueDepth: () => side.queueDepth(knownTasksFromStore()),
+    batchesByPhase: () => store.read(countBatchesByPhase()),
+    queueDepth: async () => side.queueDepth(await store.read(knownBatchTasks())),
     async queueBacklog() {
       // The leases workers hold: BullMQ's active jobs (a lease's job id is the lease id).
-      const held = await Promise.all(knownTasksFromStore().map((task) => side.workQueue(task).getRanges(['active'], 0, -1)));
-      return queueBacklogByTask(store, held.flat());
+      const tasks = await store.read(knownBatchTasks());
+      const held = await Promise.all(tasks.map((task) => side.workQueue(task).getRanges(['active'], 0, -1)));
+      return store.read(queueBacklogByTask(held.flat()));
     },
   });
 
@@ -109,13 +111,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
         }
       },
       async ready() {
-        let storeOk = false;
-        try {
-          store.sqlite.prepare('SELECT 1').get();
-          storeOk = true;
-        } catch {
-          storeOk = false;
-        }
+        const storeOk = await store.ping().then(() => true, () => false);
         const redisOk = await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
         return { store: storeOk, redis: redisOk };
       },
@@ -167,7 +163,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       await settledBefore(side.close(), soonerOf(ctx.drain, 1000));
       if (!(await closeRedis(redis))) ctx.abandon({ redis: 'unreachable' });
       closeBlobs();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -1,56 +1,60 @@
-import { and, desc, eq, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
-import type { AnySQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { LabelRequirement } from '../domain/label-selector.js';
-import type { StoreHandle } from './db.js';
-import { batches, batchLabels, leases } from './schema.js';
+import { all, get, pluck, run, type Op } from './op.js';
+import { BATCH_COLUMNS, placeholders, type BatchRow } from './columns.js';
 
-export type BatchRow = typeof batches.$inferSelect;
+export type { BatchRow } from './columns.js';
 
 /** A visible batch of this tenant (uploads in progress are invisible), or undefined. */
-export function getBatch(store: StoreHandle, tenantId: string, id: string): BatchRow | undefined {
-  return store.db
-    .select()
-    .from(batches)
-    .where(and(eq(batches.id, id), eq(batches.tenantId, tenantId), ne(batches.state, 'uploading')))
-    .get();
+export function getBatch(tenantId: string, id: string): Op<BatchRow | undefined> {
+  return get<BatchRow>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ? AND tenant_id = ? AND state <> 'uploading'`, id, tenantId);
 }
 
 /** Any visible batch by id, for the dispatcher (which serves every tenant). */
-export function getBatchById(store: StoreHandle, id: string): BatchRow | undefined {
-  return store.db.select().from(batches).where(and(eq(batches.id, id), ne(batches.state, 'uploading'))).get();
+export function getBatchById(id: string): Op<BatchRow | undefined> {
+  return get<BatchRow>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ? AND state <> 'uploading'`, id);
 }
 
 /** A row-per-label table and the columns that tie it to its owner (batches, schedules). */
 export interface LabelTable {
-  table: SQLiteTable;
-  ownerId: AnySQLiteColumn;
-  key: AnySQLiteColumn;
-  value: AnySQLiteColumn;
+  table: string;
+  ownerId: string;
   /** the owner's id column in the outer query */
-  id: AnySQLiteColumn;
+  id: string;
 }
 
-const BATCH_LABELS: LabelTable = { table: batchLabels, ownerId: batchLabels.batchId, key: batchLabels.key, value: batchLabels.value, id: batches.id };
+const BATCH_LABELS: LabelTable = { table: 'batch_labels', ownerId: 'batch_id', id: 'batches.id' };
+
+/** A WHERE fragment with its parameters. */
+export interface Clause {
+  text: string;
+  params: unknown[];
+}
 
 /** Translates label requirements into EXISTS clauses over a label table (batch_labels by default). */
-export function selectorSql(reqs: LabelRequirement[], t: LabelTable = BATCH_LABELS): SQL[] {
+export function selectorSql(reqs: LabelRequirement[], t: LabelTable = BATCH_LABELS): Clause[] {
   return reqs.map((r) => {
-    const has = (values?: string[]) =>
+    const has = (values?: string[]): Clause =>
       values
-        ? sql`EXISTS (SELECT 1 FROM ${t.table} WHERE ${t.ownerId} = ${t.id} AND ${t.key} = ${r.key} AND ${inArray(t.value, values)})`
-        : sql`EXISTS (SELECT 1 FROM ${t.table} WHERE ${t.ownerId} = ${t.id} AND ${t.key} = ${r.key})`;
+        ? { text: `EXISTS (SELECT 1 FROM ${t.table} l WHERE l.${t.ownerId} = ${t.id} AND l.key = ? AND l.value IN (${placeholders(values.length)}))`, params: [r.key, ...values] }
+        : { text: `EXISTS (SELECT 1 FROM ${t.table} l WHERE l.${t.ownerId} = ${t.id} AND l.key = ?)`, params: [r.key] };
+    const not = (c: Clause): Clause => ({ text: `NOT ${c.text}`, params: c.params });
     switch (r.operator) {
       case 'In':
         return has(r.values);
       case 'NotIn':
         // Kubernetes: `notin` and `!=` also match objects without the key.
-        return sql`NOT ${has(r.values)}`;
+        return not(has(r.values));
       case 'Exists':
         return has();
       case 'DoesNotExist':
-        return sql`NOT ${has()}`;
+        return not(has());
     }
   });
+}
+
+/** Joins clauses with AND (at least one clause). */
+export function andClauses(clauses: Clause[]): Clause {
+  return { text: clauses.map((c) => c.text).join(' AND '), params: clauses.flatMap((c) => c.params) };
 }
 
 export interface ListQuery {
@@ -62,56 +66,61 @@ export interface ListQuery {
 }
 
 /** Batches newest first, filtered in SQL; returns one page and whether more follow. */
-export function listBatches(store: StoreHandle, tenantId: string, q: ListQuery): { rows: BatchRow[]; more: boolean } {
-  const where = [eq(batches.tenantId, tenantId), ne(batches.state, 'uploading'), ...selectorSql(q.selector)];
-  if (q.phase) where.push(eq(batches.phase, q.phase));
-  if (q.after) where.push(lt(batches.id, q.after));
-  const rows = store.db.select().from(batches).where(and(...where)).orderBy(desc(batches.id)).limit(q.limit + 1).all();
+export function* listBatches(tenantId: string, q: ListQuery): Op<{ rows: BatchRow[]; more: boolean }> {
+  const clauses: Clause[] = [{ text: "tenant_id = ? AND state <> 'uploading'", params: [tenantId] }, ...selectorSql(q.selector)];
+  if (q.phase) clauses.push({ text: 'phase = ?', params: [q.phase] });
+  if (q.after) clauses.push({ text: 'id < ?', params: [q.after] });
+  const where = andClauses(clauses);
+  const rows = yield* all<BatchRow>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE ${where.text} ORDER BY id DESC LIMIT ?`, ...where.params, q.limit + 1);
   return { rows: rows.slice(0, q.limit), more: rows.length > q.limit };
 }
 
 /** Ids of this tenant's batches matching a selector (for group delete). */
-export function selectBatchIds(store: StoreHandle, tenantId: string, selector: LabelRequirement[]): string[] {
-  return store.db
-    .select({ id: batches.id })
-    .from(batches)
-    .where(and(eq(batches.tenantId, tenantId), ne(batches.state, 'uploading'), ...selectorSql(selector)))
-    .all()
-    .map((r) => r.id);
+export function selectBatchIds(tenantId: string, selector: LabelRequirement[]): Op<string[]> {
+  const where = andClauses([{ text: "tenant_id = ? AND state <> 'uploading'", params: [tenantId] }, ...selectorSql(selector)]);
+  return pluck<string>(`SELECT id FROM batches WHERE ${where.text}`, ...where.params);
+}
+
+export interface DeletedBatch {
+  id: string;
+  task: string | null;
+  leaseIds: string[];
 }
 
 /**
  * Deletes batches with their items, attempts and leases (ON DELETE CASCADE) in one transaction.
  * Returns the deleted ids with the lease ids they still had in Redis, for cleanup there.
  */
-export function deleteBatches(store: StoreHandle, tenantId: string, ids: string[]): { id: string; task: string | null; leaseIds: string[] }[] {
-  if (ids.length === 0) return [];
-  return store.sqlite.transaction(() => {
-    const owned = store.db
-      .select({ id: batches.id, task: batches.task })
-      .from(batches)
-      .where(and(eq(batches.tenantId, tenantId), inArray(batches.id, ids)))
-      .all();
-    const result = owned.map((b) => ({
-      ...b,
-      leaseIds: store.db.select({ id: leases.id }).from(leases).where(eq(leases.batchId, b.id)).all().map((l) => l.id),
-    }));
-    if (owned.length > 0) store.db.delete(batches).where(inArray(batches.id, owned.map((b) => b.id))).run();
-    return result;
-  })();
+export function* deleteBatches(tenantId: string, ids: string[]): Op<DeletedBatch[]> {
+  const out: DeletedBatch[] = [];
+  // In slices: an IN list has a bound on its parameters (SQLite 32766, PostgreSQL 65535).
+  for (let k = 0; k < ids.length; k += 1000) {
+    const slice = ids.slice(k, k + 1000);
+    const owned = yield* all<{ id: string; task: string | null }>(
+      `SELECT id, task FROM batches WHERE tenant_id = ? AND id IN (${placeholders(slice.length)}) ORDER BY id`,
+      tenantId,
+      ...slice,
+    );
+    if (owned.length === 0) continue;
+    const marks = placeholders(owned.length);
+    const leaseRows = yield* all<{ id: string; batchId: string }>(`SELECT id, batch_id AS "batchId" FROM leases WHERE batch_id IN (${marks})`, ...owned.map((b) => b.id));
+    for (const b of owned) out.push({ ...b, leaseIds: leaseRows.filter((l) => l.batchId === b.id).map((l) => l.id) });
+    yield* run(`DELETE FROM batches WHERE id IN (${marks})`, ...owned.map((b) => b.id));
+  }
+  return out;
 }
 
 /** Batches the dispatcher must keep reconciling. */
-export function activeBatchIds(store: StoreHandle): string[] {
-  return store.db.select({ id: batches.id }).from(batches).where(eq(batches.state, 'active')).all().map((r) => r.id);
+export function activeBatchIds(): Op<string[]> {
+  return pluck<string>("SELECT id FROM batches WHERE state = 'active'");
 }
 
 /** Count of visible batches per phase, for /metrics. */
-export function countBatchesByPhase(store: StoreHandle): { phase: string; n: number }[] {
-  return store.db
-    .select({ phase: batches.phase, n: sql<number>`count(*)` })
-    .from(batches)
-    .where(ne(batches.state, 'uploading'))
-    .groupBy(batches.phase)
-    .all();
+export function countBatchesByPhase(): Op<{ phase: string; n: number }[]> {
+  return all<{ phase: string; n: number }>("SELECT phase, count(*) AS n FROM batches WHERE state <> 'uploading' GROUP BY phase");
+}
+
+/** Task names of visible batches (metrics label their queues by task). */
+export function knownBatchTasks(): Op<string[]> {
+  return pluck<string>('SELECT DISTINCT task FROM batches WHERE task IS NOT NULL');
 }

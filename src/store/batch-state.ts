@@ -1,13 +1,12 @@
-import { eq } from 'drizzle-orm';
 import { deriveStatus, isFinalPhase, statusChanged, type BatchDecisions, type Condition, type Phase } from '../domain/batch-status.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
-import type { StoreHandle } from './db.js';
-import type { BatchRow } from './batch-queries.js';
-import { batches } from './schema.js';
+import { get, run, type Op } from './op.js';
+import { BATCH_COLUMNS, type BatchRow } from './columns.js';
 import { recordBatchFinished } from './webhook-events.js';
+import { indexSets } from './item-queries.js';
 
 /**
- * Helpers used inside the transactions that change a batch: counters move with the items they
+ * Helpers used inside the operations that change a batch: counters move with the items they
  * count (same transaction), and the phase is re-derived from decisions + counters afterwards.
  * The batch state machine: docs/architecture.md#batch-state-machine.
  */
@@ -35,82 +34,98 @@ export function parseHeader(row: BatchRow): BatchHeader {
   return JSON.parse(row.spec) as BatchHeader;
 }
 
+/**
+ * The batch row, locked until the operation commits (PostgreSQL: FOR UPDATE; SQLite's write
+ * transaction holds the whole file already). Every read-modify-write of a batch's decisions or
+ * status reads it this way, so two writers never both act on the same old row.
+ */
+export function lockBatch(id: string): Op<BatchRow | undefined> {
+  const text = `SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ? AND state <> 'uploading'`;
+  return get<BatchRow>({ sqlite: text, postgres: `${text} FOR UPDATE` }, id);
+}
+
 export type CounterName = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type CounterDelta = Partial<Record<CounterName, number>>;
 
-/** Moves item counters by `delta` (call in the transaction that moved the items). */
-export function bumpCounters(store: StoreHandle, batchId: string, delta: CounterDelta): void {
+/** Moves item counters by `delta` (in the operation that moved the items). */
+export function* bumpCounters(batchId: string, delta: CounterDelta): Op<void> {
   const names = Object.keys(delta).filter((k) => delta[k as CounterName]) as CounterName[];
   if (names.length === 0) return;
   const set = names.map((n) => `${n} = ${n} + ?`).join(', ');
-  store.sqlite.prepare(`UPDATE batches SET ${set} WHERE id = ?`).run(...names.map((n) => delta[n]), batchId);
+  yield* run(`UPDATE batches SET ${set} WHERE id = ?`, ...names.map((n) => delta[n]), batchId);
 }
 
 /**
  * Re-derives phase and conditions from the stored decisions and counters and writes them only
- * when they changed. Returns the phase. Call inside a transaction.
+ * when they changed. Returns the phase.
  */
-export function refreshStatus(store: StoreHandle, batchId: string, now: number): { phase: Phase; changed: boolean } {
-  const row = store.db.select().from(batches).where(eq(batches.id, batchId)).get();
+export function* refreshStatus(batchId: string, now: number): Op<{ phase: Phase; changed: boolean }> {
+  const row = yield* lockBatch(batchId);
   if (!row) return { phase: 'Cancelled', changed: false };
   const stored = parseStatus(row);
   const previous = { phase: row.phase as Phase, conditions: stored.conditions, startTime: stored.startTime, completionTime: stored.completionTime };
-  const next = deriveStatus({
-    decisions: parseDecisions(row),
-    counts: { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled },
-    previous,
-    now: new Date(now).toISOString(),
-  });
+  const counts = { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled };
+  const next = deriveStatus({ decisions: parseDecisions(row), counts, previous, now: new Date(now).toISOString() });
   if (!statusChanged(previous, next)) return { phase: next.phase, changed: false };
   const status: StoredStatus = { ...stored, conditions: next.conditions, startTime: next.startTime, completionTime: next.completionTime };
-  store.db
-    .update(batches)
-    .set({ phase: next.phase, status: JSON.stringify(status), state: isFinalPhase(next.phase) ? 'final' : 'active', updatedAt: now })
-    .where(eq(batches.id, batchId))
-    .run();
+  if (isFinalPhase(next.phase)) {
+    // A final batch's index sets no longer move: computed once here, so reads need not scan.
+    Object.assign(status, yield* indexSets(batchId), { indexesKey: `${row.succeeded},${row.failed},${row.cancelled}`, indexesComputedAt: now });
+  }
+  yield* run(
+    'UPDATE batches SET phase = ?, status = ?, state = ?, updated_at = ? WHERE id = ?',
+    next.phase,
+    JSON.stringify(status),
+    isFinalPhase(next.phase) ? 'final' : 'active',
+    now,
+    batchId,
+  );
   // The webhook event commits with the final transition it reports (at least once, never lost).
   if (isFinalPhase(next.phase) && !isFinalPhase(previous.phase)) {
-    recordBatchFinished(store, {
-      id: row.id,
-      tenantId: row.tenantId,
-      spec: row.spec,
-      phase: next.phase,
-      counts: { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled },
-      startTime: next.startTime,
-      completionTime: next.completionTime,
-    }, now);
+    yield* recordBatchFinished(
+      { id: row.id, tenantId: row.tenantId, spec: row.spec, phase: next.phase, counts, startTime: next.startTime, completionTime: next.completionTime },
+      now,
+    );
   }
   return { phase: next.phase, changed: true };
 }
 
 /** Writes new decisions for a batch (a halt, a suspend flag). */
-export function writeDecisions(store: StoreHandle, batchId: string, decisions: BatchDecisions, now: number): void {
-  store.db.update(batches).set({ decisions: JSON.stringify(decisions), updatedAt: now }).where(eq(batches.id, batchId)).run();
+export function* writeDecisions(batchId: string, decisions: BatchDecisions, now: number): Op<void> {
+  yield* run('UPDATE batches SET decisions = ?, updated_at = ? WHERE id = ?', JSON.stringify(decisions), now, batchId);
 }
 
 /**
  * Ends every not-yet-final item of a batch as cancelled and forgets its leases: what a cancel,
  * a FailBatch rule, maxFailedItems or a deadline does to the rest of the batch.
  */
-export function cancelOpenItems(store: StoreHandle, batchId: string, now: number): void {
-  const moved = store.sqlite
-    .prepare(
-      `UPDATE items SET status = 'cancelled', lease_id = NULL, finished_at = ?
-        WHERE batch_id = ? AND status IN ('pending', 'running')`,
-    )
-    .run(now, batchId).changes;
-  if (moved > 0) {
-    store.sqlite
-      .prepare('UPDATE batches SET cancelled = cancelled + pending + running, pending = 0, running = 0 WHERE id = ?')
-      .run(batchId);
-  }
-  store.sqlite.prepare('DELETE FROM leases WHERE batch_id = ?').run(batchId);
+export function* cancelOpenItems(batchId: string, now: number): Op<void> {
+  const moved = yield* run(
+    `UPDATE items SET status = 'cancelled', lease_id = NULL, finished_at = ? WHERE batch_id = ? AND status IN ('pending', 'running')`,
+    now,
+    batchId,
+  );
+  if (moved > 0) yield* run('UPDATE batches SET cancelled = cancelled + pending + running, pending = 0, running = 0 WHERE id = ?', batchId);
+  yield* run('DELETE FROM leases WHERE batch_id = ?', batchId);
 }
 
 /** Records a halt decision (Failed or Cancelled) and cancels what is still open. */
-export function haltBatch(store: StoreHandle, row: BatchRow, halt: NonNullable<BatchDecisions['halt']>, now: number): void {
+export function* haltBatch(row: BatchRow, halt: NonNullable<BatchDecisions['halt']>, now: number): Op<void> {
   const decisions = parseDecisions(row);
   if (decisions.halt) return;
-  writeDecisions(store, row.id, { ...decisions, halt }, now);
-  cancelOpenItems(store, row.id, now);
+  yield* writeDecisions(row.id, { ...decisions, halt }, now);
+  yield* cancelOpenItems(row.id, now);
+}
+
+/**
+ * Fails an active batch for a reason found outside any report (its deadline passed, Kubernetes
+ * refused an object, its workers failed): open items cancelled, the phase re-derived. Nothing
+ * when it is no longer active or already halted. Returns whether it halted the batch.
+ */
+export function* failBatch(batchId: string, reason: string, message: string, now: number): Op<boolean> {
+  const row = yield* lockBatch(batchId);
+  if (!row || row.state !== 'active' || parseDecisions(row).halt) return false;
+  yield* haltBatch(row, { phase: 'Failed', reason, message, at: new Date(now).toISOString() }, now);
+  yield* refreshStatus(batchId, now);
+  return true;
 }

@@ -1,66 +1,61 @@
-import { and, asc, eq, gt, inArray } from 'drizzle-orm';
 import { IndexRangeBuilder } from '../domain/index-ranges.js';
-import type { StoreHandle } from './db.js';
-import { attempts, items } from './schema.js';
+import { all, get, pluck, type Op } from './op.js';
+import { ATTEMPT_COLUMNS, ITEM_COLUMNS, placeholders, type AttemptRow, type ItemRow } from './columns.js';
 
-export type ItemRow = typeof items.$inferSelect;
-export type AttemptRow = typeof attempts.$inferSelect;
-export type ItemStatus = ItemRow['status'];
+export type { AttemptRow, ItemRow, ItemStatus } from './columns.js';
 
 /** One page of items in index order, optionally of one status. */
-export function listItems(
-  store: StoreHandle,
-  batchId: string,
-  q: { status?: ItemStatus; limit: number; afterIndex?: number },
-): { rows: ItemRow[]; more: boolean } {
-  const where = [eq(items.batchId, batchId)];
-  if (q.status) where.push(eq(items.status, q.status));
-  if (q.afterIndex !== undefined) where.push(gt(items.idx, q.afterIndex));
-  const rows = store.db.select().from(items).where(and(...where)).orderBy(asc(items.idx)).limit(q.limit + 1).all();
+export function* listItems(batchId: string, q: { status?: ItemRow['status']; limit: number; afterIndex?: number }): Op<{ rows: ItemRow[]; more: boolean }> {
+  let where = 'batch_id = ?';
+  const params: unknown[] = [batchId];
+  if (q.status) {
+    where += ' AND status = ?';
+    params.push(q.status);
+  }
+  if (q.afterIndex !== undefined) {
+    where += ' AND idx > ?';
+    params.push(q.afterIndex);
+  }
+  const rows = yield* all<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE ${where} ORDER BY idx LIMIT ?`, ...params, q.limit + 1);
   return { rows: rows.slice(0, q.limit), more: rows.length > q.limit };
 }
 
-export function getItem(store: StoreHandle, batchId: string, index: number): ItemRow | undefined {
-  return store.db.select().from(items).where(and(eq(items.batchId, batchId), eq(items.idx, index))).get();
+export function getItem(batchId: string, index: number): Op<ItemRow | undefined> {
+  return get<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE batch_id = ? AND idx = ?`, batchId, index);
 }
 
-export function listAttempts(store: StoreHandle, batchId: string, indexes: number[]): AttemptRow[] {
+export function* listAttempts(batchId: string, indexes: number[]): Op<AttemptRow[]> {
   if (indexes.length === 0) return [];
-  return store.db
-    .select()
-    .from(attempts)
-    .where(and(eq(attempts.batchId, batchId), inArray(attempts.idx, indexes)))
-    .orderBy(asc(attempts.idx), asc(attempts.attempt))
-    .all();
+  return yield* all<AttemptRow>(
+    `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE batch_id = ? AND idx IN (${placeholders(indexes.length)}) ORDER BY idx, attempt`,
+    batchId,
+    ...indexes,
+  );
 }
+
+export type ResultRow = Pick<ItemRow, 'idx' | 'customId' | 'status' | 'result' | 'resultBlob' | 'error' | 'reason'> & { attemptCount: number };
 
 /**
- * Pages of result rows in index order. Pages, not one iterator: an open better-sqlite3 iterator
- * would keep the connection busy for as long as a slow client downloads.
+ * One page of result rows in index order, after index `after`. Read page by page, each in its
+ * own read: an open cursor would hold a connection for as long as a slow client downloads.
  */
-export function* resultPages(store: StoreHandle, batchId: string, pageSize = 2000): Generator<(ItemRow & { attemptCount: number })[]> {
-  const page = store.sqlite.prepare(
-    `SELECT i.idx, i.custom_id AS customId, i.status, i.result, i.result_blob AS resultBlob, i.error, i.reason,
-            (SELECT count(*) FROM attempts a WHERE a.batch_id = i.batch_id AND a.idx = i.idx) AS attemptCount
+export function resultPage(batchId: string, after: number, pageSize: number): Op<ResultRow[]> {
+  return all<ResultRow>(
+    `SELECT i.idx, i.custom_id AS "customId", i.status, i.result, i.result_blob AS "resultBlob", i.error, i.reason,
+            (SELECT count(*) FROM attempts a WHERE a.batch_id = i.batch_id AND a.idx = i.idx) AS "attemptCount"
        FROM items i WHERE i.batch_id = ? AND i.idx > ? ORDER BY i.idx LIMIT ?`,
+    batchId,
+    after,
+    pageSize,
   );
-  let after = -1;
-  for (;;) {
-    const rows = page.all(batchId, after, pageSize) as (ItemRow & { attemptCount: number })[];
-    if (rows.length === 0) return;
-    yield rows;
-    after = rows[rows.length - 1].idx;
-    if (rows.length < pageSize) return;
-  }
 }
 
 /** completedIndexes / failedIndexes in interval notation, from one ordered index scan each. */
-export function indexSets(store: StoreHandle, batchId: string): { completedIndexes: string; failedIndexes: string } {
-  const scan = store.sqlite.prepare('SELECT idx FROM items WHERE batch_id = ? AND status = ? ORDER BY idx').pluck();
-  const build = (status: string) => {
+export function* indexSets(batchId: string): Op<{ completedIndexes: string; failedIndexes: string }> {
+  const build = function* (status: string): Op<string> {
     const b = new IndexRangeBuilder();
-    for (const idx of scan.iterate(batchId, status) as Iterable<number>) b.add(idx);
+    for (const idx of yield* pluck<number>('SELECT idx FROM items WHERE batch_id = ? AND status = ? ORDER BY idx', batchId, status)) b.add(idx);
     return b.toString();
   };
-  return { completedIndexes: build('succeeded'), failedIndexes: build('failed') };
+  return { completedIndexes: yield* build('succeeded'), failedIndexes: yield* build('failed') };
 }

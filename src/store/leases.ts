@@ -1,8 +1,9 @@
-import type { StoreHandle } from './db.js';
+import { all, run, value, type Op } from './op.js';
+import { lockBatch, parseDecisions } from './batch-state.js';
 
 /**
  * Releasing items to workers. A release moves pending items to `running` with a new attempt
- * number and records the lease range they travel in, all in one transaction; only after it
+ * number and records the lease range they travel in, all in one operation; only after it
  * commits does the dispatcher add the lease to Redis. A crash in between leaves a lease the
  * resync finds missing from Redis and releases again, so nothing is lost.
  * Leases and attempts: docs/architecture.md#leases-and-attempts.
@@ -35,89 +36,107 @@ export function leaseIdFor(batchId: string, first: { index: number; attempt: num
   return `${batchId}.${first.index}.${first.attempt}`;
 }
 
-export class LeaseStore {
-  private readonly retryReady;
-  private readonly fresh;
-  private readonly markRunning;
-  private readonly markRangeRunning;
-  private readonly insertLease;
-  private readonly moveCounters;
+// Items that ran before (retries, returned items) wait in the partial index items_retry; SQLite
+// is told to use it (its planner may otherwise scan the primary key of a huge batch).
+const RETRY_READY = {
+  sqlite: `SELECT idx, attempt, input FROM items INDEXED BY items_retry
+            WHERE batch_id = ? AND status = 'pending' AND attempt > 0 AND not_before <= ? ORDER BY not_before, idx LIMIT ?`,
+  postgres: `SELECT idx, attempt, input FROM items
+              WHERE batch_id = ? AND status = 'pending' AND attempt > 0 AND not_before <= ? ORDER BY not_before, idx LIMIT ?`,
+};
 
-  constructor(private readonly store: StoreHandle) {
-    const s = store.sqlite;
-    // Items that ran before (retries, returned items) wait in the partial index items_retry;
-    // items never released sit at or after the batch's release cursor, in index order.
-    this.retryReady = s.prepare(
-      `SELECT idx, attempt, input FROM items INDEXED BY items_retry
-        WHERE batch_id = ? AND status = 'pending' AND attempt > 0 AND not_before <= ? ORDER BY not_before, idx LIMIT ?`,
+/**
+ * Releases up to `max` ready items of a batch in leases of at most `leaseSize` items: retries
+ * first, then items never released, from the batch's release cursor on, in index order.
+ * Releases nothing from a batch no longer active, halted or suspended.
+ */
+export function* releaseLeases(batchId: string, task: string, max: number, leaseSize: number, now: number): Op<ReleasedLease[]> {
+  // Locked first, like every operation that moves a batch's items: a cancel committed meanwhile
+  // is seen here, and never overwritten by the range UPDATE below.
+  const batch = yield* lockBatch(batchId);
+  if (!batch || batch.state !== 'active') return [];
+  const decisions = parseDecisions(batch);
+  if (decisions.halt || decisions.suspended) return [];
+  const releaseCursor = batch.releaseCursor;
+  const rows = yield* all<PendingRow>(RETRY_READY, batchId, now, max);
+  let cursor = releaseCursor;
+  if (rows.length < max) {
+    const fresh = yield* all<PendingRow>(
+      `SELECT idx, attempt, input FROM items WHERE batch_id = ? AND idx >= ? AND status = 'pending' ORDER BY idx LIMIT ?`,
+      batchId,
+      releaseCursor,
+      max - rows.length,
     );
-    this.fresh = s.prepare(`SELECT idx, attempt, input FROM items WHERE batch_id = ? AND idx >= ? AND status = 'pending' ORDER BY idx LIMIT ?`);
-    this.markRunning = s.prepare(`UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx = ?`);
-    this.markRangeRunning = s.prepare(`UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx BETWEEN ? AND ?`);
-    this.insertLease = s.prepare('INSERT INTO leases (id, batch_id, task, outstanding, created_at) VALUES (?, ?, ?, ?, ?)');
-    this.moveCounters = s.prepare('UPDATE batches SET pending = pending - ?, running = running + ?, release_cursor = max(release_cursor, ?) WHERE id = ?');
+    if (fresh.length > 0) cursor = fresh[fresh.length - 1].idx + 1;
+    // not push(...fresh): spreading more than ~120,000 rows overflows the call stack
+    for (const row of fresh) rows.push(row);
   }
-
-  /**
-   * Releases up to `max` ready items of a batch in leases of at most `leaseSize` items.
-   * Call only for an active batch that is neither halted nor suspended.
-   */
-  release(batchId: string, task: string, releaseCursor: number, max: number, leaseSize: number, now: number): ReleasedLease[] {
-    return this.store.sqlite.transaction(() => {
-      const rows = this.retryReady.all(batchId, now, max) as PendingRow[];
-      let cursor = releaseCursor;
-      if (rows.length < max) {
-        const fresh = this.fresh.all(batchId, releaseCursor, max - rows.length) as PendingRow[];
-        if (fresh.length > 0) cursor = fresh[fresh.length - 1].idx + 1;
-        // not push(...fresh): spreading more than ~120,000 rows overflows the call stack
-        for (const row of fresh) rows.push(row);
+  const out: ReleasedLease[] = [];
+  for (let k = 0; k < rows.length; k += leaseSize) {
+    const chunk = rows.slice(k, k + leaseSize).map((r) => ({ index: r.idx, attempt: r.attempt + 1, input: r.input }));
+    const leaseId = leaseIdFor(batchId, chunk[0]);
+    const first = chunk[0];
+    const last = chunk[chunk.length - 1];
+    // Consecutive indexes with one attempt number (fresh items: the usual case): one range
+    // UPDATE. The rows between first and last are exactly the ones just read (idx is the key).
+    if (last.index - first.index === chunk.length - 1 && chunk.every((c, j) => c.index === first.index + j && c.attempt === first.attempt)) {
+      yield* run(
+        `UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx BETWEEN ? AND ?`,
+        first.attempt,
+        leaseId,
+        now,
+        batchId,
+        first.index,
+        last.index,
+      );
+    } else {
+      for (const item of chunk) {
+        yield* run(`UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx = ?`, item.attempt, leaseId, now, batchId, item.index);
       }
-      const out: ReleasedLease[] = [];
-      for (let k = 0; k < rows.length; k += leaseSize) {
-        const chunk = rows.slice(k, k + leaseSize).map((r) => ({ index: r.idx, attempt: r.attempt + 1, input: r.input }));
-        const leaseId = leaseIdFor(batchId, chunk[0]);
-        const first = chunk[0];
-        const last = chunk[chunk.length - 1];
-        // Consecutive indexes with one attempt number (fresh items: the usual case): one range
-        // UPDATE. The rows between first and last are exactly the ones just read (idx is the key).
-        if (last.index - first.index === chunk.length - 1 && chunk.every((c, j) => c.index === first.index + j && c.attempt === first.attempt)) {
-          this.markRangeRunning.run(first.attempt, leaseId, now, batchId, first.index, last.index);
-        } else {
-          for (const item of chunk) this.markRunning.run(item.attempt, leaseId, now, batchId, item.index);
-        }
-        this.insertLease.run(leaseId, batchId, task, JSON.stringify(chunk.map((c) => [c.index, c.attempt])), now);
-        out.push({ leaseId, items: chunk });
-      }
-      if (rows.length > 0) this.moveCounters.run(rows.length, rows.length, cursor, batchId);
-      return out;
-    })();
+    }
+    yield* run(
+      'INSERT INTO leases (id, batch_id, task, outstanding, created_at) VALUES (?, ?, ?, ?, ?)',
+      leaseId,
+      batchId,
+      task,
+      JSON.stringify(chunk.map((c) => [c.index, c.attempt])),
+      now,
+    );
+    out.push({ leaseId, items: chunk });
   }
+  if (rows.length > 0) {
+    yield* run(
+      'UPDATE batches SET pending = pending - ?, running = running + ?, release_cursor = CASE WHEN release_cursor > ? THEN release_cursor ELSE ? END WHERE id = ?',
+      rows.length,
+      rows.length,
+      cursor,
+      cursor,
+      batchId,
+    );
+  }
+  return out;
+}
 
-  /** Earliest time a waiting retry becomes ready, or null. */
-  nextRetryAt(batchId: string): number | null {
-    const row = this.store.sqlite
-      .prepare(`SELECT min(not_before) AS t FROM items INDEXED BY items_retry WHERE batch_id = ? AND status = 'pending' AND attempt > 0`)
-      .get(batchId) as { t: number | null };
-    return row.t;
-  }
+/** Earliest time a waiting retry becomes ready, or null. */
+export function* nextRetryAt(batchId: string): Op<number | null> {
+  const text = `SELECT min(not_before) AS t FROM items WHERE batch_id = ? AND status = 'pending' AND attempt > 0`;
+  return (yield* value<number | null>({ sqlite: text.replace('FROM items', 'FROM items INDEXED BY items_retry'), postgres: text }, batchId)) ?? null;
+}
 
-  /** Leases of the given batches (the resync's view of what should be in Redis). */
-  leasesOf(batchId: string): LeaseRow[] {
-    return this.store.sqlite
-      .prepare('SELECT id, batch_id AS batchId, task, outstanding, created_at AS createdAt, missing_since AS missingSince FROM leases WHERE batch_id = ?')
-      .all(batchId) as LeaseRow[];
-  }
+/** Leases of a batch (the resync's view of what should be in Redis). */
+export function leasesOf(batchId: string): Op<LeaseRow[]> {
+  return all<LeaseRow>('SELECT id, batch_id AS "batchId", task, outstanding, created_at AS "createdAt", missing_since AS "missingSince" FROM leases WHERE batch_id = ?', batchId);
+}
 
-  markMissing(leaseId: string, since: number | null): void {
-    this.store.sqlite.prepare('UPDATE leases SET missing_since = ? WHERE id = ?').run(since, leaseId);
-  }
+export function* markLeaseMissing(leaseId: string, since: number | null): Op<void> {
+  yield* run('UPDATE leases SET missing_since = ? WHERE id = ?', since, leaseId);
+}
 
-  /** Removes reported [index, attempt] pairs from a lease; deletes it once nothing is outstanding. */
-  settle(leaseId: string, reported: Set<string>): void {
-    const row = this.store.sqlite.prepare('SELECT outstanding FROM leases WHERE id = ?').get(leaseId) as { outstanding: string } | undefined;
-    if (!row) return;
-    const left = (JSON.parse(row.outstanding) as [number, number][]).filter(([i, a]) => !reported.has(`${i}.${a}`));
-    if (left.length === 0) this.store.sqlite.prepare('DELETE FROM leases WHERE id = ?').run(leaseId);
-    else this.store.sqlite.prepare('UPDATE leases SET outstanding = ? WHERE id = ?').run(JSON.stringify(left), leaseId);
-  }
+/** Removes reported [index, attempt] pairs from a lease; deletes it once nothing is outstanding. */
+export function* settleLease(leaseId: string, reported: Set<string>): Op<void> {
+  const outstanding = yield* value<string>('SELECT outstanding FROM leases WHERE id = ?', leaseId);
+  if (outstanding === undefined) return;
+  const left = (JSON.parse(outstanding) as [number, number][]).filter(([i, a]) => !reported.has(`${i}.${a}`));
+  if (left.length === 0) yield* run('DELETE FROM leases WHERE id = ?', leaseId);
+  else yield* run('UPDATE leases SET outstanding = ? WHERE id = ?', JSON.stringify(left), leaseId);
 }

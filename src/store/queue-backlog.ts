@@ -1,4 +1,4 @@
-import type { StoreHandle } from './db.js';
+import { all, dialect, type Op } from './op.js';
 
 export interface TaskBacklog {
   task: string;
@@ -26,26 +26,31 @@ export interface TaskBacklog {
  * task with a visible batch gets a row, 0 when nothing waits, so a scaler sees the backlog drop
  * to 0 rather than vanish.
  */
-export function queueBacklogByTask(store: StoreHandle, leasesTaken: Iterable<string>): TaskBacklog[] {
-  return store.sqlite
-    .prepare(
-      `WITH releasable AS (
-         SELECT id, task, pending FROM batches
-          WHERE task IS NOT NULL AND state = 'active' AND phase IN ('Pending', 'Running')
-            AND json_extract(spec, '$.workers') IS NULL
-       ),
-       waiting AS (
-         SELECT b.task, sum(json_array_length(l.outstanding)) AS n
-           FROM leases l JOIN releasable b ON b.id = l.batch_id
-          WHERE l.task = b.task AND l.id NOT IN (SELECT value FROM json_each(?))
-          GROUP BY b.task
-       ),
-       pending AS (SELECT task, sum(pending) AS n FROM releasable GROUP BY task)
-       SELECT t.task AS task, coalesce(p.n, 0) + coalesce(w.n, 0) AS items
-         FROM (SELECT DISTINCT task FROM batches WHERE task IS NOT NULL AND state != 'uploading') t
-         LEFT JOIN pending p ON p.task = t.task
-         LEFT JOIN waiting w ON w.task = t.task
-        ORDER BY t.task`,
-    )
-    .all(JSON.stringify([...leasesTaken])) as TaskBacklog[];
+const backlogSql = (d: { workersUnset: string; leaseItems: string; notTaken: string }) => `WITH releasable AS (
+    SELECT id, task, pending FROM batches
+     WHERE task IS NOT NULL AND state = 'active' AND phase IN ('Pending', 'Running') AND ${d.workersUnset}
+  ),
+  waiting AS (
+    SELECT b.task, sum(${d.leaseItems}) AS n
+      FROM leases l JOIN releasable b ON b.id = l.batch_id
+     WHERE l.task = b.task AND ${d.notTaken}
+     GROUP BY b.task
+  ),
+  pending AS (SELECT task, sum(pending) AS n FROM releasable GROUP BY task)
+  SELECT t.task AS task, coalesce(p.n, 0) + coalesce(w.n, 0) AS items
+    FROM (SELECT DISTINCT task FROM batches WHERE task IS NOT NULL AND state <> 'uploading') t
+    LEFT JOIN pending p ON p.task = t.task
+    LEFT JOIN waiting w ON w.task = t.task
+   ORDER BY t.task`;
+
+const BACKLOG = {
+  sqlite: backlogSql({ workersUnset: "json_extract(spec, '$.workers') IS NULL", leaseItems: 'json_array_length(l.outstanding)', notTaken: 'l.id NOT IN (SELECT value FROM json_each(?))' }),
+  postgres: backlogSql({ workersUnset: "(spec::jsonb -> 'workers') IS NULL", leaseItems: 'jsonb_array_length(l.outstanding::jsonb)', notTaken: 'NOT (l.id = ANY(?::text[]))' }),
+};
+
+export function* queueBacklogByTask(leasesTaken: Iterable<string>): Op<TaskBacklog[]> {
+  const taken = [...leasesTaken];
+  // The leases workers hold: a JSON array for SQLite's json_each, a text[] for PostgreSQL.
+  const param = (yield* dialect()) === 'sqlite' ? JSON.stringify(taken) : taken;
+  return yield* all<TaskBacklog>(BACKLOG, param);
 }

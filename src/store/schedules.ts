@@ -1,19 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { and, desc, eq, lt } from 'drizzle-orm';
 import type { LabelRequirement } from '../domain/label-selector.js';
 import { SCHEDULE_LABEL, type ScheduleSpec } from '../domain/schedule-spec.js';
 import { nextTick } from '../domain/schedule-time.js';
-import type { StoreHandle } from './db.js';
-import { selectorSql } from './batch-queries.js';
-import { scheduleLabels, scheduleRuns, schedules } from './schema.js';
+import { all, get, pluck, run, type Op } from './op.js';
+import { andClauses, selectorSql, type Clause } from './batch-queries.js';
+import { SCHEDULE_COLUMNS, SCHEDULE_RUN_COLUMNS, type ScheduleRow, type ScheduleRunRow } from './columns.js';
 
 /**
  * Schedules as stored: create, read, list by label selector, update (a changed cron, time zone
  * or suspend recomputes next_run_at), delete. Running them is in schedule-runs.ts.
  */
 
-export type ScheduleRow = typeof schedules.$inferSelect;
-export type ScheduleRunRow = typeof scheduleRuns.$inferSelect;
+export type { ScheduleRow, ScheduleRunRow } from './columns.js';
 
 /** What a schedule's runs left behind, kept in its `status` column. */
 export interface ScheduleStatus {
@@ -56,71 +54,68 @@ export function nextRunOf(spec: ScheduleSpec, now: number): number | null {
   return spec.suspend ? null : nextTick(spec.schedule, spec.timeZone, now);
 }
 
-function writeLabels(store: StoreHandle, id: string, labels: Record<string, string> | undefined): void {
-  store.db.delete(scheduleLabels).where(eq(scheduleLabels.scheduleId, id)).run();
-  const entries = Object.entries(labels ?? {});
-  if (entries.length > 0) store.db.insert(scheduleLabels).values(entries.map(([key, value]) => ({ scheduleId: id, key, value }))).run();
+function* writeLabels(id: string, labels: Record<string, string> | undefined): Op<void> {
+  yield* run('DELETE FROM schedule_labels WHERE schedule_id = ?', id);
+  for (const [key, value] of Object.entries(labels ?? {})) yield* run('INSERT INTO schedule_labels (schedule_id, key, value) VALUES (?, ?, ?)', id, key, value);
 }
 
-export function createSchedule(store: StoreHandle, tenantId: string, spec: ScheduleSpec, now = Date.now()): ScheduleRow {
+export function* createSchedule(tenantId: string, spec: ScheduleSpec, now = Date.now()): Op<ScheduleRow> {
   const id = newScheduleId(now);
-  return store.sqlite.transaction(() => {
-    store.db
-      .insert(schedules)
-      .values({
-        id,
-        tenantId,
-        name: spec.name ?? null,
-        labels: JSON.stringify(spec.labels ?? {}),
-        spec: JSON.stringify(spec),
-        status: JSON.stringify(EMPTY_SCHEDULE_STATUS),
-        nextRunAt: nextRunOf(spec, now),
-        createdAt: now,
-        updatedAt: now,
-      })
-      .run();
-    writeLabels(store, id, spec.labels);
-    return getSchedule(store, tenantId, id)!;
-  })();
+  yield* run(
+    `INSERT INTO schedules (id, tenant_id, name, labels, spec, status, next_run_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    id,
+    tenantId,
+    spec.name ?? null,
+    JSON.stringify(spec.labels ?? {}),
+    JSON.stringify(spec),
+    JSON.stringify(EMPTY_SCHEDULE_STATUS),
+    nextRunOf(spec, now),
+    now,
+    now,
+  );
+  yield* writeLabels(id, spec.labels);
+  return (yield* getSchedule(tenantId, id))!;
 }
 
-export function getSchedule(store: StoreHandle, tenantId: string, id: string): ScheduleRow | undefined {
-  return store.db.select().from(schedules).where(and(eq(schedules.id, id), eq(schedules.tenantId, tenantId))).get();
+export function getSchedule(tenantId: string, id: string): Op<ScheduleRow | undefined> {
+  return get<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ? AND tenant_id = ?`, id, tenantId);
 }
 
-export function getScheduleById(store: StoreHandle, id: string): ScheduleRow | undefined {
-  return store.db.select().from(schedules).where(eq(schedules.id, id)).get();
+export function getScheduleById(id: string): Op<ScheduleRow | undefined> {
+  return get<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ?`, id);
+}
+
+/** The schedule row, locked until the operation commits (see lockBatch). */
+export function lockSchedule(id: string): Op<ScheduleRow | undefined> {
+  const text = `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE id = ?`;
+  return get<ScheduleRow>({ sqlite: text, postgres: `${text} FOR UPDATE` }, id);
 }
 
 /**
  * Replaces the spec. next_run_at is recomputed from now when the timing changed (cron, zone,
  * suspend); otherwise the pending tick stays, so an unrelated edit never skips or adds a run.
  */
-export function updateSchedule(store: StoreHandle, tenantId: string, id: string, spec: ScheduleSpec, now = Date.now()): ScheduleRow | undefined {
-  return store.sqlite.transaction(() => {
-    const row = getSchedule(store, tenantId, id);
-    if (!row) return undefined;
-    const old = parseScheduleSpec(row);
-    const timingChanged = old.schedule !== spec.schedule || old.timeZone !== spec.timeZone || old.suspend !== spec.suspend || row.nextRunAt === null;
-    store.db
-      .update(schedules)
-      .set({
-        name: spec.name ?? null,
-        labels: JSON.stringify(spec.labels ?? {}),
-        spec: JSON.stringify(spec),
-        nextRunAt: timingChanged ? nextRunOf(spec, now) : row.nextRunAt,
-        updatedAt: now,
-      })
-      .where(eq(schedules.id, id))
-      .run();
-    writeLabels(store, id, spec.labels);
-    return getSchedule(store, tenantId, id);
-  })();
+export function* updateSchedule(tenantId: string, id: string, spec: ScheduleSpec, now = Date.now()): Op<ScheduleRow | undefined> {
+  const row = yield* lockSchedule(id);
+  if (!row || row.tenantId !== tenantId) return undefined;
+  const old = parseScheduleSpec(row);
+  const timingChanged = old.schedule !== spec.schedule || old.timeZone !== spec.timeZone || old.suspend !== spec.suspend || row.nextRunAt === null;
+  yield* run(
+    'UPDATE schedules SET name = ?, labels = ?, spec = ?, next_run_at = ?, updated_at = ? WHERE id = ?',
+    spec.name ?? null,
+    JSON.stringify(spec.labels ?? {}),
+    JSON.stringify(spec),
+    timingChanged ? nextRunOf(spec, now) : row.nextRunAt,
+    now,
+    id,
+  );
+  yield* writeLabels(id, spec.labels);
+  return yield* getSchedule(tenantId, id);
 }
 
 /** Deletes the schedule and its run records; the batches it started stay (they carry its label). */
-export function deleteSchedule(store: StoreHandle, tenantId: string, id: string): boolean {
-  return store.db.delete(schedules).where(and(eq(schedules.id, id), eq(schedules.tenantId, tenantId))).run().changes > 0;
+export function* deleteSchedule(tenantId: string, id: string): Op<boolean> {
+  return (yield* run('DELETE FROM schedules WHERE id = ? AND tenant_id = ?', id, tenantId)) > 0;
 }
 
 export interface ScheduleListQuery {
@@ -130,28 +125,26 @@ export interface ScheduleListQuery {
 }
 
 /** Schedules newest first, filtered by label selector in SQL; one page and whether more follow. */
-export function listSchedules(store: StoreHandle, tenantId: string, q: ScheduleListQuery): { rows: ScheduleRow[]; more: boolean } {
-  const where = [
-    eq(schedules.tenantId, tenantId),
-    ...selectorSql(q.selector, { table: scheduleLabels, ownerId: scheduleLabels.scheduleId, key: scheduleLabels.key, value: scheduleLabels.value, id: schedules.id }),
-  ];
-  if (q.after) where.push(lt(schedules.id, q.after));
-  const rows = store.db.select().from(schedules).where(and(...where)).orderBy(desc(schedules.id)).limit(q.limit + 1).all();
+export function* listSchedules(tenantId: string, q: ScheduleListQuery): Op<{ rows: ScheduleRow[]; more: boolean }> {
+  const clauses: Clause[] = [{ text: 'tenant_id = ?', params: [tenantId] }, ...selectorSql(q.selector, { table: 'schedule_labels', ownerId: 'schedule_id', id: 'schedules.id' })];
+  if (q.after) clauses.push({ text: 'id < ?', params: [q.after] });
+  const where = andClauses(clauses);
+  const rows = yield* all<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE ${where.text} ORDER BY id DESC LIMIT ?`, ...where.params, q.limit + 1);
   return { rows: rows.slice(0, q.limit), more: rows.length > q.limit };
 }
 
 /** The schedule's latest run records, newest first. */
-export function recentRuns(store: StoreHandle, id: string, limit = 10): ScheduleRunRow[] {
-  return store.db.select().from(scheduleRuns).where(eq(scheduleRuns.scheduleId, id)).orderBy(desc(scheduleRuns.tickAt)).limit(limit).all();
+export function recentRuns(id: string, limit = 10): Op<ScheduleRunRow[]> {
+  return all<ScheduleRunRow>(`SELECT ${SCHEDULE_RUN_COLUMNS} FROM schedule_runs WHERE schedule_id = ? ORDER BY tick_at DESC LIMIT ?`, id, limit);
 }
 
 /** Ids of the schedule's unfinished batches (state uploading never applies: schedules insert whole batches). */
-export function activeScheduleBatches(store: StoreHandle, tenantId: string, id: string): string[] {
-  return store.sqlite
-    .prepare(
-      `SELECT b.id FROM batches b JOIN batch_labels l ON l.batch_id = b.id AND l.key = ? AND l.value = ?
-        WHERE b.tenant_id = ? AND b.state = 'active' ORDER BY b.id`,
-    )
-    .pluck()
-    .all(SCHEDULE_LABEL, id, tenantId) as string[];
+export function activeScheduleBatches(tenantId: string, id: string): Op<string[]> {
+  return pluck<string>(
+    `SELECT b.id FROM batches b JOIN batch_labels l ON l.batch_id = b.id AND l.key = ? AND l.value = ?
+      WHERE b.tenant_id = ? AND b.state = 'active' ORDER BY b.id`,
+    SCHEDULE_LABEL,
+    id,
+    tenantId,
+  );
 }

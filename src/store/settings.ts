@@ -1,11 +1,9 @@
-import { eq } from 'drizzle-orm';
-import type { StoreHandle } from './db.js';
-import { settings } from './schema.js';
+import { run, value, type Op } from './op.js';
 
-export function getSetting(store: StoreHandle, key: string): string | null {
-  return store.db.select().from(settings).where(eq(settings.key, key)).get()?.value ?? null;
+export function* getSetting(key: string): Op<string | null> {
+  return (yield* value<string>('SELECT value FROM settings WHERE key = ?', key)) ?? null;
 }
 
-export function putSetting(store: StoreHandle, key: string, value: string): void {
-  store.db.insert(settings).values({ key, value }).onConflictDoUpdate({ target: settings.key, set: { value } }).run();
+export function* putSetting(key: string, v: string): Op<void> {
+  yield* run('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, v);
 }

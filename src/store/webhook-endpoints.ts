@@ -1,4 +1,4 @@
-import type { StoreHandle } from './db.js';
+import { all, get, run, type Op } from './op.js';
 import { generateSecret } from '../webhooks/signer.js';
 import { newId } from './webhook-events.js';
 
@@ -23,19 +23,19 @@ export interface EndpointRow {
   updatedAt: number;
 }
 
-const COLUMNS = `id, tenant_id AS tenantId, url, description, events, enabled, disabled_reason AS disabledReason, secret,
-  previous_secret AS previousSecret, previous_secret_expires_at AS previousSecretExpiresAt, created_at AS createdAt, updated_at AS updatedAt`;
+const COLUMNS = `id, tenant_id AS "tenantId", url, description, events, enabled, disabled_reason AS "disabledReason", secret,
+  previous_secret AS "previousSecret", previous_secret_expires_at AS "previousSecretExpiresAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
-export function getEndpoint(store: StoreHandle, tenantId: string, id: string): EndpointRow | undefined {
-  return store.sqlite.prepare(`SELECT ${COLUMNS} FROM webhook_endpoints WHERE tenant_id = ? AND id = ?`).get(tenantId, id) as EndpointRow | undefined;
+export function getEndpoint(tenantId: string, id: string): Op<EndpointRow | undefined> {
+  return get<EndpointRow>(`SELECT ${COLUMNS} FROM webhook_endpoints WHERE tenant_id = ? AND id = ?`, tenantId, id);
 }
 
-export function getEndpointById(store: StoreHandle, id: string): EndpointRow | undefined {
-  return store.sqlite.prepare(`SELECT ${COLUMNS} FROM webhook_endpoints WHERE id = ?`).get(id) as EndpointRow | undefined;
+export function getEndpointById(id: string): Op<EndpointRow | undefined> {
+  return get<EndpointRow>(`SELECT ${COLUMNS} FROM webhook_endpoints WHERE id = ?`, id);
 }
 
-export function listEndpoints(store: StoreHandle, tenantId: string): EndpointRow[] {
-  return store.sqlite.prepare(`SELECT ${COLUMNS} FROM webhook_endpoints WHERE tenant_id = ? ORDER BY created_at, id`).all(tenantId) as EndpointRow[];
+export function listEndpoints(tenantId: string): Op<EndpointRow[]> {
+  return all<EndpointRow>(`SELECT ${COLUMNS} FROM webhook_endpoints WHERE tenant_id = ? ORDER BY created_at, id`, tenantId);
 }
 
 export interface EndpointInput {
@@ -45,52 +45,67 @@ export interface EndpointInput {
   enabled?: boolean;
 }
 
-export function createEndpoint(store: StoreHandle, tenantId: string, input: EndpointInput, now = Date.now()): EndpointRow {
+export function* createEndpoint(tenantId: string, input: EndpointInput, now = Date.now()): Op<EndpointRow> {
   const id = newId('whe');
-  store.sqlite
-    .prepare(
-      `INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, enabled, secret, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .run(id, tenantId, input.url, input.description ?? null, JSON.stringify(input.events), input.enabled === false ? 0 : 1, generateSecret(), now, now);
-  return getEndpoint(store, tenantId, id)!;
+  yield* run(
+    `INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, enabled, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    id,
+    tenantId,
+    input.url,
+    input.description ?? null,
+    JSON.stringify(input.events),
+    input.enabled === false ? 0 : 1,
+    generateSecret(),
+    now,
+    now,
+  );
+  return (yield* getEndpoint(tenantId, id))!;
 }
 
 /** Applies the fields given; enabling clears the reason it was disabled. Undefined when not found. */
-export function updateEndpoint(store: StoreHandle, tenantId: string, id: string, patch: Partial<EndpointInput>, now = Date.now()): EndpointRow | undefined {
-  return store.sqlite.transaction(() => {
-    const row = getEndpoint(store, tenantId, id);
-    if (!row) return undefined;
-    const enabled = patch.enabled ?? Boolean(row.enabled);
-    const reason = patch.enabled === true ? null : patch.enabled === false && row.enabled ? 'disabled by a client request' : row.disabledReason;
-    store.sqlite
-      .prepare('UPDATE webhook_endpoints SET url = ?, description = ?, events = ?, enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ?')
-      .run(patch.url ?? row.url, patch.description === undefined ? row.description : patch.description, patch.events ? JSON.stringify(patch.events) : row.events, enabled ? 1 : 0, reason, now, id);
-    if (patch.url) {
-      // Deliveries still waiting go to the new address.
-      store.sqlite.prepare("UPDATE webhook_deliveries SET url = ? WHERE endpoint_id = ? AND status = 'pending'").run(patch.url, id);
-    }
-    return getEndpoint(store, tenantId, id);
-  })();
+export function* updateEndpoint(tenantId: string, id: string, patch: Partial<EndpointInput>, now = Date.now()): Op<EndpointRow | undefined> {
+  const text = `SELECT ${COLUMNS} FROM webhook_endpoints WHERE tenant_id = ? AND id = ?`;
+  const row = yield* get<EndpointRow>({ sqlite: text, postgres: `${text} FOR UPDATE` }, tenantId, id);
+  if (!row) return undefined;
+  const enabled = patch.enabled ?? Boolean(row.enabled);
+  const reason = patch.enabled === true ? null : patch.enabled === false && row.enabled ? 'disabled by a client request' : row.disabledReason;
+  yield* run(
+    'UPDATE webhook_endpoints SET url = ?, description = ?, events = ?, enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ?',
+    patch.url ?? row.url,
+    patch.description === undefined ? row.description : patch.description,
+    patch.events ? JSON.stringify(patch.events) : row.events,
+    enabled ? 1 : 0,
+    reason,
+    now,
+    id,
+  );
+  // Deliveries still waiting go to the new address.
+  if (patch.url) yield* run("UPDATE webhook_deliveries SET url = ? WHERE endpoint_id = ? AND status = 'pending'", patch.url, id);
+  return yield* getEndpoint(tenantId, id);
 }
 
-export function deleteEndpoint(store: StoreHandle, tenantId: string, id: string): boolean {
-  return store.sqlite.prepare('DELETE FROM webhook_endpoints WHERE tenant_id = ? AND id = ?').run(tenantId, id).changes > 0;
+export function* deleteEndpoint(tenantId: string, id: string): Op<boolean> {
+  return (yield* run('DELETE FROM webhook_endpoints WHERE tenant_id = ? AND id = ?', tenantId, id)) > 0;
 }
 
 /** A new secret; the old one keeps signing until `now + overlapMs`. Returns the new secret. */
-export function rotateEndpointSecret(store: StoreHandle, tenantId: string, id: string, overlapMs: number, now = Date.now()): { secret: string; previousSecretExpiresAt: number } | undefined {
+export function* rotateEndpointSecret(tenantId: string, id: string, overlapMs: number, now = Date.now()): Op<{ secret: string; previousSecretExpiresAt: number } | undefined> {
   const secret = generateSecret();
   const expires = now + overlapMs;
-  const changed = store.sqlite
-    .prepare('UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = ?, secret = ?, updated_at = ? WHERE tenant_id = ? AND id = ?')
-    .run(expires, secret, now, tenantId, id).changes;
+  const changed = yield* run(
+    'UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = ?, secret = ?, updated_at = ? WHERE tenant_id = ? AND id = ?',
+    expires,
+    secret,
+    now,
+    tenantId,
+    id,
+  );
   return changed > 0 ? { secret, previousSecretExpiresAt: expires } : undefined;
 }
 
 /** Disables an endpoint the receiver told us is gone (410), recording why. */
-export function disableEndpoint(store: StoreHandle, id: string, reason: string, now = Date.now()): void {
-  store.sqlite.prepare('UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?').run(reason, now, id);
+export function* disableEndpoint(id: string, reason: string, now = Date.now()): Op<void> {
+  yield* run('UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?', reason, now, id);
 }
 
 /** The secrets that sign now: the current one, and the previous one during a rotation's overlap. */
@@ -105,24 +120,33 @@ export interface BatchSecretRow {
   createdAt: number;
 }
 
-/** The tenant's batch-webhook secret, created on first use. */
-export function batchWebhookSecret(store: StoreHandle, tenantId: string, now = Date.now()): BatchSecretRow {
-  const read = () =>
-    store.sqlite
-      .prepare('SELECT secret, previous_secret AS previousSecret, previous_secret_expires_at AS previousSecretExpiresAt, created_at AS createdAt FROM webhook_batch_secrets WHERE tenant_id = ?')
-      .get(tenantId) as BatchSecretRow | undefined;
-  const found = read();
-  if (found) return found;
-  store.sqlite.prepare('INSERT OR IGNORE INTO webhook_batch_secrets (tenant_id, secret, created_at) VALUES (?, ?, ?)').run(tenantId, generateSecret(), now);
-  return read()!;
+/** The tenant's batch-webhook secret (every tenant gets one with its first key; see ensureBatchWebhookSecret). */
+export function readBatchWebhookSecret(tenantId: string): Op<BatchSecretRow | undefined> {
+  return get<BatchSecretRow>(
+    'SELECT secret, previous_secret AS "previousSecret", previous_secret_expires_at AS "previousSecretExpiresAt", created_at AS "createdAt" FROM webhook_batch_secrets WHERE tenant_id = ?',
+    tenantId,
+  );
 }
 
-export function rotateBatchWebhookSecret(store: StoreHandle, tenantId: string, overlapMs: number, now = Date.now()): BatchSecretRow {
-  return store.sqlite.transaction(() => {
-    batchWebhookSecret(store, tenantId, now);
-    store.sqlite
-      .prepare('UPDATE webhook_batch_secrets SET previous_secret = secret, previous_secret_expires_at = ?, secret = ? WHERE tenant_id = ?')
-      .run(now + overlapMs, generateSecret(), tenantId);
-    return batchWebhookSecret(store, tenantId, now);
-  })();
+/** Creates the tenant's batch-webhook secret unless it has one; returns it. */
+export function* ensureBatchWebhookSecret(tenantId: string, now = Date.now()): Op<BatchSecretRow> {
+  yield* run('INSERT INTO webhook_batch_secrets (tenant_id, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING', tenantId, generateSecret(), now);
+  return (yield* readBatchWebhookSecret(tenantId))!;
+}
+
+/** Gives every tenant without a batch-webhook secret one (tenants made before secrets came with keys). */
+export function* backfillBatchWebhookSecrets(now = Date.now()): Op<void> {
+  const missing = yield* all<{ id: string }>('SELECT id FROM tenants t WHERE NOT EXISTS (SELECT 1 FROM webhook_batch_secrets s WHERE s.tenant_id = t.id)');
+  for (const t of missing) yield* ensureBatchWebhookSecret(t.id, now);
+}
+
+export function* rotateBatchWebhookSecret(tenantId: string, overlapMs: number, now = Date.now()): Op<BatchSecretRow> {
+  yield* ensureBatchWebhookSecret(tenantId, now);
+  yield* run(
+    'UPDATE webhook_batch_secrets SET previous_secret = secret, previous_secret_expires_at = ?, secret = ? WHERE tenant_id = ?',
+    now + overlapMs,
+    generateSecret(),
+    tenantId,
+  );
+  return (yield* readBatchWebhookSecret(tenantId))!;
 }

@@ -1,18 +1,34 @@
 import { randomBytes } from 'node:crypto';
-import type { StoreHandle } from './db.js';
 import { batchEventOf, batchLinks, eventBody, itemFailedData, wantsEvent, type EventType } from '../domain/webhooks.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
+import { all, get, run, value, type Op } from './op.js';
 import { indexSets } from './item-queries.js';
 
 /**
- * Writing webhook events. Called inside the transaction of the change an event reports (the
+ * Writing webhook events. Called inside the operation of the change an event reports (the
  * final transition in refreshStatus, an item failing in reports and the Kubernetes sync), so the
  * event and one pending delivery per target commit with the change or not at all: a crash
  * afterwards loses nothing, the dispatcher's poller finds the deliveries on restart.
  * The webhook outbox and its deliverer: docs/architecture.md#webhooks.
  */
 
-export const newId = (prefix: string) => `${prefix}_${Date.now().toString(36)}${randomBytes(8).toString('hex')}`;
+let lastMs = 0;
+let sequence = 0;
+
+/**
+ * Sortable ids: creation time, a per-process sequence within the millisecond, then randomness;
+ * so id order is creation order (events of one operation keep the order they were written in).
+ */
+export function newId(prefix: string): string {
+  const now = Date.now();
+  if (now > lastMs) {
+    lastMs = now;
+    sequence = 0;
+  } else {
+    sequence++;
+  }
+  return `${prefix}_${lastMs.toString(36)}${sequence.toString(36).padStart(4, '0')}${randomBytes(8).toString('hex')}`;
+}
 
 interface Target {
   endpointId: string | null;
@@ -20,26 +36,32 @@ interface Target {
 }
 
 /** The batch's own webhook and every enabled endpoint of its tenant that want `type`. */
-function targetsFor(store: StoreHandle, tenantId: string, header: BatchHeader, type: EventType): Target[] {
+function* targetsFor(tenantId: string, header: BatchHeader, type: EventType): Op<Target[]> {
   const out: Target[] = [];
   if (header.webhook && wantsEvent(header.webhook.events, type)) out.push({ endpointId: null, url: header.webhook.url });
-  const endpoints = store.sqlite
-    .prepare('SELECT id, url, events FROM webhook_endpoints WHERE tenant_id = ? AND enabled = 1')
-    .all(tenantId) as { id: string; url: string; events: string }[];
+  const endpoints = yield* all<{ id: string; url: string; events: string }>('SELECT id, url, events FROM webhook_endpoints WHERE tenant_id = ? AND enabled = 1', tenantId);
   for (const e of endpoints) if (wantsEvent(JSON.parse(e.events) as string[], type)) out.push({ endpointId: e.id, url: e.url });
   return out;
 }
 
-function writeEvent(store: StoreHandle, tenantId: string, batchId: string, type: EventType, payload: string, targets: Target[], now: number): void {
+function* writeEvent(tenantId: string, batchId: string, type: EventType, payload: string, targets: Target[], now: number): Op<void> {
   const eventId = newId('evt');
-  store.sqlite
-    .prepare('INSERT INTO webhook_events (id, tenant_id, batch_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-    .run(eventId, tenantId, batchId, type, payload, now);
-  const insert = store.sqlite.prepare(
-    `INSERT INTO webhook_deliveries (id, tenant_id, event_id, batch_id, endpoint_id, url, status, next_attempt_at, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
-  );
-  for (const t of targets) insert.run(newId('whd'), tenantId, eventId, batchId, t.endpointId, t.url, now, now, now);
+  yield* run('INSERT INTO webhook_events (id, tenant_id, batch_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)', eventId, tenantId, batchId, type, payload, now);
+  for (const t of targets) {
+    yield* run(
+      `INSERT INTO webhook_deliveries (id, tenant_id, event_id, batch_id, endpoint_id, url, status, next_attempt_at, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+      newId('whd'),
+      tenantId,
+      eventId,
+      batchId,
+      t.endpointId,
+      t.url,
+      now,
+      now,
+      now,
+    );
+  }
 }
 
 export interface FinalBatchFacts {
@@ -53,12 +75,12 @@ export interface FinalBatchFacts {
 }
 
 /** Records the batch.* event of a batch that just reached a final phase (no row when nobody listens). */
-export function recordBatchFinished(store: StoreHandle, b: FinalBatchFacts, now: number): void {
+export function* recordBatchFinished(b: FinalBatchFacts, now: number): Op<void> {
   const type = batchEventOf(b.phase);
   if (!type) return;
-  const targets = targetsFor(store, b.tenantId, JSON.parse(b.spec) as BatchHeader, type);
+  const targets = yield* targetsFor(b.tenantId, JSON.parse(b.spec) as BatchHeader, type);
   if (targets.length === 0) return;
-  const sets = indexSets(store, b.id);
+  const sets = yield* indexSets(b.id);
   const timestamp = new Date(now).toISOString();
   const payload = eventBody(type, timestamp, {
     batchId: b.id,
@@ -70,37 +92,34 @@ export function recordBatchFinished(store: StoreHandle, b: FinalBatchFacts, now:
     completionTime: b.completionTime,
     links: batchLinks(b.id),
   });
-  writeEvent(store, b.tenantId, b.id, type, payload, targets, now);
+  yield* writeEvent(b.tenantId, b.id, type, payload, targets, now);
 }
 
 /**
- * item.failed events for one batch within one transaction. Targets are looked up once, on the
+ * item.failed events for one batch within one operation. Targets are looked up once, on the
  * first failed item, and nothing more is done when none opted in: the common case costs one query
- * per transaction that fails items.
+ * per operation that fails items.
  */
 export class ItemFailedEvents {
   private targets: Target[] | null = null;
   private tenantId = '';
 
-  constructor(
-    private readonly store: StoreHandle,
-    private readonly batchId: string,
-  ) {}
+  constructor(private readonly batchId: string) {}
 
   /** Whether any target wants item.failed for this batch (looked up once). */
-  wanted(): boolean {
+  *wanted(): Op<boolean> {
     if (this.targets === null) {
-      const row = this.store.sqlite.prepare('SELECT tenant_id AS tenantId, spec FROM batches WHERE id = ?').get(this.batchId) as { tenantId: string; spec: string } | undefined;
+      const row = yield* get<{ tenantId: string; spec: string }>('SELECT tenant_id AS "tenantId", spec FROM batches WHERE id = ?', this.batchId);
       this.tenantId = row?.tenantId ?? '';
-      this.targets = row ? targetsFor(this.store, row.tenantId, JSON.parse(row.spec) as BatchHeader, 'item.failed') : [];
+      this.targets = row ? yield* targetsFor(row.tenantId, JSON.parse(row.spec) as BatchHeader, 'item.failed') : [];
     }
     return this.targets.length > 0;
   }
 
-  record(index: number, reason: string | null, error: string | null, now: number): void {
-    if (!this.wanted()) return;
-    const customId = this.store.sqlite.prepare('SELECT custom_id FROM items WHERE batch_id = ? AND idx = ?').pluck().get(this.batchId, index) as string | null;
+  *record(index: number, reason: string | null, error: string | null, now: number): Op<void> {
+    if (!(yield* this.wanted())) return;
+    const customId = yield* value<string | null>('SELECT custom_id FROM items WHERE batch_id = ? AND idx = ?', this.batchId, index);
     const payload = eventBody('item.failed', new Date(now).toISOString(), itemFailedData(this.batchId, index, customId ?? null, reason, error));
-    writeEvent(this.store, this.tenantId, this.batchId, 'item.failed', payload, this.targets!, now);
+    yield* writeEvent(this.tenantId, this.batchId, 'item.failed', payload, this.targets!, now);
   }
 }

@@ -3,9 +3,9 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { WebhookConfig } from '../config/config.js';
 import { nextRetryDelay } from '../domain/webhooks.js';
-import type { StoreHandle } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import { abandonDelivery, getDeliveryById, recordAttempt, takeDueDeliveries, type AttemptOutcome } from '../store/webhook-deliveries.js';
-import { batchWebhookSecret, disableEndpoint, getEndpointById, signingSecrets } from '../store/webhook-endpoints.js';
+import { disableEndpoint, ensureBatchWebhookSecret, getEndpointById, signingSecrets } from '../store/webhook-endpoints.js';
 import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
 import { sendWebhook } from './send.js';
 import { signedHeaders } from './signer.js';
@@ -25,7 +25,7 @@ export const WEBHOOK_QUEUE = 'fanout-webhooks';
 const BULLMQ_CLOSE_MS = 2000;
 
 export interface DelivererOptions {
-  store: StoreHandle;
+  store: Store;
   redisUrl: string;
   prefix: string;
   logger: Logger;
@@ -89,7 +89,7 @@ export class WebhookDeliverer {
     if (this.polling || this.stopped || !this.queue) return;
     this.polling = true;
     try {
-      const due = takeDueDeliveries(this.o.store, Date.now(), this.o.config.timeoutMs + 60_000);
+      const due = await this.o.store.write(takeDueDeliveries(Date.now(), this.o.config.timeoutMs + 60_000));
       if (due.length > 0) {
         await this.queue.addBulk(
           due.map((d) => ({
@@ -110,16 +110,16 @@ export class WebhookDeliverer {
   /** One attempt of one delivery; a job for an attempt that already happened does nothing. */
   async deliver({ deliveryId, attempt }: DeliveryJob): Promise<void> {
     const { store, config, logger } = this.o;
-    const d = getDeliveryById(store, deliveryId);
+    const d = await store.read(getDeliveryById(deliveryId));
     if (!d || d.status !== 'pending' || d.attempts !== attempt - 1) return;
     let secrets: string[];
     if (d.endpointId) {
-      const endpoint = getEndpointById(store, d.endpointId);
+      const endpoint = await store.read(getEndpointById(d.endpointId));
       if (!endpoint) return;
-      if (!endpoint.enabled) return abandonDelivery(store, d.id, `the endpoint is disabled${endpoint.disabledReason ? `: ${endpoint.disabledReason}` : ''}`);
+      if (!endpoint.enabled) return store.write(abandonDelivery(d.id, `the endpoint is disabled${endpoint.disabledReason ? `: ${endpoint.disabledReason}` : ''}`));
       secrets = signingSecrets(endpoint);
     } else {
-      secrets = signingSecrets(batchWebhookSecret(store, d.tenantId));
+      secrets = signingSecrets(await store.write(ensureBatchWebhookSecret(d.tenantId)));
     }
     const at = Date.now();
     const headers = signedHeaders(secrets, `msg_${d.eventId}`, Math.floor(at / 1000), d.payload);
@@ -132,9 +132,9 @@ export class WebhookDeliverer {
       const delay = nextRetryDelay(config.retryScheduleMs, d.step + 1, Math.random());
       next = delay === null ? { kind: 'failed', reason: `gave up after ${d.step + 1} attempts: ${res.error ?? `HTTP ${res.statusCode}`}` } : { kind: 'retry', at: Date.now() + delay };
     }
-    const recorded = recordAttempt(store, d.id, attempt, { at, statusCode: res.statusCode, latencyMs: res.latencyMs, response: res.response, error: res.error, next });
+    const recorded = await store.write(recordAttempt(d.id, attempt, { at, statusCode: res.statusCode, latencyMs: res.latencyMs, response: res.response, error: res.error, next }));
     if (recorded && res.statusCode === 410 && d.endpointId) {
-      disableEndpoint(store, d.endpointId, `the receiver answered 410 Gone to delivery ${d.id} at ${new Date(at).toISOString()}`);
+      await store.write(disableEndpoint(d.endpointId, `the receiver answered 410 Gone to delivery ${d.id} at ${new Date(at).toISOString()}`));
     }
     logger.info({ deliveryId: d.id, eventId: d.eventId, attempt, statusCode: res.statusCode, latencyMs: res.latencyMs, error: res.error, next: next.kind }, 'webhook attempt');
   }

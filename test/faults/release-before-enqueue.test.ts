@@ -4,8 +4,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import { createBatch } from '../../src/store/batch-create.js';
-import { openStore } from '../../src/store/db.js';
-import { LeaseStore } from '../../src/store/leases.js';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { releaseLeases } from '../../src/store/leases.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
 import { putSetting } from '../../src/store/settings.js';
 import { epochKey } from '../../src/runtimes/queue/protocol.js';
@@ -24,20 +24,20 @@ describe('faults: a dispatcher that died between committing a release and queuei
   it('releases the items again, uncounted, and the batch succeeds with backoffLimitPerItem 0', { timeout: 60_000 }, async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-crash-release-'));
     const apiKey = 'key-release-before-enqueue';
-    const store = openStore(path.join(dataDir, 'fanout.db'));
-    const tenant = createTenantForKey(store, apiKey, 'crash');
+    const store = openSqliteStore(path.join(dataDir, 'fanout.db'));
+    const tenant = await store.write(createTenantForKey(apiKey, 'crash'));
     const header = batchHeaderSchema.parse({ task: 'echo', parallelism: 4, retry: { backoffLimitPerItem: 0 } });
     const items = ['a', 'b', 'c', 'd', 'e', 'f'];
-    const id = createBatch(store, tenant, header, items.map((v) => ({ input: JSON.stringify(v), customId: null })));
-    const released = new LeaseStore(store).release(id, 'echo', 0, 4, 2, Date.now());
+    const id = await store.write(createBatch(tenant, header, items.map((v) => ({ input: JSON.stringify(v), customId: null }))));
+    const released = await store.write(releaseLeases(id, 'echo', 4, 2, Date.now()));
     expect(released.flatMap((l) => l.items.map((it) => it.index))).toEqual([0, 1, 2, 3]);
     // Redis kept its data (the epoch it holds is the one the store remembers): only this lease is missing.
     const prefix = `t${Date.now().toString(36)}`;
-    putSetting(store, 'redis-epoch', 'epoch-1');
+    await store.write(putSetting('redis-epoch', 'epoch-1'));
     const redis = new Redis(inject('redisUrl'));
     await redis.set(epochKey(prefix), 'epoch-1');
     redis.disconnect();
-    store.close();
+    await store.close();
 
     svc = await startTestService({ redisUrl: inject('redisUrl'), dataDir, apiKey, prefix, tasks: ['echo=cat'] });
     const done = await svc.client.waitForPhase(id, undefined, 45_000);

@@ -21,7 +21,7 @@ export interface TestService {
   redisUrl: string;
   client: ApiClient;
   /** a second tenant's client, for isolation tests */
-  newTenant(name?: string): ApiClient;
+  newTenant(name?: string): Promise<ApiClient>;
   close(): Promise<void>;
 }
 
@@ -56,9 +56,9 @@ export async function startTestService(o: TestServiceOptions): Promise<TestServi
     prefix,
     redisUrl: o.redisUrl,
     client: new ApiClient(url, apiKey),
-    newTenant(name = 'other') {
+    async newTenant(name = 'other') {
       const key = `key-${randomBytes(8).toString('hex')}`;
-      createTenantForKey(service.store, key, name);
+      await service.store.write(createTenantForKey(key, name));
       return new ApiClient(url, key);
     },
     close: () => service.close(),

@@ -18,7 +18,7 @@ describe('a batch token reads its own batch', () => {
     await registerTaskWithoutWorker(svc, 'ext');
     batch = await svc.client.createBatch({ task: 'ext', items: ['a', 'b'], labels: { team: 'x' } });
     other = await svc.client.createBatch({ task: 'ext', items: ['c'] });
-    tokens = batchTokens(serverSecret(svc.service.store));
+    tokens = batchTokens(await svc.service.store.write(serverSecret()));
   });
   afterAll(async () => svc?.close());
 

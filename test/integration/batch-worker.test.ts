@@ -24,7 +24,7 @@ describe('a worker of one batch, as a process', () => {
     svc = await startTestService({ redisUrl: inject('redisUrl'), workers: false });
     await registerTaskWithoutWorker(svc, 'ext');
     redis = new Redis(svc.redisUrl, { maxRetriesPerRequest: null });
-    tokens = batchTokens(serverSecret(svc.service.store));
+    tokens = batchTokens(await svc.service.store.write(serverSecret()));
   });
   afterEach(async () => {
     for (const p of procs.splice(0)) await p.kill('SIGKILL');

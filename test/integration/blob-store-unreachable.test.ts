@@ -29,7 +29,7 @@ describe('S3 blob store unreachable', () => {
     });
     await registerTaskWithoutWorker(svc, 'slow');
     batch = await svc.client.createBatch({ task: 'slow', items: ['big', 'small'] });
-    token = batchTokens(serverSecret(svc.service.store)).sign(batch.id);
+    token = batchTokens(await svc.service.store.write(serverSecret())).sign(batch.id);
     await waitUntil(async () => (await svc.client.getBatch(batch.id)).status.counts.running === 2, 'items to be released');
   });
   afterAll(async () => svc?.close());

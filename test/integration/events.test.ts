@@ -133,7 +133,7 @@ describe('batch events stream', () => {
 
   it("answers 404 problem+json for another tenant's batch and for a missing one", async () => {
     const b = await svc.client.createBatch({ task: 'rev', items: ['a'] });
-    const other = svc.newTenant();
+    const other = await svc.newTenant();
     const res = await other.request('GET', `/v1/batches/${b.id}/events`);
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);

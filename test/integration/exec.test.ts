@@ -71,7 +71,7 @@ describe('fanout exec', () => {
     await registerTaskWithoutWorker(svc, 'ext');
     batch = await svc.client.createBatch({ task: 'ext', items });
     other = await svc.client.createBatch({ task: 'ext', items: ['x'] });
-    const tokens = batchTokens(serverSecret(svc.service.store));
+    const tokens = batchTokens(await svc.service.store.write(serverSecret()));
     token = tokens.sign(batch.id);
     otherToken = tokens.sign(other.id);
     await waitUntil(async () => (await svc.client.getBatch(batch.id)).status.counts.running === items.length, 'items to be released');

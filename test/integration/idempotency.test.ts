@@ -54,7 +54,7 @@ describe('Idempotency-Key', () => {
   it('keys are per tenant: another tenant reusing a key gets its own batch', async () => {
     const spec = { task: 'rev', items: ['a'] };
     const mine = await create(spec, 'key-shared');
-    const other = svc.newTenant('idem-other');
+    const other = await svc.newTenant('idem-other');
     const theirs = await other.json('POST', '/v1/batches', spec, { 'idempotency-key': 'key-shared' });
     expect(theirs.status).toBe(202);
     expect(theirs.body.id).not.toBe(mine.body.id);

@@ -16,9 +16,9 @@ describe('migrations on a new file from several processes at once', () => {
     const startAt = Date.now() + 4000;
     // Each child loads the store module first, then waits for the same instant to open it.
     const script = `
-      const { openStore } = await import(${JSON.stringify(path.join(REPO, 'src/store/db.ts'))});
+      const { openSqliteStore } = await import(${JSON.stringify(path.join(REPO, 'src/store/sqlite/sqlite-store.ts'))});
       while (Date.now() < ${startAt}) {}
-      openStore(${JSON.stringify(file)}).close();
+      await openSqliteStore(${JSON.stringify(file)}).close();
     `;
     const runs = Array.from({ length: 6 }, () =>
       new Promise<{ code: number | null; err: string }>((resolve) => {
@@ -33,7 +33,7 @@ describe('migrations on a new file from several processes at once', () => {
     const { default: Database } = await import('better-sqlite3');
     const db = new Database(file, { readonly: true });
     const applied = db.prepare('SELECT count(*) AS n FROM __drizzle_migrations').get() as { n: number };
-    const journal = JSON.parse(fs.readFileSync(path.join(REPO, 'migrations/meta/_journal.json'), 'utf8')) as { entries: unknown[] };
+    const journal = JSON.parse(fs.readFileSync(path.join(REPO, 'migrations/sqlite/meta/_journal.json'), 'utf8')) as { entries: unknown[] };
     expect(applied.n).toBe(journal.entries.length);
     db.close();
     fs.rmSync(dir, { recursive: true, force: true });

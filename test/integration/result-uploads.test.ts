@@ -74,7 +74,7 @@ describe.each([localStore, s3Store])('result uploads that lose ($name)', (store)
     svc = await startTestService({ redisUrl: inject('redisUrl'), workers: false, dataDir, env: { FANOUT_INLINE_RESULT_BYTES: String(INLINE), ...started.env } });
     await registerTaskWithoutWorker(svc, 'slow');
     batch = await svc.client.createBatch({ task: 'slow', items: ['dup', 'race', 'stale', 'cut', 'small'] });
-    token = batchTokens(serverSecret(svc.service.store)).sign(batch.id);
+    token = batchTokens(await svc.service.store.write(serverSecret())).sign(batch.id);
     await waitUntil(async () => (await svc.client.getBatch(batch.id)).status.counts.running === 5, 'items to be released');
     // S3: on a cold machine the first start builds SeaweedFS (test/s3/build.sh, 10-30 min).
   }, 40 * 60_000);
@@ -196,10 +196,10 @@ describe.each([localStore, s3Store])('result uploads that lose ($name)', (store)
     // configuration, so its dispatcher leaves the batch alone and the test plays the pods
     // (`fanout exec`), whose results take the API's Kubernetes path.
     const key = `key-${randomBytes(8).toString('hex')}`;
-    const tenant = createTenantForKey(svc.service.store, key, 'k8s');
+    const tenant = await svc.service.store.write(createTenantForKey(key, 'k8s'));
     const header = batchHeaderSchema.parse({ runtime: 'indexed-job', template: { image: 'registry.invalid/app:1' } });
-    const k8sBatch = createBatch(svc.service.store, tenant, header, [{ input: '"a"', customId: null }, { input: '"b"', customId: null }]);
-    const k8sToken = batchTokens(serverSecret(svc.service.store)).sign(k8sBatch);
+    const k8sBatch = await svc.service.store.write(createBatch(tenant, header, [{ input: '"a"', customId: null }, { input: '"b"', customId: null }]));
+    const k8sToken = batchTokens(await svc.service.store.write(serverSecret())).sign(k8sBatch);
     const podPut = (i: number, text: string) =>
       fetch(`${svc.url}/v1/batches/${k8sBatch}/items/${i}/result`, { method: 'PUT', body: text, headers: { authorization: `Bearer ${k8sToken}`, 'content-type': 'text/plain' } });
     const lines = async () => {
@@ -226,7 +226,7 @@ describe.each([localStore, s3Store])('result uploads that lose ($name)', (store)
     const other = await svc.client.createBatch({ task: 'slow', items: ['kept'] });
     for (const b of [doomed, other]) {
       await waitUntil(async () => (await svc.client.getBatch(b.id)).status.counts.running === b.status.counts.total, 'the batch to run');
-      const batchToken = batchTokens(serverSecret(svc.service.store)).sign(b.id);
+      const batchToken = batchTokens(await svc.service.store.write(serverSecret())).sign(b.id);
       for (let i = 0; i < b.status.counts.total; i++) {
         const res = await fetch(`${svc.url}/v1/batches/${b.id}/items/${i}/result`, {
           method: 'PUT',

@@ -10,7 +10,7 @@ describe('tenant isolation', () => {
   let mine: any;
   beforeAll(async () => {
     svc = await startTestService({ redisUrl: inject('redisUrl') });
-    other = svc.newTenant('tenant-b');
+    other = await svc.newTenant('tenant-b');
     mine = await svc.client.createBatch({ task: 'rev', items: ['abc', 'def'], labels: { team: 'a' } });
     await svc.client.waitForPhase(mine.id);
   });

@@ -27,7 +27,7 @@ describe('worker endpoints', () => {
     await registerTaskWithoutWorker(svc, 'ext');
     batch = await svc.client.createBatch({ task: 'ext', items: ['plain', { customId: 'obj', n: 1 }, 'big', 'json', 'limit'] });
     other = await svc.client.createBatch({ task: 'ext', items: ['x'] });
-    const tokens = batchTokens(serverSecret(svc.service.store));
+    const tokens = batchTokens(await svc.service.store.write(serverSecret()));
     token = tokens.sign(batch.id);
     otherToken = tokens.sign(other.id);
     // Released to Redis: the items are running, waiting for a worker.

@@ -152,11 +152,11 @@ describe('Containerfile', () => {
 
   it('carries what the CLI reads relative to its own files, and runs it as a non-root user', () => {
     // bin/fanout.js imports ../dist/src/cli/index.js (the sources only when src/ is beside it);
-    // src/store/db.ts applies <package root>/migrations, the root found from the module's own
-    // directory (src/package-root.ts), so from dist/src/store/db.js too.
+    // src/store/sqlite/sqlite-store.ts applies <package root>/migrations/sqlite, the root found
+    // from the module's own directory (src/package-root.ts), so from the compiled dist/ too.
     const bin = readFileSync(join(REPO, 'bin/fanout.js'), 'utf8');
     expect(bin).toContain("await import('../dist/src/cli/index.js')");
-    expect(readFileSync(join(REPO, 'src/store/db.ts'), 'utf8')).toContain("path.join(packageRoot, 'migrations')");
+    expect(readFileSync(join(REPO, 'src/store/sqlite/sqlite-store.ts'), 'utf8')).toContain("path.join(packageRoot, 'migrations', 'sqlite')");
     expect(copiesOf(runtime)).toContain('migrations');
     expect(runtime.some((l) => /^ENTRYPOINT\s.*"node", "\/app\/bin\/fanout\.js"\]$/.test(l))).toBe(true);
     expect(runtime).toContain('WORKDIR /app');

@@ -11,7 +11,7 @@ describe('schedules API', () => {
 
   beforeAll(async () => {
     svc = await startTestService({ redisUrl: inject('redisUrl') });
-    other = svc.newTenant();
+    other = await svc.newTenant();
   });
   afterAll(async () => svc?.close());
 

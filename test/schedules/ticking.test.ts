@@ -137,11 +137,11 @@ describe('schedules tick', () => {
       const s = await create({ schedule: '0 3 * * *', timeZone: 'Europe/Berlin', batchTemplate: { task: 'rev', items: ['a'] } });
       const due = Date.parse(s.status.nextRunTime);
       const now = due + 3 * DAY + 60_000;
-      const outcome = runDueSchedule(svc.service.store, s.id, now)!;
+      const outcome = (await svc.service.store.write(runDueSchedule(s.id, now)))!;
       expect(outcome.started).not.toBeNull();
       expect(outcome.tick).toBe(due + 3 * DAY);
       // A second dispatcher arriving with the same clock finds nothing to do.
-      expect(runDueSchedule(svc.service.store, s.id, now)).toBeNull();
+      expect((await svc.service.store.write(runDueSchedule(s.id, now)))).toBeNull();
       const got = await get(s.id);
       expect(got.status.missed).toMatchObject({ count: 3, first: new Date(due).toISOString(), last: new Date(due + 2 * DAY).toISOString() });
       expect(got.status.lastScheduleTime).toBe(new Date(due + 3 * DAY).toISOString());
@@ -152,7 +152,7 @@ describe('schedules tick', () => {
     it('the latest missed tick past startingDeadlineSeconds is skipped, not run, and reported', async () => {
       const s = await create({ schedule: '0 3 * * *', startingDeadlineSeconds: 600, batchTemplate: { task: 'rev', items: ['a'] } });
       const due = Date.parse(s.status.nextRunTime);
-      const outcome = runDueSchedule(svc.service.store, s.id, due + DAY + 3600_000)!;
+      const outcome = (await svc.service.store.write(runDueSchedule(s.id, due + DAY + 3600_000)))!;
       expect(outcome.started).toBeNull();
       expect(outcome.skipped).toBe('MissedStartingDeadline');
       const got = await get(s.id);
@@ -161,13 +161,13 @@ describe('schedules tick', () => {
       expect(got.status.recentRuns[0]).toMatchObject({ outcome: 'skipped', reason: 'MissedStartingDeadline' });
       expect(await batchesOf(s.id)).toEqual([]);
       // Within the deadline of the next tick it runs again.
-      expect(runDueSchedule(svc.service.store, s.id, due + 2 * DAY + 5_000)!.started).not.toBeNull();
+      expect((await svc.service.store.write(runDueSchedule(s.id, due + 2 * DAY + 5_000)))!.started).not.toBeNull();
     });
 
     it('many concurrent attempts at one tick start exactly one batch', async () => {
       const s = await create({ schedule: '*/5 * * * *', batchTemplate: { task: 'rev', items: ['a'] } });
-      const due = getScheduleById(svc.service.store, s.id)!.nextRunAt!;
-      const outcomes = await Promise.all(Array.from({ length: 8 }, async () => runDueSchedule(svc.service.store, s.id, due + 10)));
+      const due = (await svc.service.store.read(getScheduleById(s.id)))!.nextRunAt!;
+      const outcomes = await Promise.all(Array.from({ length: 8 }, async () => svc.service.store.write(runDueSchedule(s.id, due + 10))));
       expect(outcomes.filter((o) => o?.started).length).toBe(1);
       expect((await batchesOf(s.id)).length).toBe(1);
     });

@@ -14,7 +14,7 @@ describe('dashboard auth', () => {
   beforeAll(async () => {
     svc = await startTestService({ redisUrl: inject('redisUrl'), tasks: ['sleepy=sleep 20; cat', 'echo=cat'] });
     cookie = await loginCookie(svc.url, svc.apiKey);
-    other = svc.newTenant('other');
+    other = await svc.newTenant('other');
   });
   afterAll(async () => {
     await svc?.close();
@@ -69,7 +69,7 @@ describe('dashboard auth', () => {
   });
 
   it('forged, tampered and expired cookies are refused', async () => {
-    const secret = serverSecret(svc.service.store);
+    const secret = await svc.service.store.write(serverSecret());
     const tenantId = JSON.parse(Buffer.from(cookie.split('.')[1], 'base64url').toString()).t as string;
     const [v, , sig] = cookie.slice('fanout_session='.length).split('.');
     const otherPayload = Buffer.from(JSON.stringify({ t: 't_someoneelse', exp: Date.now() + 3600_000 })).toString('base64url');

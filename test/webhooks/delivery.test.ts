@@ -3,6 +3,7 @@ import { Webhook } from 'standardwebhooks';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { waitUntil } from '../helpers/cluster.js';
 import { startReceiver, type Receiver } from './receiver.js';
+import { run } from '../../src/store/op.js';
 
 /**
  * Webhooks end to end in one real service (SQLite file, Redis, HTTP) with a real receiver on
@@ -159,7 +160,7 @@ describe('webhook delivery', () => {
     rec = await startReceiver();
     const ep = (await svc.client.json('POST', '/v1/webhook-endpoints', { url: rec.url })).body;
     // What a DNS change would do: the same endpoint now leads to a private address.
-    svc.service.store.sqlite.prepare('UPDATE webhook_endpoints SET url = ? WHERE id = ?').run('http://10.255.255.1:9/hook', ep.id);
+    await svc.service.store.write(run('UPDATE webhook_endpoints SET url = ? WHERE id = ?', 'http://10.255.255.1:9/hook', ep.id));
     const batch = await svc.client.createBatch({ task: 'rev', items: ['x'] });
     await svc.client.waitForPhase(batch.id);
     const d = await waitUntil('attempt', async () => (await svc.client.json('GET', `/v1/batches/${batch.id}/webhook-deliveries`)).body.items[0]?.attempts[0]);
@@ -192,7 +193,7 @@ describe('webhook delivery', () => {
 
     rec = await startReceiver();
     const ep = (await svc.client.json('POST', '/v1/webhook-endpoints', { url: rec.url })).body;
-    const other = svc.newTenant();
+    const other = await svc.newTenant();
     expect((await other.json('GET', '/v1/webhook-endpoints')).body.items).toEqual([]);
     expect((await other.json('GET', `/v1/webhook-endpoints/${ep.id}`)).status).toBe(404);
     expect((await other.json('PATCH', `/v1/webhook-endpoints/${ep.id}`, { enabled: false })).status).toBe(404);

@@ -1,9 +1,9 @@
 import { html } from 'hono/html';
-import type { scheduleView } from '../schedule-views.js';
+import type { ScheduleView } from '../schedule-views.js';
 import { formatTime } from './format.js';
 import { labelChips, page, pager, statusBadge, type Html } from './layout.js';
 
-export type ScheduleView = ReturnType<typeof scheduleView>;
+export type { ScheduleView };
 
 /** GET /ui/schedules: the tenant's schedules with their next and last runs. */
 export function schedulesPage(d: { schedules: ScheduleView[]; nextAfter: string | null; onFirst: boolean }): Html {

@@ -4,20 +4,21 @@ import { Hono, type Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { checkTransition, isFinalPhase, PHASES, type Phase } from '../../domain/batch-status.js';
 import { LabelSelectorError, parseLabelSelector } from '../../domain/label-selector.js';
-import { getBatch, listBatches } from '../../store/batch-queries.js';
+import { getBatch, listBatches, type BatchRow } from '../../store/batch-queries.js';
 import { parseHeader } from '../../store/batch-state.js';
-import { listAttempts, listItems, type ItemStatus } from '../../store/item-queries.js';
-import { listSchedules } from '../../store/schedules.js';
-import { authenticateApiKey, serverSecret } from '../../store/tenants.js';
+import type { ItemStatus } from '../../store/item-queries.js';
+import { listSchedules, type ScheduleListQuery } from '../../store/schedules.js';
+import { getSetting } from '../../store/settings.js';
+import { authenticateApiKey } from '../../store/tenants.js';
 import { attemptsOf, listRecentDeliveries } from '../../store/webhook-deliveries.js';
 import { progressData, streamBatchEvents } from '../batch-events.js';
 import { boundedBody } from '../json-body.js';
 import { runBatchAction } from '../batches-router.js';
 import type { ApiDeps } from '../deps.js';
-import { resultLines } from '../items-router.js';
+import { itemPage, resultLines } from '../items-router.js';
 import { notFound, problem, respondProblem, toProblem, validationProblem } from '../problems.js';
-import { scheduleView } from '../schedule-views.js';
-import { batchView } from '../views.js';
+import { loadScheduleViews } from '../schedule-views.js';
+import { loadBatchView, loadBatchViews } from '../views.js';
 import { ACTION_BUTTONS, batchPage, ITEM_STATUSES, noticeFor, PAGE_ACTIONS, type PageAction } from './batch-page.js';
 import { batchesPage } from './batches-page.js';
 import { DELIVERY_STATUSES, deliveriesPage } from './deliveries-page.js';
@@ -67,7 +68,7 @@ const DASHBOARD_FORM_BYTES = 16 * 1024;
 export function uiRouter(deps: ApiDeps) {
   const { store } = deps;
   const ui = new Hono<UiEnv>();
-  const secret = serverSecret(store);
+  const secret = serverSecretReader(deps);
   // A form holds a key, a page path or a button: far less than an API body, by the same reader.
   const dashboardBody = boundedBody({
     maxBytes: Math.min(DASHBOARD_FORM_BYTES, deps.config.limits.maxBodyBytes),
@@ -104,8 +105,8 @@ export function uiRouter(deps: ApiDeps) {
     return c.body(a[0], 200, { 'content-type': a[1], 'cache-control': 'public, max-age=300' });
   });
 
-  ui.get('/login', (c) => {
-    if (verifySession(secret, getCookie(c, SESSION_COOKIE), Date.now())) return c.redirect(safeNext(c.req.query('next')), 303);
+  ui.get('/login', async (c) => {
+    if (verifySession(await secret(), getCookie(c, SESSION_COOKIE), Date.now())) return c.redirect(safeNext(c.req.query('next')), 303);
     return c.html(loginPage({ next: safeNext(c.req.query('next')) }));
   });
 
@@ -113,11 +114,11 @@ export function uiRouter(deps: ApiDeps) {
     const form = await c.req.parseBody();
     const key = typeof form.key === 'string' ? form.key.trim() : '';
     const next = safeNext(form.next);
-    const tenantId = key ? authenticateApiKey(store, key) : null;
+    const tenantId = key ? await store.read(authenticateApiKey(key)) : null;
     if (!tenantId) return c.html(loginPage({ error: key ? 'That API key is not valid.' : 'Paste an API key.', next }), 401);
     const expiresAt = Date.now() + SESSION_TTL_MS;
     const secure = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
-    setCookie(c, SESSION_COOKIE, signSession(secret, { tenantId, expiresAt }), {
+    setCookie(c, SESSION_COOKIE, signSession(await secret(), { tenantId, expiresAt }), {
       httpOnly: true, sameSite: 'Strict', path: '/ui', secure, maxAge: Math.floor(SESSION_TTL_MS / 1000),
     });
     return c.redirect(next, 303);
@@ -130,7 +131,7 @@ export function uiRouter(deps: ApiDeps) {
 
   // Everything below needs a session.
   ui.use('*', async (c, next) => {
-    const session = verifySession(secret, getCookie(c, SESSION_COOKIE), Date.now());
+    const session = verifySession(await secret(), getCookie(c, SESSION_COOKIE), Date.now());
     if (session) {
       c.set('session', session);
       return next();
@@ -143,54 +144,54 @@ export function uiRouter(deps: ApiDeps) {
 
   ui.get('/', (c) => c.redirect('/ui/batches', 303));
 
-  ui.get('/batches', (c) => {
+  ui.get('/batches', async (c) => {
     const q = c.req.query();
     const labelSelector = q.labelSelector ?? '';
     const phase = (PHASES as readonly string[]).includes(q.phase ?? '') ? q.phase! : '';
     const after = q.after && BATCH_ID.test(q.after) ? q.after : undefined;
     let error: string | undefined;
-    let page = { rows: [] as ReturnType<typeof listBatches>['rows'], more: false };
+    let page: { rows: BatchRow[]; more: boolean } = { rows: [], more: false };
     try {
-      page = listBatches(store, tenant(c), { selector: parseLabelSelector(labelSelector), phase: phase || undefined, limit: PAGE_SIZE, after });
+      page = await store.read(listBatches(tenant(c), { selector: parseLabelSelector(labelSelector), phase: phase || undefined, limit: PAGE_SIZE, after }));
     } catch (err) {
       if (!(err instanceof LabelSelectorError)) throw err;
       error = `Invalid label selector: ${err.message}`;
     }
     const last = page.rows[page.rows.length - 1];
     const body = batchesPage({
-      batches: page.rows.map((r) => batchView(store, r)), labelSelector, phase, nextAfter: page.more && last ? last.id : null, onFirst: !after, error,
+      batches: await loadBatchViews(store, page.rows), labelSelector, phase, nextAfter: page.more && last ? last.id : null, onFirst: !after, error,
     });
     return c.html(body, error ? 400 : 200);
   });
 
   /** Progress of several batches at once, for the list page's bars (one poll instead of a stream per row). */
-  ui.get('/api/progress', (c) => {
+  ui.get('/api/progress', async (c) => {
     const raw = c.req.query('ids') ?? '';
     const ids = raw === '' ? [] : raw.split(',');
     if (ids.length > MAX_PROGRESS_IDS) throw validationProblem([{ pointer: '/query/ids', detail: `at most ${MAX_PROGRESS_IDS} batch ids` }]);
     const bad = ids.find((id) => !BATCH_ID.test(id));
     if (bad !== undefined) throw validationProblem([{ pointer: '/query/ids', detail: `${JSON.stringify(bad.slice(0, 50))} is not a batch id` }]);
-    const items = ids.flatMap((id) => {
-      const row = getBatch(store, tenant(c), id);
-      return row ? [{ id, ...progressData(store, row) }] : [];
-    });
+    const items = [];
+    for (const id of ids) {
+      const row = await store.read(getBatch(tenant(c), id));
+      if (row) items.push({ id, ...(await progressData(store, row)) });
+    }
     return c.json({ items });
   });
 
-  ui.get('/batches/:id', (c) => c.html(renderBatch(c, c.req.param('id'), tenant(c))));
+  ui.get('/batches/:id', async (c) => c.html(await renderBatch(c, c.req.param('id'), tenant(c))));
 
   /** The batch page (404 when the tenant has no such batch); `notice` for the answer of an action that was refused. */
-  const renderBatch = (c: Context<UiEnv>, id: string, tenantId: string, notice?: { text: string; error?: boolean }) => {
-    const row = getBatch(store, tenantId, id);
+  const renderBatch = async (c: Context<UiEnv>, id: string, tenantId: string, notice?: { text: string; error?: boolean }) => {
+    const row = await store.read(getBatch(tenantId, id));
     if (!row) throw notFound('batch');
     const q = c.req.query();
     const status = (ITEM_STATUSES as readonly string[]).includes(q.status ?? '') ? (q.status as ItemStatus) : undefined;
     const after = q.after && /^\d{1,10}$/.test(q.after) ? Number(q.after) : undefined;
-    const items = listItems(store, row.id, { status, limit: ITEM_PAGE_SIZE, afterIndex: after });
-    const attempts = listAttempts(store, row.id, items.rows.map((r) => r.idx));
+    const { page: items, attempts } = await store.read(itemPage(row.id, { status, limit: ITEM_PAGE_SIZE, afterIndex: after }));
     const last = items.rows[items.rows.length - 1];
     return batchPage({
-      batch: batchView(store, row),
+      batch: await loadBatchView(store, row),
       final: row.state === 'final' && isFinalPhase(row.phase as Phase),
       items: items.rows.map((r) => ({ row: r, attempts: attempts.filter((a) => a.idx === r.idx) })),
       status: status ?? '',
@@ -204,8 +205,8 @@ export function uiRouter(deps: ApiDeps) {
 
   ui.get('/batches/:id/events', (c) => streamBatchEvents(c, deps, tenant(c), c.req.param('id')));
 
-  ui.get('/batches/:id/results', (c) => {
-    const row = getBatch(store, tenant(c), c.req.param('id'));
+  ui.get('/batches/:id/results', async (c) => {
+    const row = await store.read(getBatch(tenant(c), c.req.param('id')));
     if (!row) throw notFound('batch');
     return new Response(Readable.toWeb(Readable.from(resultLines(deps, row.id))) as ReadableStream, {
       status: 200,
@@ -223,26 +224,24 @@ export function uiRouter(deps: ApiDeps) {
         const p = toProblem(err);
         if (p.problem.status !== 409) throw err;
         // Refused by the state machine (someone else acted first): show the page as it is now, and why.
-        return c.html(renderBatch(c, id, tenantId, { text: p.problem.detail, error: true }), 409);
+        return c.html(await renderBatch(c, id, tenantId, { text: p.problem.detail, error: true }), 409);
       }
       return c.redirect(`/ui/batches/${id}?done=${ACTION_BUTTONS[action].done}`, 303);
     });
   }
 
-  ui.get('/schedules', (c) => {
+  ui.get('/schedules', async (c) => {
     const after = c.req.query('after');
-    const page = listSchedules(store, tenant(c), { selector: [], limit: PAGE_SIZE, after: after && /^s[0-9a-z]{1,40}$/.test(after) ? after : undefined });
+    const { page, schedules } = await store.read(schedulePage(tenant(c), { selector: [], limit: PAGE_SIZE, after: after && /^s[0-9a-z]{1,40}$/.test(after) ? after : undefined }));
     const last = page.rows[page.rows.length - 1];
-    return c.html(schedulesPage({ schedules: page.rows.map((r) => scheduleView(store, r)), nextAfter: page.more && last ? last.id : null, onFirst: !after }));
+    return c.html(schedulesPage({ schedules, nextAfter: page.more && last ? last.id : null, onFirst: !after }));
   });
 
-  ui.get('/webhooks', (c) => {
+  ui.get('/webhooks', async (c) => {
     const q = c.req.query();
     const status = (DELIVERY_STATUSES as readonly string[]).includes(q.status ?? '') ? (q.status as (typeof DELIVERY_STATUSES)[number]) : undefined;
     const before = q.after && /^whd_[0-9a-z]{1,60}$/.test(q.after) ? q.after : undefined;
-    const rows = listRecentDeliveries(store, tenant(c), { status, limit: PAGE_SIZE + 1, before });
-    const shown = rows.slice(0, PAGE_SIZE);
-    const attempts = attemptsOf(store, shown.map((r) => r.id));
+    const { rows, shown, attempts } = await store.read(deliveryPage(tenant(c), { status, limit: PAGE_SIZE + 1, before }));
     return c.html(
       deliveriesPage({
         deliveries: shown.map((row) => ({ row, attempts: attempts.get(row.id) ?? [] })),
@@ -257,8 +256,36 @@ export function uiRouter(deps: ApiDeps) {
     const p = toProblem(err);
     if (p.problem.status >= 500) deps.logger.error({ err, requestId: c.get('requestId'), path: c.req.path }, 'dashboard request failed');
     if (isApiPath(c.req.path) || c.req.method !== 'GET') return respondProblem(c, p);
-    return c.html(errorPage(p.problem, !!c.get('session')), p.problem.status as 400);
+    return c.html(errorPage(p.problem, !!c.get('session')), p.problem.status as 400, p.headers);
   });
 
   return ui;
+}
+
+/**
+ * The server secret that signs sessions, read once it is needed and kept. The service creates it
+ * at start-up (it signs worker tokens too), so the dashboard only reads it: a GET never writes.
+ */
+function serverSecretReader(deps: ApiDeps): () => Promise<string> {
+  let secret: string | undefined;
+  return async () => {
+    if (secret !== undefined) return secret;
+    const stored = await deps.store.read(getSetting('server-secret'));
+    if (stored === null) throw new Error('the server secret is not in the store: the service creates it at start-up');
+    secret = stored;
+    return secret;
+  };
+}
+
+/** A page of schedules with their views, in one read. */
+function* schedulePage(tenantId: string, q: ScheduleListQuery) {
+  const page = yield* listSchedules(tenantId, q);
+  return { page, schedules: yield* loadScheduleViews(page.rows) };
+}
+
+/** Recent deliveries (one more than shown, to know whether a next page exists) and the shown ones' attempts. */
+function* deliveryPage(tenantId: string, q: Parameters<typeof listRecentDeliveries>[1]) {
+  const rows = yield* listRecentDeliveries(tenantId, q);
+  const shown = rows.slice(0, PAGE_SIZE);
+  return { rows, shown, attempts: yield* attemptsOf(shown.map((r) => r.id)) };
 }

@@ -3,10 +3,17 @@ import type { Logger } from 'pino';
 import type { BatchHeader } from '../../domain/batch-spec.js';
 import type { BatchDecisions } from '../../domain/batch-status.js';
 import type { KubernetesConfig } from '../../config/config.js';
-import type { StoreHandle } from '../../store/db.js';
+import type { Store } from '../../store/store.js';
 import { getBatchById, type BatchRow } from '../../store/batch-queries.js';
-import { haltBatch, parseDecisions, parseHeader, refreshStatus } from '../../store/batch-state.js';
-import { KubernetesSync, setRuntimeCondition } from '../../store/kubernetes-sync.js';
+import { failBatch, parseDecisions, parseHeader } from '../../store/batch-state.js';
+import {
+  advanceReleaseCursor,
+  applyKubernetesObservation,
+  itemInput,
+  openItemsBefore,
+  openItemsInRange,
+  setRuntimeCondition,
+} from '../../store/kubernetes-sync.js';
 import { loadKubeConfig, runtimeSettings } from './client.js';
 import { ClusterCache } from './cluster-cache.js';
 import { ClusterCalls, PermanentError } from './cluster-calls.js';
@@ -49,7 +56,7 @@ const UNSEEN_FOR_MS = 60_000;
 
 export interface KubernetesRuntimeOptions {
   config: KubernetesConfig;
-  store: StoreHandle;
+  store: Store;
   logger: Logger;
   /** the Redis URL worker pods get when the configuration names none, and the key prefix */
   redisUrl: string;
@@ -62,7 +69,6 @@ export interface KubernetesRuntimeOptions {
 export class KubernetesRuntime {
   private readonly cluster: ClusterCache;
   private readonly calls: ClusterCalls;
-  private readonly sync: KubernetesSync;
   /** batches whose objects were cleaned up after they finished (no repeated deletes) */
   private readonly finalized = new Set<string>();
   /** per batch, item Jobs created by this process and not yet in the watch cache, with when */
@@ -74,7 +80,6 @@ export class KubernetesRuntime {
     const kc = loadKubeConfig(o.config);
     this.cluster = new ClusterCache(kc, o.config.allowedNamespaces, o.logger, o.notify);
     this.calls = new ClusterCalls(kc, o.config.createQps);
-    this.sync = new KubernetesSync(o.store);
   }
 
   start(): Promise<void> {
@@ -120,14 +125,14 @@ export class KubernetesRuntime {
         } else {
           wake = await this.ensureItemJobs(row, header, namespace, decisions);
         }
-        this.observe(row.id, namespace);
+        await this.observe(row.id, namespace);
       }
-      setRuntimeCondition(this.o.store, row.id, UNAVAILABLE, null);
+      await this.o.store.write(setRuntimeCondition(row.id, UNAVAILABLE, null));
       // What the Jobs reported may have ended the batch: clean up now, nothing else will wake it.
-      const after = getBatchById(this.o.store, row.id);
+      const after = await this.o.store.read(getBatchById(row.id));
       if (after?.state === 'final') await this.finish(after, header, namespace);
     } catch (err) {
-      this.onApiError(row.id, err);
+      await this.onApiError(row.id, err);
     }
     return wake;
   }
@@ -171,9 +176,6 @@ export class KubernetesRuntime {
    * failure budget is what earlier shards left of `maxFailedItems`.
    */
   private async ensureShards(row: BatchRow, header: BatchHeader, namespace: string, decisions: BatchDecisions): Promise<void> {
-    const open = this.o.store.sqlite
-      .prepare(`SELECT count(*) FROM items WHERE batch_id = ? AND idx BETWEEN ? AND ? AND status IN ('pending', 'running')`)
-      .pluck();
     for (const shard of shardsOf(row.total, this.o.config.shardSize)) {
       const existing = this.cluster.job(namespace, jobName(row.id, shard.shard));
       if (existing) {
@@ -184,7 +186,7 @@ export class KubernetesRuntime {
       // Done, and its Job since removed by its TTL: not again. A shard with open items and no
       // Job was never created, or its Job was lost (deleted by hand, or by its TTL while this
       // dispatcher was down): create it (again).
-      if ((open.get(row.id, shard.offset, shard.offset + shard.count - 1) as number) === 0) continue;
+      if ((await this.o.store.read(openItemsInRange(row.id, shard.offset, shard.offset + shard.count - 1))) === 0) continue;
       const max = header.retry.maxFailedItems;
       const maxFailedIndexes = max === undefined ? undefined : Math.max(0, Math.min(shard.count, max - row.failed));
       await this.calls.createJob(namespace, indexedJob({ batchId: row.id, header, shard, suspend: decisions.suspended, maxFailedIndexes, settings: this.settings() }));
@@ -215,31 +217,27 @@ export class KubernetesRuntime {
       else unfinished++;
     }
     if (decisions.suspended) return null;
-    const input = this.o.store.sqlite.prepare('SELECT input FROM items WHERE batch_id = ? AND idx = ?').pluck();
+    const input = async (index: number) => JSON.parse((await this.o.store.read(itemInput(row.id, index)))!) as unknown;
     // An open item whose Job is gone though it was created (deleted by hand, or by its TTL while
     // this dispatcher was down, before its end was seen) gets its Job again.
-    const lost = (this.o.store.sqlite
-      .prepare(`SELECT idx FROM items WHERE batch_id = ? AND idx < ? AND status IN ('pending', 'running')`)
-      .pluck()
-      .all(row.id, row.releaseCursor) as number[]).filter((index) => !seen.has(itemJobName(row.id, index)) && !unseen.has(itemJobName(row.id, index)));
+    const lost = (await this.o.store.read(openItemsBefore(row.id, row.releaseCursor))).filter((index) => !seen.has(itemJobName(row.id, index)) && !unseen.has(itemJobName(row.id, index)));
     for (const index of lost) {
       const waitMs = this.calls.creationDelay();
       if (waitMs > 0) return Date.now() + waitMs;
       this.o.logger.warn({ batchId: row.id, index }, 'the Job of an unfinished item is gone; creating it again');
-      const item = JSON.parse(input.get(row.id, index) as string) as unknown;
+      const item = await input(index);
       await this.calls.createJob(namespace, itemJob({ batchId: row.id, header, index, item, suspend: false, settings: this.settings() }));
       unseen.set(itemJobName(row.id, index), Date.now());
       unfinished++;
     }
-    const advance = this.o.store.sqlite.prepare('UPDATE batches SET release_cursor = ? WHERE id = ? AND release_cursor < ?');
     for (let index = row.releaseCursor; index < row.total && unfinished < row.parallelism; index++) {
       const waitMs = this.calls.creationDelay();
       if (waitMs > 0) return Date.now() + waitMs;
-      const item = JSON.parse(input.get(row.id, index) as string) as unknown;
+      const item = await input(index);
       await this.calls.createJob(namespace, itemJob({ batchId: row.id, header, index, item, suspend: false, settings: this.settings() }));
       unseen.set(itemJobName(row.id, index), Date.now());
       unfinished++;
-      advance.run(index + 1, row.id, index + 1);
+      await this.o.store.write(advanceReleaseCursor(row.id, index + 1));
     }
     return null;
   }
@@ -302,41 +300,32 @@ export class KubernetesRuntime {
   // ---- observing --------------------------------------------------------------------------
 
   /** Records what the batch's Jobs and pods report (from the watch caches) in the store. */
-  private observe(batchId: string, namespace: string): void {
+  private async observe(batchId: string, namespace: string): Promise<void> {
     const jobs = this.cluster.jobsOf(namespace, batchId);
     const pods = this.cluster.podsOf(namespace, batchId);
     const observation = observeBatch(jobs, pods);
     observation.attempts.push(...this.cluster.takeTombstones(batchId));
-    this.sync.apply(batchId, observation);
-    setRuntimeCondition(this.o.store, batchId, PODS_NOT_CREATED, podCreationFailure(jobs, pods, this.cluster.failedCreatesIn(namespace)), {
-      reason: 'PodsCreated',
-      message: 'the job controller creates pods again',
-    });
+    await this.o.store.write(applyKubernetesObservation(batchId, observation));
+    const failure = podCreationFailure(jobs, pods, this.cluster.failedCreatesIn(namespace));
+    await this.o.store.write(setRuntimeCondition(batchId, PODS_NOT_CREATED, failure, { reason: 'PodsCreated', message: 'the job controller creates pods again' }));
   }
 
   // ---- failures ---------------------------------------------------------------------------
 
   /** Ends an active batch as Failed (its open items cancelled); the next reconcile cleans up. */
-  private failBatch(batchId: string, reason: string, message: string): void {
-    const store = this.o.store;
-    const now = Date.now();
-    store.sqlite.transaction(() => {
-      const row = getBatchById(store, batchId);
-      if (!row || row.state !== 'active') return;
-      haltBatch(store, row, { phase: 'Failed', reason, message, at: new Date(now).toISOString() }, now);
-      refreshStatus(store, batchId, now);
-    })();
+  private async failBatch(batchId: string, reason: string, message: string): Promise<void> {
+    await this.o.store.write(failBatch(batchId, reason, message, Date.now()));
     this.o.notify(batchId);
   }
 
   /** A refusal ends the batch with the server's message; anything else is shown and retried. */
-  private onApiError(batchId: string, err: unknown): void {
+  private async onApiError(batchId: string, err: unknown): Promise<void> {
     if (err instanceof PermanentError) {
       this.o.logger.warn({ batchId, err: err.message }, 'kubernetes refused a batch object; failing the batch');
-      this.failBatch(batchId, 'KubernetesError', err.message);
+      await this.failBatch(batchId, 'KubernetesError', err.message);
       return;
     }
-    setRuntimeCondition(this.o.store, batchId, UNAVAILABLE, { reason: 'APIServerError', message: describe(err) });
+    await this.o.store.write(setRuntimeCondition(batchId, UNAVAILABLE, { reason: 'APIServerError', message: describe(err) }));
     throw err;
   }
 }
