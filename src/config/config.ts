@@ -25,6 +25,8 @@ export interface Config {
   apiKey?: string;
   logLevel: string;
   resyncMs: number;
+  /** the dispatcher's leader lease: a standby takes over within about this long after the leader dies */
+  leaderLeaseMs: number;
   /** most items of one batch released to Redis at once (fairness between batches) */
   releaseWindow: number;
   /** largest lease range (items per BullMQ job) */
@@ -218,6 +220,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     apiKey,
     logLevel: worker.logLevel,
     resyncMs: timerMs(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5000, 1000, 1000),
+    leaderLeaseMs: timerMs(env.FANOUT_LEADER_LEASE_SECONDS, 'FANOUT_LEADER_LEASE_SECONDS', 10_000, 1000, 1000),
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
     limits: {

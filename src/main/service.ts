@@ -19,6 +19,7 @@ import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.
 import { Metrics } from './metrics.js';
 import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
+import { LeaderElection } from '../lifecycle/leader-election.js';
 import type { Server as HttpServer } from 'node:http';
 import { closeHttpServer, listen } from './http-server.js';
 import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
@@ -42,7 +43,8 @@ export interface ServiceOptions {
 export interface Service {
   store: Store;
   url: string | null;
-  dispatcher: Dispatcher | null;
+  /** the dispatcher while this process leads (null while it stands by, or runs none) */
+  readonly dispatcher: Dispatcher | null;
   /** Stops every part within `ctx`'s drain time (unbounded without one); see docs/operations.md "Stopping". */
   close(ctx?: StopContext): Promise<void>;
 }
@@ -124,13 +126,33 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   // Started after the API so that pods can be told this process's own URL when no
   // FANOUT_PUBLIC_URL is set (`fanout up` on a free port).
   const kubernetes = config.kubernetes && { ...config.kubernetes, publicUrl: config.kubernetes.publicUrl ?? url ?? config.apiUrl };
-  if (o.dispatcher) {
-    dispatcher = new Dispatcher({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobs });
-    await dispatcher.start();
-  }
-  // Webhooks are delivered where the store is written: the dispatcher process.
-  const deliverer = o.dispatcher ? new WebhookDeliverer({ store, redisUrl: o.redisUrl, prefix: config.prefix, logger, config: config.webhooks }) : null;
-  await deliverer?.start();
+  // One dispatcher leads at a time (docs/architecture.md#leader-election); the others stand by.
+  // The leader also delivers webhooks. Both write through a store fenced by its leadership.
+  let deliverer: WebhookDeliverer | null = null;
+  let stopping: StopContext = unboundedStop();
+  const election = o.dispatcher
+    ? new LeaderElection({
+        store,
+        name: 'dispatcher',
+        leaseMs: config.leaderLeaseMs,
+        logger,
+        async lead(fenced) {
+          dispatcher = new Dispatcher({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobs });
+          await dispatcher.start();
+          deliverer = new WebhookDeliverer({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, config: config.webhooks });
+          await deliverer.start();
+        },
+        async stand() {
+          const [d, w] = [dispatcher, deliverer];
+          dispatcher = null;
+          deliverer = null;
+          await w?.stop(stopping);
+          await d?.stop(stopping);
+        },
+      })
+    : null;
+  await election?.start();
+  if (election && !election.leading) logger.info('another dispatcher leads; standing by');
 
 
   const workers: RunningWorker[] = [];
@@ -152,14 +174,16 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   return {
     store,
     url,
-    dispatcher,
+    get dispatcher() {
+      return dispatcher;
+    },
     async close(ctx: StopContext = unboundedStop()) {
       stopBlobSweeps();
       // Workers first: while they drain, the API still takes their large results.
       await Promise.all(workers.map((w) => w.close(ctx)));
       if (server) await closeHttpServer(server, ctx);
-      await deliverer?.stop(ctx);
-      await dispatcher?.stop(ctx);
+      stopping = ctx;
+      await election?.stop();
       await settledBefore(side.close(), soonerOf(ctx.drain, 1000));
       if (!(await closeRedis(redis))) ctx.abandon({ redis: 'unreachable' });
       closeBlobs();

@@ -46,6 +46,7 @@ export function newCluster(redisUrl: string): Cluster {
     FANOUT_DATA_DIR: dataDir,
     FANOUT_REDIS_PREFIX: prefix,
     FANOUT_LEASE_SECONDS: '2',
+    FANOUT_LEADER_LEASE_SECONDS: '2',
     FANOUT_RESYNC_SECONDS: '1',
     SCRATCH: scratch,
   };

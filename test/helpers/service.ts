@@ -42,7 +42,7 @@ export async function startTestService(o: TestServiceOptions): Promise<TestServi
   const apiKey = o.apiKey ?? `key-${randomBytes(8).toString('hex')}`;
   const config = loadConfig(
     { port: 0, dataDir, redis: o.redisUrl, prefix },
-    { FANOUT_API_KEY: apiKey, FANOUT_LEASE_SECONDS: '2', FANOUT_RESYNC_SECONDS: '1', ...o.env },
+    { FANOUT_API_KEY: apiKey, FANOUT_LEASE_SECONDS: '2', FANOUT_RESYNC_SECONDS: '1', FANOUT_LEADER_LEASE_SECONDS: '2', ...o.env },
   );
   const logger = pino({ level: process.env.FANOUT_TEST_LOG ?? 'silent' });
   const tasks = o.workers === false ? [] : (o.tasks ?? ['rev=rev', 'echo=cat']);
