@@ -46,9 +46,14 @@ export class LeaderElection {
     await this.step();
   }
 
-  async stop(): Promise<void> {
+  /** Claims no more (the first step of stopping): the lease is kept until stop() resigns it. */
+  pause(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+  }
+
+  async stop(): Promise<void> {
+    this.pause();
     await this.turn;
     if (this.token !== null) {
       const token = this.token;

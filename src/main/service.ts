@@ -179,6 +179,8 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     },
     async close(ctx: StopContext = unboundedStop()) {
       stopBlobSweeps();
+      // No more lease renewals from here: each is a write, which could wait on a locked database.
+      election?.pause();
       // Workers first: while they drain, the API still takes their large results.
       await Promise.all(workers.map((w) => w.close(ctx)));
       if (server) await closeHttpServer(server, ctx);

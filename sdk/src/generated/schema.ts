@@ -380,7 +380,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The secret that signs batches' own webhooks (created on first use) */
+        /** The secret that signs batches' own webhooks (every tenant has one from its creation) */
         get: operations["getBatchWebhookSecret"];
         put?: never;
         post?: never;

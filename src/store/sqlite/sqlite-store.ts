@@ -9,9 +9,9 @@ import { StoreUnavailableError, type NewItem, type Store } from '../store.js';
 
 /**
  * The SQLite adapter: the embedded default, one file in WAL mode. Operations run synchronously
- * inside one better-sqlite3 transaction each (a write takes the file's write lock at BEGIN:
- * IMMEDIATE), so nothing else on this connection interleaves with them. Statements are prepared
- * once and cached by their text.
+ * inside one better-sqlite3 transaction each, so nothing else on this connection interleaves with
+ * them, and one writer at a time changes the file. Statements are prepared once and cached by
+ * their text.
  */
 
 export const SQLITE_MIGRATIONS = path.join(packageRoot, 'migrations', 'sqlite');
@@ -27,7 +27,10 @@ export class SqliteStore implements Store {
 
   constructor(readonly sqlite: Database.Database) {
     this.readTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, true))).deferred;
-    this.writeTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, false))).immediate;
+    // Deferred, as reads: an operation that finds nothing to change (an empty outbox, a status
+    // that did not move) takes no write lock, so it does not wait on a writer in another process.
+    // The first write statement takes the lock (waiting up to busy_timeout).
+    this.writeTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, false)));
     const insert = sqlite.prepare(INSERT_ITEM);
     this.appendTx = sqlite.transaction((batchId: string, firstIndex: number, rows: readonly NewItem[]) => {
       for (let k = 0; k < rows.length; k++) insert.run(batchId, firstIndex + k, rows[k].customId, rows[k].input);
