@@ -1,0 +1,232 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Logger } from 'pino';
+import { driveAsync, textFor, type Op, type Statement } from '../op.js';
+import type { NewItem, Store } from '../store.js';
+import { copyRow, numberPlaceholders } from './sql-text.js';
+import { isUnavailable, unavailableOr } from './unavailable.js';
+
+/**
+ * The PostgreSQL adapter, for several API replicas and dispatchers on one database. Each
+ * operation runs on one pooled connection between BEGIN and COMMIT, its statements one after
+ * the other; a read runs on a REPEATABLE READ READ ONLY snapshot, so PostgreSQL itself refuses
+ * a write in it. Failures that mean "unreachable, restarting, out of connections" become
+ * StoreUnavailableError (the API answers 503); a connection that broke is destroyed, never
+ * handed to the next request. Settings: docs/operations.md#postgresql.
+ */
+
+export interface PostgresSettings {
+  /** postgres://user:password@host:port/db?sslmode=…; TLS options as node-postgres reads them */
+  url: string;
+  /** most connections this process opens */
+  poolSize: number;
+  /** the server cancels a statement running longer (statement_timeout) */
+  statementTimeoutMs: number;
+  /** longest wait to open a connection, or for a free one when all are busy */
+  connectTimeoutMs: number;
+}
+
+const BEGIN_READ = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+const BEGIN_WRITE = 'BEGIN';
+const COPY_ITEMS = 'COPY items (batch_id, idx, custom_id, input, status) FROM STDIN';
+/** COPY data is sent in chunks of about this many characters: memory stays flat whatever the row count. */
+const COPY_CHUNK_CHARS = 64 * 1024;
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+const BOOL_OID = 16;
+
+/**
+ * Rows as SQLite gives them: bigint (int8) and numeric values as JS numbers instead of strings
+ * (epoch ms, counters and count(*) all fit in 2^53), a computed boolean as 1/0.
+ */
+const SQLITE_LIKE_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (format !== 'binary') {
+      if (oid === INT8_OID || oid === NUMERIC_OID) return (value: string) => Number(value);
+      if (oid === BOOL_OID) return (value: string) => (value === 't' ? 1 : 0);
+    }
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  readonly pool: pg.Pool;
+  private readonly numbered = new Map<string, string>();
+  private closed = false;
+
+  constructor(settings: PostgresSettings, logger?: Pick<Logger, 'warn'>) {
+    this.pool = new pg.Pool({
+      connectionString: settings.url,
+      max: settings.poolSize,
+      // pg-pool applies it to opening a connection and to waiting for a free one
+      connectionTimeoutMillis: settings.connectTimeoutMs,
+      statement_timeout: settings.statementTimeoutMs,
+      // the client gives up too when the server cannot even answer (a dead host, a cut network)
+      query_timeout: settings.statementTimeoutMs + settings.connectTimeoutMs,
+      keepAlive: true,
+      application_name: 'fanout',
+      types: SQLITE_LIKE_TYPES,
+    });
+    // An idle connection that breaks (PostgreSQL restarted, a proxy cut it) is reported here;
+    // without a listener that would be an uncaught 'error' and end the process. The pool has
+    // already dropped it: the next request opens a new one.
+    this.pool.on('error', (err) => {
+      logger?.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'an idle PostgreSQL connection failed; the pool replaces it');
+    });
+  }
+
+  read<T>(op: Op<T>): Promise<T> {
+    return this.transaction(BEGIN_READ, op);
+  }
+
+  write<T>(op: Op<T>): Promise<T> {
+    return this.transaction(BEGIN_WRITE, op);
+  }
+
+  async appendItems(batchId: string, firstIndex: number, rows: readonly NewItem[]): Promise<void> {
+    if (rows.length === 0) return;
+    const session = await this.checkout();
+    let failure: unknown;
+    try {
+      await pipeline(Readable.from(itemChunks(batchId, firstIndex, rows)), session.client.query(copyFrom(COPY_ITEMS)));
+    } catch (err) {
+      failure = err;
+      throw unavailableOr(err);
+    } finally {
+      session.release(failure);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.pool.query('SELECT 1');
+    } catch (err) {
+      throw unavailableOr(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private async transaction<T>(begin: string, op: Op<T>): Promise<T> {
+    const session = await this.begin(begin);
+    let failure: unknown;
+    try {
+      const result = await driveAsync(op, (s) => this.execute(session.client, s));
+      await session.client.query('COMMIT');
+      return result;
+    } catch (err) {
+      failure = err;
+      if (!session.broken && !isUnavailable(err)) {
+        // A failed COMMIT has already ended the transaction; ROLLBACK then only warns.
+        await session.client.query('ROLLBACK').catch((rollbackError: Error) => (session.broken = rollbackError));
+      }
+      throw unavailableOr(err);
+    } finally {
+      session.release(failure);
+    }
+  }
+
+  /**
+   * A connection with its transaction begun. A pooled connection can have died while idle
+   * without the pool knowing yet (a restart): if BEGIN finds it broken, nothing ran, so one
+   * fresh connection is tried before giving up.
+   */
+  private async begin(begin: string): Promise<Session> {
+    for (let attempt = 1; ; attempt++) {
+      const session = await this.checkout();
+      try {
+        await session.client.query(begin);
+        return session;
+      } catch (err) {
+        session.release(err);
+        if (attempt >= 2 || !isUnavailable(err)) throw unavailableOr(err);
+      }
+    }
+  }
+
+  private async checkout(): Promise<Session> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw unavailableOr(err);
+    }
+    return new Session(client);
+  }
+
+  private async execute(client: pg.PoolClient, s: Statement): Promise<unknown> {
+    if (s.kind === 'dialect') return 'postgres';
+    const text = this.postgresText(textFor(s.text, 'postgres'));
+    const values = s.params.map(bindable);
+    if (s.kind === 'pluck') {
+      const result = await client.query({ text, values, rowMode: 'array' });
+      return (result.rows as unknown[][]).map((row) => row[0]);
+    }
+    const result = await client.query(text, values);
+    switch (s.kind) {
+      case 'all':
+        return result.rows;
+      case 'get':
+        return result.rows[0];
+      case 'run':
+        return result.rowCount ?? 0;
+    }
+  }
+
+  /** `?` numbered as `$1…$n`, once per distinct text (operations reuse a few hundred texts). */
+  private postgresText(text: string): string {
+    let numbered = this.numbered.get(text);
+    if (numbered === undefined) {
+      numbered = numberPlaceholders(text);
+      this.numbered.set(text, numbered);
+    }
+    return numbered;
+  }
+}
+
+/**
+ * A checked-out connection. While it is out the pool does not listen for its errors, so we
+ * do: a connection lost between two statements would otherwise be an uncaught 'error'.
+ */
+class Session {
+  broken: Error | undefined;
+  private readonly onError = (err: Error) => (this.broken = err);
+
+  constructor(readonly client: pg.PoolClient) {
+    client.on('error', this.onError);
+  }
+
+  /** Back to the pool, or destroyed when the connection broke or its state is unknown. */
+  release(failure: unknown): void {
+    this.client.removeListener('error', this.onError);
+    const destroy = this.broken ?? (failure !== undefined && isUnavailable(failure) ? (failure as Error) : undefined);
+    this.client.release(destroy ?? false);
+  }
+}
+
+/** As the SQLite adapter binds them: booleans as 1/0 (the schema has no boolean column), undefined as null. */
+function bindable(value: unknown): unknown {
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value === undefined ? null : value;
+}
+
+/** The rows of one appendItems call as COPY text, a chunk at a time. */
+function* itemChunks(batchId: string, firstIndex: number, rows: readonly NewItem[]): Generator<string> {
+  let chunk = '';
+  for (let k = 0; k < rows.length; k++) {
+    chunk += copyRow([batchId, firstIndex + k, rows[k].customId, rows[k].input, 'pending']);
+    if (chunk.length >= COPY_CHUNK_CHARS) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk !== '') yield chunk;
+}
