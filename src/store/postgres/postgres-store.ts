@@ -56,9 +56,11 @@ export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
   readonly pool: pg.Pool;
   private readonly numbered = new Map<string, string>();
+  private readonly poolSize: number;
   private closed = false;
 
   constructor(settings: PostgresSettings, logger?: Pick<Logger, 'warn'>) {
+    this.poolSize = settings.poolSize;
     this.pool = new pg.Pool({
       connectionString: settings.url,
       max: settings.poolSize,
@@ -80,25 +82,19 @@ export class PostgresStore implements Store {
   }
 
   read<T>(op: Op<T>): Promise<T> {
-    return this.transaction(BEGIN_READ, op);
+    return this.transaction(BEGIN_READ, (client) => driveAsync(op, (s) => this.execute(client, s)));
   }
 
   write<T>(op: Op<T>): Promise<T> {
-    return this.transaction(BEGIN_WRITE, op);
+    return this.transaction(BEGIN_WRITE, (client) => driveAsync(op, (s) => this.execute(client, s)));
   }
 
-  async appendItems(batchId: string, firstIndex: number, rows: readonly NewItem[]): Promise<void> {
-    if (rows.length === 0) return;
-    const session = await this.checkout();
-    let failure: unknown;
-    try {
-      await pipeline(Readable.from(itemChunks(batchId, firstIndex, rows)), session.client.query(copyFrom(COPY_ITEMS)));
-    } catch (err) {
-      failure = err;
-      throw unavailableOr(err);
-    } finally {
-      session.release(failure);
-    }
+  /** One COPY, in a transaction of its own so that it starts on a connection known to work (see begin). */
+  appendItems(batchId: string, firstIndex: number, rows: readonly NewItem[]): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    return this.transaction(BEGIN_WRITE, async (client) => {
+      await pipeline(Readable.from(itemChunks(batchId, firstIndex, rows)), client.query(copyFrom(COPY_ITEMS)));
+    });
   }
 
   async ping(): Promise<void> {
@@ -115,11 +111,12 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 
-  private async transaction<T>(begin: string, op: Op<T>): Promise<T> {
+  /** `work` between BEGIN and COMMIT; ROLLBACK on any error, and the connection destroyed if it broke. */
+  private async transaction<T>(begin: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const session = await this.begin(begin);
     let failure: unknown;
     try {
-      const result = await driveAsync(op, (s) => this.execute(session.client, s));
+      const result = await work(session.client);
       await session.client.query('COMMIT');
       return result;
     } catch (err) {
@@ -135,9 +132,10 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * A connection with its transaction begun. A pooled connection can have died while idle
-   * without the pool knowing yet (a restart): if BEGIN finds it broken, nothing ran, so one
-   * fresh connection is tried before giving up.
+   * A connection with its transaction begun. Pooled connections can have died while idle
+   * without the pool knowing yet (a restart, a terminated backend): when BEGIN finds one
+   * broken, nothing ran, so it is destroyed and the next one tried. After at most every pooled
+   * connection, the pool opens a new one, or reports that it cannot.
    */
   private async begin(begin: string): Promise<Session> {
     for (let attempt = 1; ; attempt++) {
@@ -147,7 +145,7 @@ export class PostgresStore implements Store {
         return session;
       } catch (err) {
         session.release(err);
-        if (attempt >= 2 || !isUnavailable(err)) throw unavailableOr(err);
+        if (attempt > this.poolSize || !isUnavailable(err)) throw unavailableOr(err);
       }
     }
   }

@@ -20,9 +20,16 @@ const UNAVAILABLE_SQLSTATES = new Set([
 
 /**
  * node-postgres reports some of these only in its messages: the pool's wait for a free client
- * timed out, a connection closed under a query, a client already broken was used.
+ * timed out, a connection closed under a query, a client already broken was used, the server
+ * did not answer within query_timeout (statement timeout + connect timeout: it is not even
+ * cancelling statements).
  */
-const UNAVAILABLE_MESSAGES = [/timeout exceeded when trying to connect/i, /Connection terminated/i, /encountered a connection error and is not queryable/i];
+const UNAVAILABLE_MESSAGES = [
+  /timeout exceeded when trying to connect/i,
+  /Connection terminated/i,
+  /encountered a connection error and is not queryable/i,
+  /Query read timeout/i,
+];
 
 export function isUnavailable(err: unknown): boolean {
   if (err instanceof StoreUnavailableError) return true;
