@@ -207,7 +207,7 @@ describe.each(adapters)('store contract: $name', (adapter) => {
     expect(await store.write(putKv('after', 2))).toBe(1);
   });
 
-  it('returns 64-bit integers, counts and sums as numbers', async () => {
+  it('returns 64-bit integers, counts and sums as numbers, truth values as 1/0', async () => {
     const store = await adapter.open();
     await store.write(createKv());
     const values = [1_796_316_739_774, Number.MAX_SAFE_INTEGER, -5, 0];
@@ -222,6 +222,8 @@ describe.each(adapters)('store contract: $name', (adapter) => {
     const stats = await store.read(get<{ c: number; s: number; m: number }>("SELECT count(*) AS c, sum(n) AS s, max(n) AS m FROM kv WHERE k <> 'k1'"));
     expect(stats).toEqual({ c: 3, s: 1_796_316_739_774 - 5, m: 1_796_316_739_774 });
     expect(await store.read(pluck<number>('SELECT n FROM kv WHERE k = ?', 'k1'))).toEqual([Number.MAX_SAFE_INTEGER]);
+    // a computed truth value is 1/0 on both (SQLite has no boolean)
+    expect(await store.read(get('SELECT (1 = 1) AS t, (1 = 0) AS f, EXISTS (SELECT 1 FROM kv) AS e'))).toEqual({ t: 1, f: 0, e: 1 });
   });
 
   it('appendItems stores tricky text exactly: tab, newline, CR, backslash, \\N, unicode, null customId', async () => {

@@ -15,6 +15,10 @@ import { isUnavailable, unavailableOr } from './unavailable.js';
  * a write in it. Failures that mean "unreachable, restarting, out of connections" become
  * StoreUnavailableError (the API answers 503); a connection that broke is destroyed, never
  * handed to the next request. Settings: docs/operations.md#postgresql.
+ *
+ * Unlike SQLite, PostgreSQL aborts the whole transaction at its first failed statement: an
+ * operation that catches a statement's error and goes on gets "current transaction is
+ * aborted" for its next statement. Operations check first (a SELECT, ON CONFLICT) instead.
  */
 
 export interface PostgresSettings {
@@ -33,6 +37,8 @@ const BEGIN_WRITE = 'BEGIN';
 const COPY_ITEMS = 'COPY items (batch_id, idx, custom_id, input, status) FROM STDIN';
 /** COPY data is sent in chunks of about this many characters: memory stays flat whatever the row count. */
 const COPY_CHUNK_CHARS = 64 * 1024;
+
+const NUMBERED_TEXTS_KEPT = 5000;
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -179,11 +185,16 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** `?` numbered as `$1…$n`, once per distinct text (operations reuse a few hundred texts). */
+  /**
+   * `?` numbered as `$1…$n`, once per distinct text: operations reuse a few hundred texts. Texts
+   * built at run time (an `IN (?, ?, …)` per list length) could grow the cache without end, so
+   * past a bound it starts over.
+   */
   private postgresText(text: string): string {
     let numbered = this.numbered.get(text);
     if (numbered === undefined) {
       numbered = numberPlaceholders(text);
+      if (this.numbered.size >= NUMBERED_TEXTS_KEPT) this.numbered.clear();
       this.numbered.set(text, numbered);
     }
     return numbered;
