@@ -66,6 +66,8 @@ describe('which PostgreSQL errors mean "unavailable"', () => {
     ['unique violation', withCode('23505', 'duplicate key value violates unique constraint'), false],
     ['read-only transaction', withCode('25006'), false],
     ['statement timeout', withCode('57014', 'canceling statement due to statement timeout'), false],
+    ['a wrapped connection error (drizzle)', new Error('Failed query: CREATE TABLE …', { cause: withCode('57P01') }), true],
+    ['a wrapped constraint error (drizzle)', new Error('Failed query: INSERT …', { cause: withCode('23505') }), false],
     ['syntax error', withCode('42601'), false],
     ['an operation error', new Error('batch not found'), false],
   ])('%s: %s', (_name, err, want) => {

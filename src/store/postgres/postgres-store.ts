@@ -103,12 +103,9 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** Through begin() like any call: a pooled connection that died while idle does not fail readiness. */
   async ping(): Promise<void> {
-    try {
-      await this.pool.query('SELECT 1');
-    } catch (err) {
-      throw unavailableOr(err);
-    }
+    await this.transaction(BEGIN_READ, (client) => client.query('SELECT 1'));
   }
 
   async close(): Promise<void> {

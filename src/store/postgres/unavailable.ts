@@ -41,7 +41,9 @@ export function isUnavailable(err: unknown): boolean {
   }
   // Node's AggregateError from a host with several addresses (localhost: ::1 and 127.0.0.1).
   if (err instanceof AggregateError && err.errors.length > 0 && err.errors.every(isUnavailable)) return true;
-  return UNAVAILABLE_MESSAGES.some((re) => re.test(err.message));
+  if (UNAVAILABLE_MESSAGES.some((re) => re.test(err.message))) return true;
+  // drizzle (the migrator) wraps the driver's error as its cause
+  return err.cause !== undefined && err.cause !== err && isUnavailable(err.cause);
 }
 
 /** The error to throw: a StoreUnavailableError wrapping `err` when the database is unavailable, else `err`. */
