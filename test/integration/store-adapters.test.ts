@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
@@ -386,5 +387,33 @@ describe('PostgreSQL: migrations and faults', () => {
     expect(await store.read(kvCount())).toBe(3);
     expect(await store.write(putKv('after', 4))).toBe(1);
     await store.ping();
+  });
+
+  it('TLS as the URL asks for it: verify-full against our CA works, against the system CAs is refused', async () => {
+    // A CA and a server certificate for 127.0.0.1, then the cluster restarted with TLS on.
+    const dataDir = path.join(cluster.dir, 'data');
+    const tls = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-pg-tls-'));
+    dirs.push(tls);
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: tls, stdio: 'pipe' });
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Fanout test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
+    fs.writeFileSync(path.join(tls, 'san.ext'), 'subjectAltName = IP:127.0.0.1\n');
+    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem');
+    const owner = fs.statSync(dataDir);
+    for (const file of ['server.pem', 'server.key']) {
+      const target = path.join(dataDir, file);
+      fs.copyFileSync(path.join(tls, file), target);
+      fs.chmodSync(target, 0o600);
+      fs.chownSync(target, owner.uid, owner.gid);
+    }
+    fs.appendFileSync(path.join(dataDir, 'postgresql.conf'), "ssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\n");
+    await cluster.restart('fast');
+
+    const url = await freshPostgresUrl();
+    const store = await track(openStore(postgresConfig(`${url}?sslmode=verify-full&sslrootcert=${path.join(tls, 'ca.pem')}`)));
+    expect(await store.read(value('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'))).toBe(1);
+    const refused = await rejection(openStore(postgresConfig(`${url}?sslmode=verify-full`)));
+    expect(refused).not.toBeInstanceOf(StoreUnavailableError);
+    expect(refused.message).toMatch(/unable to verify the first certificate|self[- ]signed certificate/);
   });
 });
