@@ -3,8 +3,11 @@ import { parseAllowlist, type Allowlist } from '../domain/address-policy.js';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../domain/webhooks.js';
 import { JSON_DEPTH_CEILING } from '../domain/json-scan.js';
 import { MAX_TIMER_MS } from '../domain/long-timeout.js';
+import { databaseConfig, DatabaseConfigError, type DatabaseConfig } from './database.js';
 
 export { JSON_DEPTH_CEILING };
+export type { DatabaseConfig };
+export { describeDatabase } from './database.js';
 
 /**
  * The one place that reads the environment. Flags win over environment variables, which win
@@ -14,6 +17,9 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** --database / DATABASE_URL: the SQLite file, or PostgreSQL with its pool settings */
+  database: DatabaseConfig;
+  /** the SQLite file; '' with PostgreSQL (superseded by `database`, kept until every caller moved) */
   databasePath: string;
   /** unset: `fanout up` starts a local redis-server child */
   redisUrl?: string;
@@ -177,10 +183,7 @@ function jsonDepth(value: string | undefined): number {
 /** Resolves the configuration; throws {@link ConfigError} with one clear line when it is bad. */
 export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   const dataDir = path.resolve(pick(flags, 'dataDir', env, 'FANOUT_DATA_DIR') ?? './data');
-  const database = pick(flags, 'database', env, 'DATABASE_URL') ?? path.join(dataDir, 'fanout.db');
-  if (/^postgres(ql)?:\/\//.test(database)) {
-    throw new ConfigError('DATABASE_URL: PostgreSQL is not supported yet; use a SQLite file path');
-  }
+  const database = databaseSettings(pick(flags, 'database', env, 'DATABASE_URL') ?? path.join(dataDir, 'fanout.db'), env);
   const port = integer(pick(flags, 'port', env, 'PORT'), 'PORT', 8080);
   if (port > 65535) throw new ConfigError(`PORT must be at most 65535, got ${port}`);
   const host = pick(flags, 'host', env, 'HOST') ?? '127.0.0.1';
@@ -210,7 +213,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     port,
     host,
     dataDir,
-    databasePath: path.resolve(database),
+    database,
+    databasePath: database.kind === 'sqlite' ? database.file : '',
     redisUrl: worker.redisUrl,
     prefix: worker.prefix,
     tasks,
@@ -243,6 +247,15 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     inContainer: Boolean(env.KUBERNETES_SERVICE_HOST || env.container),
     blobs: blobConfig(env, dataDir),
   };
+}
+
+function databaseSettings(value: string, env: Env): DatabaseConfig {
+  try {
+    return databaseConfig(value, env);
+  } catch (err) {
+    if (err instanceof DatabaseConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 // Bucket names as S3 allows them; prefix segments as plain as blob key segments.

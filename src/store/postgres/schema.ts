@@ -1,0 +1,330 @@
+import { sql } from 'drizzle-orm';
+import { bigint, index, integer, pgTable, primaryKey, text } from 'drizzle-orm/pg-core';
+
+/**
+ * The PostgreSQL schema: the mirror of src/store/sqlite/schema.ts, with the same table, column and
+ * index names, so the operations in src/store run the same SQL on both. Changes go through
+ * `npx drizzle-kit generate --config drizzle.postgres.config.ts` into migrations/postgres/, never by
+ * hand-editing the database; a change to one schema is made to the other in the same commit.
+ *
+ * Every SQLite `integer` is a `bigint` here, read as a JS number (the adapter parses int8): epoch
+ * milliseconds need 64 bits, and one integer type everywhere keeps the shared SQL free of casts.
+ */
+
+export const tenants = pgTable('tenants', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+});
+
+export const apiKeys = pgTable('api_keys', {
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+  /** sha256 of the key: keys are long random strings, so a fast hash is enough at rest */
+  keyHash: text('key_hash').notNull().unique(),
+  createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+});
+
+export const settings = pgTable('settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});
+
+export const batches = pgTable(
+  'batches',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name'),
+    /** JSON object of labels, also kept row-per-label in batch_labels for selector queries */
+    labels: text('labels').notNull().default('{}'),
+    /** the validated spec without items, JSON */
+    spec: text('spec').notNull(),
+    task: text('task'),
+    parallelism: bigint('parallelism', { mode: 'number' }).notNull(),
+    /** uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final */
+    state: text('state', { enum: ['uploading', 'active', 'final'] }).notNull(),
+    phase: text('phase').notNull(),
+    /** JSON {halt, suspended}: facts decided by a request or a rule, input to deriveStatus */
+    decisions: text('decisions').notNull(),
+    /** JSON {conditions, startTime, completionTime, completedIndexes, failedIndexes, indexesKey} */
+    status: text('status').notNull(),
+    /** items with idx >= this were never released (fresh items are released in index order) */
+    releaseCursor: bigint('release_cursor', { mode: 'number' }).notNull().default(0),
+    total: bigint('total', { mode: 'number' }).notNull().default(0),
+    pending: bigint('pending', { mode: 'number' }).notNull().default(0),
+    running: bigint('running', { mode: 'number' }).notNull().default(0),
+    succeeded: bigint('succeeded', { mode: 'number' }).notNull().default(0),
+    failed: bigint('failed', { mode: 'number' }).notNull().default(0),
+    cancelled: bigint('cancelled', { mode: 'number' }).notNull().default(0),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+    updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('batches_tenant_created').on(t.tenantId, t.id), index('batches_state').on(t.state)],
+);
+
+export const batchLabels = pgTable(
+  'batch_labels',
+  {
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.batchId, t.key] }), index('batch_labels_key_value').on(t.key, t.value)],
+);
+
+export const items = pgTable(
+  'items',
+  {
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    idx: bigint('idx', { mode: 'number' }).notNull(),
+    customId: text('custom_id'),
+    /** the item as JSON text */
+    input: text('input').notNull(),
+    status: text('status', { enum: ['pending', 'running', 'succeeded', 'failed', 'cancelled'] }).notNull(),
+    /** lease generation: incremented each time the item is released; results must carry it */
+    attempt: bigint('attempt', { mode: 'number' }).notNull().default(0),
+    /** failed attempts that count against backoffLimitPerItem */
+    failures: bigint('failures', { mode: 'number' }).notNull().default(0),
+    leaseId: text('lease_id'),
+    /** a pending item is not released before this time (retry backoff) */
+    notBefore: bigint('not_before', { mode: 'number' }).notNull().default(0),
+    /** JSON of an inline result */
+    result: text('result'),
+    /** path of a result in the blob directory, relative to it */
+    resultBlob: text('result_blob'),
+    error: text('error'),
+    reason: text('reason'),
+    startedAt: bigint('started_at', { mode: 'number' }),
+    finishedAt: bigint('finished_at', { mode: 'number' }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.batchId, t.idx] }),
+    // Partial, on the rare outcomes only: ingest and the pending → running → succeeded path of
+    // every item pay nothing for it, while `?status=failed` and retries find their few rows fast.
+    // Listing the common statuses scans the primary key, in index order, which they fill anyway.
+    index('items_failed').on(t.batchId, t.status, t.idx).where(sql`status IN ('failed', 'cancelled')`),
+    index('items_retry').on(t.batchId, t.notBefore).where(sql`status = 'pending' AND attempt > 0`),
+  ],
+);
+
+export const attempts = pgTable(
+  'attempts',
+  {
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    idx: bigint('idx', { mode: 'number' }).notNull(),
+    attempt: bigint('attempt', { mode: 'number' }).notNull(),
+    outcome: text('outcome', { enum: ['succeeded', 'failed'] }).notNull(),
+    exitCode: bigint('exit_code', { mode: 'number' }),
+    httpStatus: bigint('http_status', { mode: 'number' }),
+    condition: text('condition'),
+    error: text('error'),
+    /** what the failure policy decided: Retrying, BackoffLimitExceeded, FailItemRule, … */
+    decision: text('decision'),
+    worker: text('worker'),
+    startedAt: bigint('started_at', { mode: 'number' }),
+    finishedAt: bigint('finished_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.batchId, t.idx, t.attempt] })],
+);
+
+/** Lease ranges released to Redis and not yet fully reported. */
+export const leases = pgTable(
+  'leases',
+  {
+    id: text('id').primaryKey(),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    task: text('task').notNull(),
+    /** JSON array of [index, attempt] still outstanding */
+    outstanding: text('outstanding').notNull(),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+    /** first time a resync did not find the lease in Redis */
+    missingSince: bigint('missing_since', { mode: 'number' }),
+  },
+  (t) => [index('leases_batch').on(t.batchId)],
+);
+
+/** Intents written in the same transaction as the change that causes them. */
+export const outbox = pgTable('outbox', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
+  kind: text('kind', { enum: ['dispatch'] }).notNull(),
+  batchId: text('batch_id').notNull(),
+  createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+});
+
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
+);
+
+/**
+ * Schedules: the CronJob of batches. `spec` holds the validated schedule (cron expression, time
+ * zone, concurrency policy, suspend, starting deadline, history limits, batch template).
+ */
+export const schedules = pgTable(
+  'schedules',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name'),
+    /** JSON object of labels, also kept row-per-label in schedule_labels for selector queries */
+    labels: text('labels').notNull().default('{}'),
+    spec: text('spec').notNull(),
+    /** JSON: lastScheduleTime, lastSuccessfulTime, what was skipped or missed and why */
+    status: text('status').notNull().default('{}'),
+    /** the next tick (epoch ms) the schedule is due; null while suspended */
+    nextRunAt: bigint('next_run_at', { mode: 'number' }),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+    updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('schedules_tenant').on(t.tenantId, t.id), index('schedules_next_run').on(t.nextRunAt)],
+);
+
+export const scheduleLabels = pgTable(
+  'schedule_labels',
+  {
+    scheduleId: text('schedule_id').notNull().references(() => schedules.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scheduleId, t.key] }), index('schedule_labels_key_value').on(t.key, t.value)],
+);
+
+/**
+ * One row per tick a schedule handled: the primary key makes "one batch per tick" hold across
+ * dispatchers and restarts (the row commits with the batch it started, or records the skip).
+ */
+export const scheduleRuns = pgTable(
+  'schedule_runs',
+  {
+    scheduleId: text('schedule_id').notNull().references(() => schedules.id, { onDelete: 'cascade' }),
+    /** the tick (epoch ms), or the time of a manual trigger */
+    tickAt: bigint('tick_at', { mode: 'number' }).notNull(),
+    /** started: a batch was created; skipped: Forbid with a run active, or missed past the starting deadline */
+    outcome: text('outcome', { enum: ['started', 'skipped'] }).notNull(),
+    batchId: text('batch_id'),
+    reason: text('reason'),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scheduleId, t.tickAt] }), index('schedule_runs_batch').on(t.batchId)],
+);
+
+/**
+ * Tenant-wide webhook endpoints. `secret` signs every delivery; after a rotation the previous
+ * secret also signs until `previousSecretExpiresAt` (both signatures in one header).
+ */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    url: text('url').notNull(),
+    description: text('description'),
+    /** JSON array of event filters */
+    events: text('events').notNull(),
+    /**
+     * 0/1, not a boolean: SQLite has no boolean type and the shared SQL says `enabled = 1`, which
+     * PostgreSQL refuses for a boolean column (no boolean = integer operator).
+     */
+    enabled: integer('enabled').notNull().default(1),
+    /** why the endpoint was disabled (a 410 from the receiver, a client request) */
+    disabledReason: text('disabled_reason'),
+    secret: text('secret').notNull(),
+    previousSecret: text('previous_secret'),
+    previousSecretExpiresAt: bigint('previous_secret_expires_at', { mode: 'number' }),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+    updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('webhook_endpoints_tenant').on(t.tenantId, t.id)],
+);
+
+/** The secret that signs the webhooks batches name in their spec: one per tenant, created on first use. */
+export const webhookBatchSecrets = pgTable('webhook_batch_secrets', {
+  tenantId: text('tenant_id').primaryKey().references(() => tenants.id, { onDelete: 'cascade' }),
+  secret: text('secret').notNull(),
+  previousSecret: text('previous_secret'),
+  previousSecretExpiresAt: bigint('previous_secret_expires_at', { mode: 'number' }),
+  createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+});
+
+/** An event, written in the transaction of the change it reports; `payload` is the exact body sent. */
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    payload: text('payload').notNull(),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('webhook_events_batch').on(t.batchId)],
+);
+
+/**
+ * One event to one target (a tenant endpoint, or the batch's own webhook when endpointId is
+ * null). `pending` rows whose nextAttemptAt has come are enqueued by the dispatcher's poller.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    eventId: text('event_id').notNull().references(() => webhookEvents.id, { onDelete: 'cascade' }),
+    batchId: text('batch_id').notNull().references(() => batches.id, { onDelete: 'cascade' }),
+    endpointId: text('endpoint_id').references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    url: text('url').notNull(),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull(),
+    /** attempts made in all (numbers the attempt rows) */
+    attempts: bigint('attempts', { mode: 'number' }).notNull().default(0),
+    /** failed attempts since the delivery was (re)started: the position in the retry schedule */
+    step: bigint('step', { mode: 'number' }).notNull().default(0),
+    nextAttemptAt: bigint('next_attempt_at', { mode: 'number' }),
+    /** when the poller last put it on the queue (it is put again if that attempt never ran) */
+    queuedAt: bigint('queued_at', { mode: 'number' }),
+    lastError: text('last_error'),
+    createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+    updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    index('webhook_deliveries_due').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    index('webhook_deliveries_batch').on(t.batchId),
+    index('webhook_deliveries_endpoint').on(t.endpointId, t.createdAt),
+  ],
+);
+
+/** The delivery log: one row per HTTP attempt. */
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    deliveryId: text('delivery_id').notNull().references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    attempt: bigint('attempt', { mode: 'number' }).notNull(),
+    at: bigint('at', { mode: 'number' }).notNull(),
+    statusCode: bigint('status_code', { mode: 'number' }),
+    latencyMs: bigint('latency_ms', { mode: 'number' }).notNull(),
+    /** at most 1 KiB of the response body */
+    response: text('response'),
+    error: text('error'),
+  },
+  (t) => [primaryKey({ columns: [t.deliveryId, t.attempt] })],
+);
+
+/**
+ * Leadership of a role that one process may hold at a time (the dispatcher). A holder renews
+ * its lease before `expiresAt`; another process takes over once it lapses, and `token` goes up
+ * by one with every new holder: the fencing token a deposed holder's writes are checked against.
+ */
+export const leaderLeases = pgTable('leader_leases', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  token: bigint('token', { mode: 'number' }).notNull(),
+  expiresAt: bigint('expires_at', { mode: 'number' }).notNull(),
+});
