@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,7 @@ const GRANTS: Record<string, string[]> = {
 
 let base: Doc[];
 let dev: Doc[];
+let ha: Doc[];
 let validator: ManifestValidator;
 let conn: KubeConnection;
 let scratch: string;
@@ -75,7 +76,7 @@ const namespaces: string[] = [];
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'fanout-deploy-test-'));
   conn = connectionFromKubeconfig(kubeconfigPath);
-  [base, dev, validator] = await Promise.all([kustomize('deploy/base'), kustomize('deploy/overlays/dev'), loadManifestValidator(conn)]);
+  [base, dev, ha, validator] = await Promise.all([kustomize('deploy/base'), kustomize('deploy/overlays/dev'), kustomize('deploy/overlays/ha'), loadManifestValidator(conn)]);
 });
 
 afterAll(async () => {
@@ -91,12 +92,13 @@ async function freshNamespace(prefix: string): Promise<string> {
 }
 
 /**
- * A kustomization that puts the dev overlay in namespace `ns` (kustomize renames the Namespace
- * object and the RoleBinding's subject too), so `kubectl apply -k` runs as a user would run it.
+ * A kustomization that puts an overlay (deploy/overlays/<name>) in namespace `ns` (kustomize
+ * renames the Namespace object and the RoleBinding's subject too), so `kubectl apply -k` runs as
+ * a user would run it.
  */
-function devOverlayIn(ns: string): string {
+function overlayIn(name: 'dev' | 'ha', ns: string): string {
   const dir = mkdtempSync(join(scratch, 'kustomization-'));
-  const overlay = relative(dir, join(REPO, 'deploy/overlays/dev'));
+  const overlay = relative(dir, join(REPO, 'deploy/overlays', name));
   writeFileSync(
     join(dir, 'kustomization.yaml'),
     ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', `namespace: ${ns}`, 'resources:', `  - ${overlay}`, ''].join('\n'),
@@ -152,11 +154,12 @@ describe('Containerfile', () => {
 
   it('carries what the CLI reads relative to its own files, and runs it as a non-root user', () => {
     // bin/fanout.js imports ../dist/src/cli/index.js (the sources only when src/ is beside it);
-    // src/store/sqlite/sqlite-store.ts applies <package root>/migrations/sqlite, the root found
-    // from the module's own directory (src/package-root.ts), so from the compiled dist/ too.
+    // the store applies <package root>/migrations (per dialect), the root found from the module's
+    // own directory (src/package-root.ts), so from dist/src/store/… too.
     const bin = readFileSync(join(REPO, 'bin/fanout.js'), 'utf8');
     expect(bin).toContain("await import('../dist/src/cli/index.js')");
-    expect(readFileSync(join(REPO, 'src/store/sqlite/sqlite-store.ts'), 'utf8')).toContain("path.join(packageRoot, 'migrations', 'sqlite')");
+    const storeFiles = readdirSync(join(REPO, 'src/store'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    expect(storeFiles.filter((f) => readFileSync(join(REPO, 'src/store', f), 'utf8').includes("path.join(packageRoot, 'migrations'"))).not.toEqual([]);
     expect(copiesOf(runtime)).toContain('migrations');
     expect(runtime.some((l) => /^ENTRYPOINT\s.*"node", "\/app\/bin\/fanout\.js"\]$/.test(l))).toBe(true);
     expect(runtime).toContain('WORKDIR /app');
@@ -169,8 +172,8 @@ describe('deploy/ manifests', () => {
   it('every Fanout process stops by itself before Kubernetes would SIGKILL it', () => {
     // FANOUT_SHUTDOWN_GRACE_SECONDS (default 20) plus up to 5 s of a statement blocked on a locked
     // SQLite file (busy_timeout) must fit in terminationGracePeriodSeconds (default 30).
-    const fanout = [...base, ...dev].filter((d) => d.kind === 'Deployment' && d.metadata.name.startsWith('fanout-'));
-    expect(fanout.length).toBeGreaterThanOrEqual(3);
+    const fanout = [...base, ...dev, ...ha].filter((d) => d.kind === 'Deployment' && d.metadata.name.startsWith('fanout-'));
+    expect(fanout.length).toBeGreaterThanOrEqual(6);
     for (const d of fanout) {
       const pod = d.spec.template.spec;
       for (const c of pod.containers) {
@@ -181,9 +184,10 @@ describe('deploy/ manifests', () => {
   });
 
   it('every rendered document matches the live API server OpenAPI v3 schemas', () => {
-    const errors = [...base, ...dev].flatMap((d) => validator.validateManifest(d));
+    const errors = [...base, ...dev, ...ha].flatMap((d) => validator.validateManifest(d));
     expect(errors).toEqual([]);
     expect(base.length).toBeGreaterThanOrEqual(10);
+    expect(ha.length).toBeGreaterThanOrEqual(13);
   });
 
   it('base: namespace-agnostic, the parts the design names, resources and a restricted securityContext on every container', () => {
@@ -202,7 +206,7 @@ describe('deploy/ manifests', () => {
       'Service/redis',
       'ServiceAccount/fanout',
     ]);
-    for (const d of [...base, ...dev].filter((x) => x.kind === 'Deployment')) {
+    for (const d of [...base, ...dev, ...ha].filter((x) => x.kind === 'Deployment')) {
       const pod = podSpec(d);
       expect(pod.securityContext, d.metadata.name).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
       for (const c of pod.containers) {
@@ -328,6 +332,196 @@ describe('deploy/ manifests', () => {
   });
 });
 
+/** Does a label selector (matchLabels only, as every selector in deploy/ is) match these labels? */
+function selects(selector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] }, labels: Record<string, string>): boolean {
+  if (selector.matchExpressions?.length) throw new Error('selects(): matchExpressions are not handled');
+  const wanted = Object.entries(selector.matchLabels ?? {});
+  return wanted.length > 0 && wanted.every(([k, v]) => labels[k] === v);
+}
+
+type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } };
+const envOfContainer = (c: { env?: EnvVar[] }): Record<string, EnvVar> => Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
+
+/** The Secrets (name → keys) the containers of these Deployments need to start: every secretKeyRef not marked optional. */
+function requiredSecretKeys(deployments: Doc[]): Record<string, string[]> {
+  const keys: Record<string, Set<string>> = {};
+  for (const d of deployments) {
+    for (const c of podSpec(d).containers as Array<{ env?: EnvVar[] }>) {
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (ref && !ref.optional) (keys[ref.name] ??= new Set()).add(ref.key);
+      }
+    }
+  }
+  return Object.fromEntries(Object.entries(keys).map(([name, set]) => [name, [...set].sort()]));
+}
+
+const readExample = (file: string): Doc[] => parseAllDocuments(readFileSync(join(REPO, 'deploy/examples', file), 'utf8')).map((d) => d.toJS() as Doc);
+
+describe('deploy/overlays/ha', () => {
+  const deployment = (name: string) => find(ha, 'Deployment', name);
+  /** the Deployments whose processes open the store */
+  const storeUsers = () => [deployment('fanout-api'), deployment('fanout-dispatcher')];
+  const fanoutDeployments = () => ha.filter((d) => d.kind === 'Deployment' && d.metadata.name.startsWith('fanout-'));
+
+  it('renders the base without its PVC, the example workers and two PodDisruptionBudgets, no Secret', () => {
+    const name = (d: Doc) => (d.kind === 'ConfigMap' ? d.metadata.name.replace(/-[a-z0-9]{10}$/, '') : d.metadata.name);
+    expect(ha.map((d) => `${d.kind}/${name(d)}`).sort()).toEqual([
+      'ConfigMap/fanout-config',
+      'Deployment/fanout-api',
+      'Deployment/fanout-dispatcher',
+      'Deployment/fanout-worker',
+      'Deployment/redis',
+      'Namespace/fanout',
+      'PodDisruptionBudget/fanout-api',
+      'PodDisruptionBudget/fanout-dispatcher',
+      'Role/fanout',
+      'RoleBinding/fanout',
+      'Service/fanout-api',
+      'Service/redis',
+      'ServiceAccount/fanout',
+    ]);
+    expect(ha.filter((d) => d.kind !== 'Namespace' && d.metadata.namespace !== 'fanout').map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([]);
+  });
+
+  it('3 API replicas, 2 dispatchers (a rolling update starts the new standby first), the dev overlay\'s worker Deployment', () => {
+    expect(deployment('fanout-api').spec.replicas).toBe(3);
+    expect(container(deployment('fanout-api')).args).toEqual(['api']);
+    const dispatcher = deployment('fanout-dispatcher');
+    expect(dispatcher.spec.replicas).toBe(2);
+    expect(container(dispatcher).args).toEqual(['dispatcher']);
+    expect(dispatcher.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    // the same worker as the dev overlay, but for its namespace and image tag
+    const normalized = (d: Doc) => {
+      const copy = structuredClone(d);
+      delete copy.metadata.namespace;
+      for (const c of podSpec(copy).containers) c.image = c.image.replace(/:.*$/, '');
+      return copy;
+    };
+    expect(normalized(deployment('fanout-worker'))).toEqual(normalized(find(dev, 'Deployment', 'fanout-worker')));
+  });
+
+  it('spreads the API and the dispatchers over nodes, and no pod is pinned to another pod\'s node', () => {
+    for (const d of storeUsers()) {
+      const where = d.metadata.name;
+      // hostname only: every node has it. A key some nodes lack (a zone label) makes the scheduler
+      // leave those nodes out of spread scoring, the hostname spread included.
+      expect((podSpec(d).topologySpreadConstraints ?? []).map((t: { topologyKey: string }) => t.topologyKey), where).toEqual(['kubernetes.io/hostname']);
+      const hostSpread = podSpec(d).topologySpreadConstraints[0];
+      expect(hostSpread, where).toMatchObject({ maxSkew: 1, whenUnsatisfiable: 'ScheduleAnyway', matchLabelKeys: ['pod-template-hash'] });
+      // the constraint counts the Deployment's own pods
+      expect(hostSpread.labelSelector, where).toEqual(d.spec.selector);
+      expect(selects(hostSpread.labelSelector, d.spec.template.metadata.labels), where).toBe(true);
+    }
+    for (const d of ha.filter((x) => x.kind === 'Deployment')) {
+      expect(podSpec(d).affinity?.podAffinity, d.metadata.name).toBeUndefined();
+      expect(d.spec.template.metadata.labels, d.metadata.name).not.toHaveProperty('fanout.dev/volume');
+    }
+  });
+
+  it('a PodDisruptionBudget keeps 2 API replicas and lets 1 dispatcher go; each selects the pods of its Deployment and no other', () => {
+    const api = find(ha, 'PodDisruptionBudget', 'fanout-api');
+    const dispatcher = find(ha, 'PodDisruptionBudget', 'fanout-dispatcher');
+    expect(api.spec).toMatchObject({ minAvailable: 2, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    expect(api.spec.maxUnavailable).toBeUndefined();
+    expect(dispatcher.spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    expect(dispatcher.spec.minAvailable).toBeUndefined();
+    // a drain can still evict one API replica at full strength
+    expect(api.spec.minAvailable).toBeLessThan(deployment('fanout-api').spec.replicas);
+    for (const pdb of [api, dispatcher]) {
+      const selected = ha.filter((d) => d.kind === 'Deployment' && selects(pdb.spec.selector, d.spec.template.metadata.labels)).map((d) => d.metadata.name);
+      expect(selected, pdb.metadata.name).toEqual([pdb.metadata.name]);
+    }
+  });
+
+  it('the API and the dispatcher read DATABASE_URL and the S3 keys from Secrets; no ConfigMap holds them, workers get none', () => {
+    for (const cm of ha.filter((d) => d.kind === 'ConfigMap')) {
+      for (const key of ['DATABASE_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) expect(cm.data, `${cm.metadata.name} ${key}`).not.toHaveProperty(key);
+    }
+    for (const d of storeUsers()) {
+      expect(podSpec(d).initContainers, d.metadata.name).toBeUndefined();
+      for (const c of podSpec(d).containers) {
+        const where = `${d.metadata.name}/${c.name}`;
+        const env = envOfContainer(c);
+        // required (no `optional`): without the database the pod must not start at all
+        expect(env.DATABASE_URL, where).toEqual({ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'fanout-db-app', key: 'uri' } } });
+        expect(env.AWS_ACCESS_KEY_ID?.valueFrom?.secretKeyRef, where).toEqual({ name: 'fanout-s3', key: 'access-key-id' });
+        expect(env.AWS_SECRET_ACCESS_KEY?.valueFrom?.secretKeyRef, where).toEqual({ name: 'fanout-s3', key: 'secret-access-key' });
+        // nothing else brings a second DATABASE_URL in
+        for (const from of c.envFrom ?? []) expect(Object.keys(from), where).toEqual(['configMapRef']);
+      }
+    }
+    const worker = container(deployment('fanout-worker'));
+    expect(Object.keys(envOfContainer(worker))).not.toContain('DATABASE_URL');
+    expect(worker.envFrom).toBeUndefined();
+  });
+
+  it('mounts no SQLite volume: no PersistentVolumeClaim, only emptyDir volumes, nothing at /data in a Fanout pod', () => {
+    expect(ha.filter((d) => d.kind === 'PersistentVolumeClaim')).toEqual([]);
+    for (const d of ha.filter((x) => x.kind === 'Deployment')) {
+      for (const v of podSpec(d).volumes ?? []) expect(Object.keys(v).sort(), `${d.metadata.name} volume ${v.name}`).toEqual(['emptyDir', 'name']);
+    }
+    for (const d of fanoutDeployments()) {
+      for (const c of podSpec(d).containers) {
+        expect((c.volumeMounts ?? []).map((m: { mountPath: string }) => m.mountPath), `${d.metadata.name}/${c.name}`).toEqual(['/tmp']);
+      }
+    }
+    // the data directory (scratch only) lies in the writable /tmp emptyDir: the root filesystem is read-only
+    expect(find(ha, 'ConfigMap', 'fanout-config').data.FANOUT_DATA_DIR).toMatch(/^\/tmp\//);
+  });
+
+  it('results go to object storage: FANOUT_BLOB_URL is an s3:// URL in the settings the API and the dispatcher read', () => {
+    const cm = find(ha, 'ConfigMap', 'fanout-config');
+    expect(cm.data.FANOUT_BLOB_URL).toMatch(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/\S+)?$/);
+    expect(cm.data.AWS_REGION).toMatch(/^[a-z]{2}(-[a-z]+)+-\d$/);
+    for (const d of storeUsers()) expect(container(d).envFrom, d.metadata.name).toEqual([{ configMapRef: { name: cm.metadata.name } }]);
+  });
+
+  it('readiness probes ask /readyz: the API\'s (liveness /healthz), and any other Fanout container\'s', () => {
+    const api = container(deployment('fanout-api'));
+    expect(api.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(api.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(api.ports).toContainEqual({ name: 'http', containerPort: 8080 });
+    const probes = fanoutDeployments().flatMap((d) => podSpec(d).containers.filter((c: { readinessProbe?: unknown }) => c.readinessProbe));
+    expect(probes.length).toBeGreaterThanOrEqual(1);
+    for (const c of probes) expect(c.readinessProbe.httpGet?.path, c.name).toBe('/readyz');
+    // the Service sends requests to the API pods only
+    expect(selects({ matchLabels: find(ha, 'Service', 'fanout-api').spec.selector }, deployment('fanout-api').spec.template.metadata.labels)).toBe(true);
+  });
+
+  // The CloudNativePG CRDs are not in the suite's control plane: the example is checked as data.
+  it('examples/cloudnative-pg-cluster.yaml: a Cluster of 3 instances whose <name>-app Secret (key uri) is the overlay\'s DATABASE_URL', () => {
+    const docs = readExample('cloudnative-pg-cluster.yaml');
+    expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(['postgresql.cnpg.io/v1 Cluster']);
+    const cluster = docs[0]!;
+    expect(cluster.metadata.namespace, 'applied into Fanout\'s namespace, where the Secret must be').toBeUndefined();
+    expect(cluster.spec.instances).toBe(3);
+    const ref = envOfContainer(container(deployment('fanout-api'))).DATABASE_URL!.valueFrom!.secretKeyRef!;
+    expect({ name: `${cluster.metadata.name}-app`, key: 'uri' }).toEqual({ name: ref.name, key: ref.key });
+    expect(cluster.spec.bootstrap.initdb).toEqual({ database: expect.stringMatching(/^[a-z_][a-z0-9_]*$/), owner: expect.stringMatching(/^[a-z_][a-z0-9_]*$/) });
+    expect(cluster.spec.affinity).toMatchObject({ enablePodAntiAffinity: true, topologyKey: 'kubernetes.io/hostname' });
+    expect(validator.validateManifest({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'size' }, spec: { resources: { requests: { storage: cluster.spec.storage.size } } } })).toEqual([]);
+    // Cluster spec fields of CloudNativePG's API reference only (a misspelt one would be dropped by the operator)
+    expect(Object.keys(cluster.spec).filter((k) => !['instances', 'bootstrap', 'postgresql', 'affinity', 'storage', 'resources', 'backup', 'imageName', 'primaryUpdateStrategy', 'monitoring'].includes(k))).toEqual([]);
+    // the connection pools fit, a rolling update's surge pods (maxSurge 1 each) included, with room for psql and backups
+    const pool = Number(find(ha, 'ConfigMap', 'fanout-config').data.FANOUT_DB_POOL_SIZE);
+    const processes = storeUsers().reduce((n, d) => n + d.spec.replicas + (d.spec.strategy.rollingUpdate?.maxSurge ?? 0), 0);
+    expect(pool).toBeGreaterThan(0);
+    expect(processes * pool).toBeLessThanOrEqual(Number(cluster.spec.postgresql.parameters.max_connections) - 20);
+  });
+
+  it('examples/ha-secrets.yaml: exactly the Secrets and keys the overlay needs, every value a marked placeholder', () => {
+    const docs = readExample('ha-secrets.yaml');
+    expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(docs.map(() => 'v1 Secret'));
+    expect(Object.fromEntries(docs.map((d) => [d.metadata.name, Object.keys(d.stringData).sort()]))).toEqual(requiredSecretKeys(fanoutDeployments()));
+    for (const d of docs) {
+      expect(d.data, d.metadata.name).toBeUndefined();
+      for (const [key, value] of Object.entries(d.stringData as Record<string, string>)) expect(value, `${d.metadata.name} ${key}`).toContain('REPLACE_ME');
+    }
+    expect(docs.find((d) => d.metadata.name === 'fanout-db-app')!.stringData.uri).toMatch(/^postgres:\/\/[^:]+:REPLACE_ME@[^/]+:5432\/\w+\?sslmode=require$/);
+  });
+});
+
 describe('the validator and the API server agree on bad manifests', () => {
   const apiDeployment = (): Doc => structuredClone(find(base, 'Deployment', 'fanout-api'));
 
@@ -400,14 +594,14 @@ describe('deploy/ on the cluster', () => {
     const baseRun = await kubectl(['apply', '--dry-run=server', '--validate=strict', '-n', ns, '-k', 'deploy/base']);
     expect(baseRun.code, baseRun.stderr).toBe(0);
     expect(baseRun.stdout.trim().split('\n')).toHaveLength(base.length);
-    const devRun = await kubectl(['apply', '--dry-run=server', '--validate=strict', '-k', devOverlayIn(ns)]);
+    const devRun = await kubectl(['apply', '--dry-run=server', '--validate=strict', '-k', overlayIn('dev', ns)]);
     expect(devRun.code, devRun.stderr).toBe(0);
     expect(devRun.stdout.trim().split('\n')).toHaveLength(dev.length);
     expect(warnings(baseRun.stderr + devRun.stderr)).toEqual([]);
   });
 
   it('kubectl apply -k: the deployment controller creates every Deployment its ReplicaSet and Pods', async () => {
-    const run = await kubectl(['apply', '--validate=strict', '-k', devOverlayIn(ns)]);
+    const run = await kubectl(['apply', '--validate=strict', '-k', overlayIn('dev', ns)]);
     expect(run.code, run.stderr).toBe(0);
     // The Namespace is applied first with warn=restricted: a pod template that Pod Security
     // "restricted" would refuse draws a warning on its Deployment. (It enforces only baseline,
@@ -537,5 +731,57 @@ describe('deploy/ on the cluster', () => {
     expect(secrets.status).toBe(403);
     const elsewhere = await kubeRequest(asFanout, 'GET', '/apis/batch/v1/namespaces/default/jobs');
     expect(elsewhere.status).toBe(403);
+  });
+});
+
+describe('deploy/overlays/ha on the cluster', () => {
+  it('passes a server-side dry run with fieldValidation=Strict, with no Pod Security warning', async () => {
+    const ns = await freshNamespace('fanout-ha');
+    const run = await kubectl(['apply', '--dry-run=server', '--validate=strict', '-k', overlayIn('ha', ns)]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trim().split('\n')).toHaveLength(ha.length);
+    expect(warnings(run.stderr)).toEqual([]);
+  });
+
+  it('applied (with the example Secrets): 3 API and 2 dispatcher pods, and each PodDisruptionBudget counts its Deployment\'s pods', async () => {
+    const ns = await freshNamespace('fanout-ha');
+    const secrets = await kubectl(['apply', '--validate=strict', '-n', ns, '-f', 'deploy/examples/ha-secrets.yaml']);
+    expect(secrets.code, secrets.stderr).toBe(0);
+    const run = await kubectl(['apply', '--validate=strict', '-k', overlayIn('ha', ns)]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(warnings(run.stderr)).toEqual([]);
+
+    const podsOf = async (component: string) =>
+      ((await kubeRequest(conn, 'GET', `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(`app.kubernetes.io/component=${component}`)}`)).body.items as Doc[]).filter(
+        (p) => !(p.metadata as { deletionTimestamp?: string }).deletionTimestamp,
+      );
+    const pdb = async (name: string) => (await kubeRequest(conn, 'GET', `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/${name}`)).body;
+    await waitFor(
+      async () => {
+        const [api, dispatcher, apiBudget, dispatcherBudget] = await Promise.all([podsOf('api'), podsOf('dispatcher'), pdb('fanout-api'), pdb('fanout-dispatcher')]);
+        // the disruption controller found the pods each budget selects (expectedPods: the pods
+        // for minAvailable, the owning Deployment's scale for maxUnavailable)
+        return (
+          api.length === 3 &&
+          dispatcher.length === 2 &&
+          apiBudget.status?.expectedPods === 3 &&
+          dispatcherBudget.status?.expectedPods === 2 && { api, dispatcher, apiBudget, dispatcherBudget }
+        );
+      },
+      {
+        what: `3 API and 2 dispatcher pods in ${ns}, counted by their PodDisruptionBudgets`,
+        timeoutMs: 60_000,
+        describe: async () => `budgets: ${JSON.stringify([(await pdb('fanout-api')).status, (await pdb('fanout-dispatcher')).status])}\n${await describePods(ns)}`,
+      },
+    );
+    const apiBudget = await pdb('fanout-api');
+    expect(apiBudget.status.desiredHealthy).toBe(2);
+    const api = await podsOf('api');
+    for (const pod of [...api, ...(await podsOf('dispatcher'))]) {
+      const env = envOfContainer(pod.spec.containers[0]);
+      expect(env.DATABASE_URL?.valueFrom?.secretKeyRef, pod.metadata.name).toEqual({ name: 'fanout-db-app', key: 'uri' });
+      expect((pod.spec.volumes as Array<{ persistentVolumeClaim?: unknown }>).filter((v) => v.persistentVolumeClaim), pod.metadata.name).toEqual([]);
+    }
+    expect((await kubeRequest(conn, 'GET', `/api/v1/namespaces/${ns}/persistentvolumeclaims`)).body.items).toEqual([]);
   });
 });
