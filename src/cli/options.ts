@@ -32,7 +32,7 @@ const SERVER_FLAGS = {
   port: () =>
     new Option('--port <n>', 'port to listen on (PORT, default 8080)').argParser(parseIntIn(0, 65535, 'a port number 0-65535')),
   host: () => new Option('--host <addr>', 'address to bind'),
-  database: () => new Option('--database <path|url>', 'SQLite file (DATABASE_URL, default ./data/fanout.db)'),
+  database: () => new Option('--database <path|url>', 'SQLite file or postgres:// URL (DATABASE_URL, default ./data/fanout.db)'),
   redis: () => new Option('--redis <url>', 'Redis URL (REDIS_URL)'),
   dataDir: () => new Option('--data-dir <dir>', 'directory for local state (result blobs, a local Redis)'),
   task: () => new Option('--task <NAME=COMMAND|URL>', 'register a task this process may run (repeatable)').argParser(collectTask),

@@ -19,8 +19,6 @@ export interface Config {
   dataDir: string;
   /** --database / DATABASE_URL: the SQLite file, or PostgreSQL with its pool settings */
   database: DatabaseConfig;
-  /** the SQLite file; '' with PostgreSQL (superseded by `database`, kept until every caller moved) */
-  databasePath: string;
   /** unset: `fanout up` starts a local redis-server child */
   redisUrl?: string;
   prefix: string;
@@ -214,7 +212,6 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     host,
     dataDir,
     database,
-    databasePath: database.kind === 'sqlite' ? database.file : '',
     redisUrl: worker.redisUrl,
     prefix: worker.prefix,
     tasks,
@@ -224,7 +221,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     apiKey,
     logLevel: worker.logLevel,
     resyncMs: timerMs(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5000, 1000, 1000),
-    leaderLeaseMs: timerMs(env.FANOUT_LEADER_LEASE_SECONDS, 'FANOUT_LEADER_LEASE_SECONDS', 10_000, 1000, 1000),
+    leaderLeaseMs: timerMs(env.FANOUT_LEADER_LEASE_SECONDS, 'FANOUT_LEADER_LEASE_SECONDS', 15_000, 1000, 1000),
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
     limits: {

@@ -8,7 +8,7 @@ import type { Store } from '../store/store.js';
 /**
  * Runs a role (the dispatcher) in one process of many: each claims the lease row in the store;
  * the holder renews it every third of the lease and runs the role with a fenced view of the
- * store; the others stand by and claim it again every second, so one takes over within about a
+ * store; the others stand by and claim it again every half second, so one takes over within about a
  * lease after the holder dies. A holder that cannot renew before its lease ends stops the role
  * (its fenced writes are refused from then on anyway). See docs/architecture.md#leader-election.
  */
@@ -22,7 +22,7 @@ export interface LeaderElectionOptions {
   lead(fenced: Store, token: number): Promise<void>;
   /** stops the role (leadership lost, or the process stops) */
   stand(): Promise<void>;
-  /** how often a standby claims (default 1 s, at most the lease) */
+  /** how often a standby claims (default 500 ms, at most the lease) */
   standbyPollMs?: number;
 }
 
@@ -84,7 +84,7 @@ export class LeaderElection {
       else this.o.logger.warn({ role: this.o.name, err: (err as Error).message }, 'leadership claim failed; trying again');
     }
     if (this.stopped) return;
-    const every = this.token !== null ? Math.max(100, Math.floor(this.o.leaseMs / 3)) : Math.min(this.o.standbyPollMs ?? 1000, this.o.leaseMs);
+    const every = this.token !== null ? Math.max(100, Math.floor(this.o.leaseMs / 3)) : Math.min(this.o.standbyPollMs ?? 500, this.o.leaseMs);
     this.timer = setTimeout(() => void this.step(), every);
     this.timer.unref();
   }

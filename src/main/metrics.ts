@@ -7,6 +7,8 @@ export interface MetricSources {
   queueDepth: () => Promise<number>;
   /** rejects when Redis cannot say which leases workers hold */
   queueBacklog: () => Promise<{ task: string; items: number }[]>;
+  /** 1 while this process leads the dispatchers, 0 while it stands by; undefined: it runs no dispatcher */
+  dispatcherLeader?: () => number;
 }
 
 /** HTTP request durations' buckets, in seconds: API calls answer in milliseconds, a big upload in seconds. */
@@ -42,6 +44,17 @@ export class Metrics {
         for (const { phase, n } of counts) this.set({ phase }, n);
       },
     });
+    if (sources.dispatcherLeader) {
+      const leader = sources.dispatcherLeader;
+      new Gauge({
+        name: 'fanout_dispatcher_leader',
+        help: 'Whether this process leads the dispatchers (1) or stands by (0).',
+        registers,
+        collect() {
+          this.set(leader());
+        },
+      });
+    }
     new Gauge({
       name: 'fanout_queue_depth',
       help: 'Lease ranges waiting, delayed or active in Redis.',

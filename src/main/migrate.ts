@@ -1,11 +1,11 @@
-import { loadConfig } from '../config/config.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { describeDatabase, loadConfig } from '../config/config.js';
+import { openStore } from '../store/open-store.js';
 import { exitOnConfigError } from './startup.js';
 import type { Flags } from './entrypoints.js';
 
 export async function runMigrateImpl(flags: Flags): Promise<void> {
   const config = exitOnConfigError(() => loadConfig(flags));
-  const store = openSqliteStore(config.databasePath);
+  const store = await openStore(config.database);
   await store.close();
-  console.log(`migrated ${config.databasePath}`);
+  console.log(`migrated ${describeDatabase(config.database)}`);
 }

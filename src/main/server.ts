@@ -1,4 +1,4 @@
-import { loadConfig } from '../config/config.js';
+import { describeDatabase, loadConfig } from '../config/config.js';
 import type { Flags, ServerRole } from './entrypoints.js';
 import { startLocalRedis } from './local-redis.js';
 import { createLogger } from './logger.js';
@@ -50,7 +50,7 @@ export async function runServerImpl(role: ServerRole, flags: Flags): Promise<voi
     await localRedis?.stop().catch(() => {});
     process.exit(1);
   }
-  logger.info({ role, url: service.url, database: config.databasePath, redis: localRedis ? 'local redis-server' : 'REDIS_URL' }, 'fanout started');
+  logger.info({ role, url: service.url, database: describeDatabase(config.database), redis: localRedis ? 'local redis-server' : 'REDIS_URL' }, 'fanout started');
   if (service.url) process.stderr.write(`fanout ${role}: listening on ${service.url}\n`);
   if (service.url && !config.apiKey && !(await service.store.read(hasAnyApiKey()))) {
     process.stderr.write('fanout: no API key exists yet, so no client can authenticate: restart with FANOUT_API_KEY=<a secret of your choice>\n');

@@ -10,7 +10,7 @@ import { Dispatcher } from '../dispatch/dispatcher.js';
 import { RedisSide } from '../dispatch/redis-side.js';
 import { countBatchesByPhase, knownBatchTasks } from '../store/batch-queries.js';
 import { sweepAbandonedUploads } from '../store/batch-create.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
 import { queueBacklogByTask } from '../store/queue-backlog.js';
 import { ensureApiKey, serverSecret } from '../store/tenants.js';
@@ -56,7 +56,7 @@ const TASK_REGISTRY_MAX_AGE_MS = 24 * 3600 * 1000;
 
 export async function startService(o: ServiceOptions): Promise<Service> {
   const { config, logger } = o;
-  const store: Store = openSqliteStore(config.databasePath);
+  const store: Store = await openStore(config.database, { logger });
   const swept = await store.write(sweepAbandonedUploads());
   if (swept > 0) logger.warn({ swept }, 'removed uploads left unfinished by a previous run');
   if (config.apiKey) await store.write(ensureApiKey(config.apiKey));
@@ -79,6 +79,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       const held = await Promise.all(tasks.map((task) => side.workQueue(task).getRanges(['active'], 0, -1)));
       return store.read(queueBacklogByTask(held.flat()));
     },
+    dispatcherLeader: o.dispatcher ? () => (election?.leading ? 1 : 0) : undefined,
   });
 
   let dispatcher: Dispatcher | null = null;

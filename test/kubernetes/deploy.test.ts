@@ -320,11 +320,11 @@ describe('deploy/ manifests', () => {
     }
 
     const api = loadConfig({}, envOf(find(dev, 'Deployment', 'fanout-api')));
-    expect(api).toMatchObject({ host: '0.0.0.0', port: 8080, databasePath: '/data/fanout.db', dataDir: '/data', redisUrl: 'redis://redis:6379', apiKey: 'dev-key' });
+    expect(api).toMatchObject({ host: '0.0.0.0', port: 8080, database: { kind: 'sqlite', file: '/data/fanout.db' }, dataDir: '/data', redisUrl: 'redis://redis:6379', apiKey: 'dev-key' });
     // batch pods may run in other allowed namespaces: they reach the API and Redis by namespaced names
     expect(api.kubernetes).toMatchObject({ namespace: ns, publicUrl: `http://fanout-api.${ns}.svc:8080`, redisUrl: `redis://redis.${ns}.svc:6379`, kubeconfig: undefined });
     const dispatcher = loadConfig({}, envOf(find(dev, 'Deployment', 'fanout-dispatcher')));
-    expect(dispatcher).toMatchObject({ databasePath: '/data/fanout.db', redisUrl: 'redis://redis:6379' });
+    expect(dispatcher).toMatchObject({ database: { kind: 'sqlite', file: '/data/fanout.db' }, redisUrl: 'redis://redis:6379' });
     expect(dispatcher.kubernetes).toMatchObject({ namespace: ns, publicUrl: `http://fanout-api.${ns}.svc:8080`, redisUrl: `redis://redis.${ns}.svc:6379` });
     const worker = loadConfig({}, envOf(find(dev, 'Deployment', 'fanout-worker')));
     expect(worker).toMatchObject({ redisUrl: 'redis://redis:6379', apiUrl: 'http://fanout-api:8080', kubernetes: undefined });
