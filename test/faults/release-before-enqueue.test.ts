@@ -4,13 +4,13 @@ import path from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import { createBatch } from '../../src/store/batch-create.js';
-import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { releaseLeases } from '../../src/store/leases.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
 import { putSetting } from '../../src/store/settings.js';
 import { epochKey } from '../../src/runtimes/queue/protocol.js';
 import { Redis } from 'ioredis';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
 
 /**
  * The dispatcher commits a release (items running, lease recorded) and dies before adding the
@@ -24,7 +24,7 @@ describe('faults: a dispatcher that died between committing a release and queuei
   it('releases the items again, uncounted, and the batch succeeds with backoffLimitPerItem 0', { timeout: 60_000 }, async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-crash-release-'));
     const apiKey = 'key-release-before-enqueue';
-    const store = openSqliteStore(path.join(dataDir, 'fanout.db'));
+    const store = await openTestStore(await newDatabaseUrl(dataDir));
     const tenant = await store.write(createTenantForKey(apiKey, 'crash'));
     const header = batchHeaderSchema.parse({ task: 'echo', parallelism: 4, retry: { backoffLimitPerItem: 0 } });
     const items = ['a', 'b', 'c', 'd', 'e', 'f'];

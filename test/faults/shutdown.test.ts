@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { expectAllSucceededOnce, newCluster, scratchFiles, waitUntil, type Cluster } from '../helpers/cluster.js';
 import type { FanoutProcess } from '../helpers/processes.js';
@@ -17,7 +18,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js';
 const GRACE_S = 4;
 /** start-up of a child and scheduling on a loaded machine */
 const MARGIN_MS = 2500;
-/** better-sqlite3 blocks the event loop for up to busy_timeout (src/store/db.ts) on a locked database */
+/** better-sqlite3 blocks the event loop for up to busy_timeout (src/store/sqlite/sqlite-store.ts) on a locked database */
 const BUSY_TIMEOUT_MS = 5000;
 const TASK = ['--task', 'work=sleep 1; cat'];
 
@@ -30,6 +31,30 @@ async function sigterm(p: FanoutProcess): Promise<{ code: number | null; ms: num
   const last = lines.filter((l) => l.msg === 'stopped' || l.msg === 'shutdown grace period over: exiting with work left');
   expect(last, `one final line in:\n${p.output().slice(-3000)}`).toHaveLength(1);
   return { code, ms, last: last[0] };
+}
+
+/**
+ * Takes the store's write lock from another connection until the returned function is called:
+ * SQLite's exclusive lock on the file, or on PostgreSQL an EXCLUSIVE table lock on batches and
+ * items (reads go on, every write waits).
+ */
+async function holdWriteLock(databaseUrl: string): Promise<() => Promise<void>> {
+  if (!/^postgres(ql)?:/.test(databaseUrl)) {
+    const db = new Database(databaseUrl);
+    db.exec('BEGIN EXCLUSIVE');
+    return async () => {
+      db.exec('ROLLBACK');
+      db.close();
+    };
+  }
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query('LOCK TABLE batches, items IN EXCLUSIVE MODE');
+  return async () => {
+    await client.query('ROLLBACK');
+    await client.end();
+  };
 }
 
 describe('faults: bounded shutdown', () => {
@@ -132,16 +157,14 @@ describe('faults: bounded shutdown', () => {
     const batch = await c.client.createBatch({ task: 'work', items, parallelism: 3, retry: { backoffLimitPerItem: 0 } });
     await waitUntil('items started', () => scratchFiles(c, 'started.').length === 3, 60_000, 50);
 
-    const db = new Database(path.join(c.dataDir, 'fanout.db'));
-    db.exec('BEGIN EXCLUSIVE');
+    const release = await holdWriteLock(c.env.DATABASE_URL!);
     let stop: Awaited<ReturnType<typeof sigterm>>;
     try {
       // the dispatcher is now stuck in statements that wait for the lock
       await sleep(1500);
       stop = await sigterm(up);
     } finally {
-      db.exec('ROLLBACK');
-      db.close();
+      await release();
     }
     // the hard deadline may fire late by one blocked statement, never later
     expect(stop.ms).toBeLessThan(GRACE_S * 1000 + BUSY_TIMEOUT_MS + MARGIN_MS);

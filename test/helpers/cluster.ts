@@ -6,12 +6,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { ApiClient } from './api-client.js';
 import { spawnFanout, type FanoutProcess } from './processes.js';
+import { newDatabaseUrl } from './test-store.js';
 
 const STARTUP_MS = 60_000;
 
 /**
  * A Fanout installation made of real child processes for end-to-end and fault tests: one data
- * directory (SQLite file), one Redis key prefix, one API key, and any number of `fanout up` and
+ * directory and the run's store in it (test/helpers/test-store.ts), one Redis key prefix, one API key, and any number of `fanout up` and
  * `fanout worker` processes sharing them. Every process started here is SIGKILLed by `stopAll()`.
  */
 export interface Cluster {
@@ -50,6 +51,12 @@ export function newCluster(redisUrl: string): Cluster {
     FANOUT_RESYNC_SECONDS: '1',
     SCRATCH: scratch,
   };
+  // Made before the first process that opens the store starts (a PostgreSQL database is created).
+  let storeReady: Promise<void> | undefined;
+  const withStore = () =>
+    (storeReady ??= newDatabaseUrl(dataDir).then((url) => {
+      (env as Record<string, string>).DATABASE_URL = url;
+    }));
   const procs: FanoutProcess[] = [];
   const cluster: Cluster = {
     redisUrl,
@@ -60,6 +67,7 @@ export function newCluster(redisUrl: string): Cluster {
     env,
     client: undefined as unknown as ApiClient,
     async up(args = [], extra = {}) {
+      await withStore();
       const p = spawnFanout(['up', '--port', '0', ...args], { ...env, ...extra });
       procs.push(p);
       // start-up compiles the TypeScript sources: slow on a loaded machine
@@ -68,6 +76,7 @@ export function newCluster(redisUrl: string): Cluster {
       return Object.assign(p, { url: m[1] });
     },
     async api(extra = {}) {
+      await withStore();
       const p = spawnFanout(['api', '--port', '0'], { ...env, ...extra });
       procs.push(p);
       const m = await p.waitFor(/listening on (http:\/\/\S+)/, STARTUP_MS);
@@ -75,6 +84,7 @@ export function newCluster(redisUrl: string): Cluster {
       return Object.assign(p, { url: m[1] });
     },
     async dispatcher(extra = {}) {
+      await withStore();
       const p = spawnFanout(['dispatcher'], { ...env, LOG_LEVEL: 'info', ...extra });
       procs.push(p);
       await p.waitFor(/"msg":"fanout started"/, STARTUP_MS);

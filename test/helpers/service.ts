@@ -7,9 +7,11 @@ import { loadConfig } from '../../src/config/config.js';
 import { startService, type Service } from '../../src/main/service.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
 import { ApiClient } from './api-client.js';
+import { newDatabaseUrl } from './test-store.js';
 
 /**
- * Fanout in this test process, the way `fanout up` builds it: real SQLite file in a temp dir,
+ * Fanout in this test process, the way `fanout up` builds it: the run's store (a SQLite file in
+ * a temp dir, or a PostgreSQL database of its own: test/helpers/test-store.ts),
  * real Redis (an isolated key prefix per service), HTTP on 127.0.0.1 on a free port.
  */
 export interface TestService {
@@ -17,6 +19,8 @@ export interface TestService {
   url: string;
   apiKey: string;
   dataDir: string;
+  /** the store's DATABASE_URL */
+  databaseUrl: string;
   prefix: string;
   redisUrl: string;
   client: ApiClient;
@@ -40,9 +44,10 @@ export async function startTestService(o: TestServiceOptions): Promise<TestServi
   const dataDir = o.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-test-'));
   const prefix = o.prefix ?? `t${randomBytes(4).toString('hex')}`;
   const apiKey = o.apiKey ?? `key-${randomBytes(8).toString('hex')}`;
+  const databaseUrl = o.env?.DATABASE_URL ?? (await newDatabaseUrl(dataDir));
   const config = loadConfig(
     { port: 0, dataDir, redis: o.redisUrl, prefix },
-    { FANOUT_API_KEY: apiKey, FANOUT_LEASE_SECONDS: '2', FANOUT_RESYNC_SECONDS: '1', FANOUT_LEADER_LEASE_SECONDS: '2', ...o.env },
+    { FANOUT_API_KEY: apiKey, FANOUT_LEASE_SECONDS: '2', FANOUT_RESYNC_SECONDS: '1', FANOUT_LEADER_LEASE_SECONDS: '2', DATABASE_URL: databaseUrl, ...o.env },
   );
   const logger = pino({ level: process.env.FANOUT_TEST_LOG ?? 'silent' });
   const tasks = o.workers === false ? [] : (o.tasks ?? ['rev=rev', 'echo=cat']);
@@ -53,6 +58,7 @@ export async function startTestService(o: TestServiceOptions): Promise<TestServi
     url,
     apiKey,
     dataDir,
+    databaseUrl,
     prefix,
     redisUrl: o.redisUrl,
     client: new ApiClient(url, apiKey),

@@ -1,6 +1,6 @@
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { run } from '../../src/store/op.js';
 
 /**
  * An item stored before nesting depth was limited (finding 3): 100,000 levels deep, so
@@ -16,21 +16,16 @@ describe('an over-deep item already in the store', () => {
   });
   afterAll(async () => svc?.close());
 
-  /** Replaces item inputs in the service's SQLite file, as a store written before the fix holds them. */
-  const storeInput = (batchId: string, index: number, input: string) => {
-    const db = new Database(`${svc.dataDir}/fanout.db`, { timeout: 10_000 });
-    try {
-      expect(db.prepare('UPDATE items SET input = ? WHERE batch_id = ? AND idx = ?').run(input, batchId, index).changes).toBe(1);
-    } finally {
-      db.close();
-    }
+  /** Replaces item inputs in the service's store, as a store written before the fix holds them. */
+  const storeInput = async (batchId: string, index: number, input: string) => {
+    expect(await svc.service.store.write(run('UPDATE items SET input = ? WHERE batch_id = ? AND idx = ?', input, batchId, index))).toBe(1);
   };
 
   it('is failed at dispatch with a reason, the rest of its batch runs, and GET …/items/N answers it exactly', async () => {
     // Fails first, so that a retry hands the (then over-deep) item to the dispatcher again.
     const batch = await svc.client.createBatch({ task: 'fail', items: ['a', 'b'], retry: { backoffLimitPerItem: 0 } });
     expect((await svc.client.waitForPhase(batch.id)).status.phase).toBe('Failed');
-    storeInput(batch.id, 0, deep);
+    await storeInput(batch.id, 0, deep);
 
     const retried = await svc.client.json('POST', `/v1/batches/${batch.id}/retry`);
     expect(retried.status, JSON.stringify(retried.body)).toBe(200);

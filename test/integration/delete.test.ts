@@ -10,12 +10,12 @@ describe('delete batches', () => {
   });
   afterAll(async () => svc?.close());
 
-  const itemRows = (id: string) => queryDb<{ n: number }>(svc.dataDir, 'SELECT count(*) AS n FROM items WHERE batch_id = ?', id)[0].n;
+  const itemRows = async (id: string) => (await queryDb<{ n: number }>(svc, 'SELECT count(*) AS n FROM items WHERE batch_id = ?', id))[0].n;
 
   it('DELETE /v1/batches/{id} → 204, then 404 everywhere, items gone', async () => {
     const b = await svc.client.createBatch({ task: 'rev', items: ['a', 'b', 'c'] });
     await svc.client.waitForPhase(b.id);
-    expect(itemRows(b.id)).toBe(3);
+    expect(await itemRows(b.id)).toBe(3);
     const res = await svc.client.request('DELETE', `/v1/batches/${b.id}`);
     expect(res.status).toBe(204);
     expect(await res.text()).toBe('');
@@ -24,7 +24,7 @@ describe('delete batches', () => {
     await expectProblem(await svc.client.request('GET', `/v1/batches/${b.id}/results`), 404);
     await expectProblem(await svc.client.request('DELETE', `/v1/batches/${b.id}`), 404);
     expect(await allBatchIds(svc.client)).not.toContain(b.id);
-    expect(itemRows(b.id)).toBe(0);
+    expect(await itemRows(b.id)).toBe(0);
   });
 
   it('deleting a running batch stops it: nothing of it comes back', async () => {
@@ -35,7 +35,7 @@ describe('delete batches', () => {
     // Let the dispatcher resync and the lease come back; the deleted batch must not reappear.
     await new Promise((r) => setTimeout(r, 3000));
     await expectProblem(await svc.client.request('GET', `/v1/batches/${b.id}`), 404);
-    expect(queryDb(svc.dataDir, 'SELECT id FROM batches WHERE id = ?', b.id)).toEqual([]);
+    expect(await queryDb(svc, 'SELECT id FROM batches WHERE id = ?', b.id)).toEqual([]);
   });
 
   it('DELETE /v1/batches?labelSelector=… → {deleted: n}, only matching ones gone', async () => {
@@ -49,7 +49,7 @@ describe('delete batches', () => {
     const after = await allBatchIds(svc.client);
     expect(after).toEqual(before.filter((id) => !gone.some((g) => g.id === id)));
     for (const k of kept) expect(after).toContain(k.id);
-    for (const g of gone) expect(itemRows(g.id)).toBe(0);
+    for (const g of gone) expect(await itemRows(g.id)).toBe(0);
   });
 
   it('a selector with set operators deletes exactly its matches; matching nothing deletes nothing', async () => {

@@ -26,7 +26,7 @@ describe('JSON bodies: size, depth and faithful parsing', () => {
     await svc.client.waitForPhase(batchId);
     snapshot = async () => ({
       batches: await allBatchIds(svc.client),
-      items: queryDb(svc.dataDir, 'SELECT count(*) AS n FROM items'),
+      items: await queryDb(svc, 'SELECT count(*) AS n FROM items'),
       schedules: (await svc.client.json('GET', '/v1/schedules')).body.items,
       endpoints: (await svc.client.json('GET', '/v1/webhook-endpoints')).body.items,
     });

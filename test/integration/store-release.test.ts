@@ -5,21 +5,21 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import { createBatch } from '../../src/store/batch-create.js';
 import { getBatchById } from '../../src/store/batch-queries.js';
-import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { nextRetryAt, releaseLeases } from '../../src/store/leases.js';
 import { applyReports } from '../../src/store/reports.js';
 import { value } from '../../src/store/op.js';
+import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
 
-/** The release operation against a real SQLite file: what goes out, in which leases, and the counters. */
+/** The release operation against the run's real store: what goes out, in which leases, and the counters. */
 describe('releaseLeases', () => {
   let store: Store | undefined;
   afterEach(() => store?.close());
 
   async function setup(items: number) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-release-'));
-    store = openSqliteStore(path.join(dir, 'fanout.db'));
+    store = await openTestStore(await newDatabaseUrl(dir));
     const tenant = await store.write(createTenantForKey('k', 't'));
     const header = batchHeaderSchema.parse({ task: 'noop', parallelism: 1_000_000, retry: { backoffSeconds: 10 } });
     const rows = Array.from({ length: items }, (_, i) => ({ input: JSON.stringify(`item-${i}`), customId: null }));

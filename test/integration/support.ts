@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
+import { all } from '../../src/store/op.js';
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import type { ApiClient } from '../helpers/api-client.js';
@@ -71,14 +71,9 @@ export async function waitUntil<T>(probe: () => Promise<T>, what: string, timeou
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
 
-/** Reads the service's SQLite file read-only (the service keeps it open in WAL mode). */
-export function queryDb<T = unknown>(dataDir: string, sql: string, ...params: unknown[]): T[] {
-  const db = new Database(`${dataDir}/fanout.db`, { readonly: true, fileMustExist: true });
-  try {
-    return db.prepare(sql).all(...params) as T[];
-  } finally {
-    db.close();
-  }
+/** Rows of a query on the service's store, as a client of the store port (a read). */
+export function queryDb<T = unknown>(svc: TestService, sql: string, ...params: unknown[]): Promise<T[]> {
+  return svc.service.store.read(all<T>(sql, ...params));
 }
 
 /** An NDJSON body produced on the fly: `lines` is called for each line number from 0 until it returns undefined. */

@@ -17,16 +17,16 @@ describe('bad input: limits and NDJSON uploads', () => {
     });
     await svc.client.createBatch({ task: 'rev', items: ['x'] });
     before = await allBatchIds(svc.client);
-    itemRowsBefore = itemRows();
+    itemRowsBefore = await itemRows();
   });
   afterAll(async () => svc?.close());
 
-  const itemRows = () => queryDb<{ n: number }>(svc.dataDir, 'SELECT count(*) AS n FROM items')[0].n;
+  const itemRows = async () => (await queryDb<{ n: number }>(svc, 'SELECT count(*) AS n FROM items'))[0].n;
   /** The list, the item rows and the hidden upload rows are all as they were. */
   const unchanged = async () => {
     expect(await allBatchIds(svc.client)).toEqual(before);
-    expect(queryDb(svc.dataDir, "SELECT id FROM batches WHERE state = 'uploading'")).toEqual([]);
-    expect(itemRows()).toBe(itemRowsBefore);
+    expect(await queryDb(svc, "SELECT id FROM batches WHERE state = 'uploading'")).toEqual([]);
+    expect(await itemRows()).toBe(itemRowsBefore);
   };
   const postNdjson = (body: string | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
     svc.client.request('POST', '/v1/batches', body, { ...NDJSON, ...headers });

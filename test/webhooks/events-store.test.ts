@@ -4,24 +4,24 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import { createBatch } from '../../src/store/batch-create.js';
-import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { applyKubernetesObservation } from '../../src/store/kubernetes-sync.js';
 import { applyReports } from '../../src/store/reports.js';
 import { all, run, value } from '../../src/store/op.js';
+import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
 import { createEndpoint, updateEndpoint } from '../../src/store/webhook-endpoints.js';
 
 /**
  * Events are written by the store transactions that make them true: the final transition and
- * items failing, from worker reports and from the Kubernetes sync. Real SQLite file.
+ * items failing, from worker reports and from the Kubernetes sync. The run's real store.
  */
 
 describe('webhook events in the store', () => {
   let store: Store;
   let tenant: string;
   beforeEach(async () => {
-    store = openSqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-wh-')), 'fanout.db'));
+    store = await openTestStore(await newDatabaseUrl(fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-wh-'))));
     tenant = await store.write(createTenantForKey(`k-${Math.random()}`, 't'));
   });
   afterEach(() => store.close());
