@@ -125,12 +125,12 @@ describe('docs/architecture.md stays true to the repository', () => {
   });
 
   it('would notice a renamed file, a moved function and a renamed section', () => {
-    const sample = 'See `src/store/leases.ts`, `src/store/gone.ts`, `fanout.dev/batch` and `LeaseStore.release` in `src/store/leases.ts`, `releaseAll` in `src/store/leases.ts`.';
+    const sample = 'See `src/store/leases.ts`, `src/store/gone.ts`, `fanout.dev/batch` and `releaseLeases` in `src/store/leases.ts`, `releaseAll` in `src/store/leases.ts`.';
     expect(repoPaths(sample)).toEqual(['src/store/leases.ts', 'src/store/gone.ts', 'src/store/leases.ts', 'src/store/leases.ts']);
     expect(repoPaths(sample).filter((p) => !exists(p))).toEqual(['src/store/gone.ts']);
     const leases = read('src/store/leases.ts');
     expect(namedDefinitions(sample).map(({ name }) => [name, mentions(leases, name)])).toEqual([
-      ['LeaseStore.release', true],
+      ['releaseLeases', true],
       ['releaseAll', false],
     ]);
     expect(anchorOf('Leases and attempts')).toBe('leases-and-attempts');
