@@ -178,6 +178,8 @@ describe('e2e: 3 API replicas, 2 dispatchers, 2 workers on one PostgreSQL', () =
     await waitUntil('some items done and a refused webhook', async () => (await client.getBatch(batch.id)).status.counts.succeeded >= 40 && deliveries.some((d) => d.status === 503), 60_000, 50);
     expect((await client.getBatch(batch.id)).status.phase).toBe('Running');
 
+    // How long the lease still ran at the kill: the standby can take it no sooner.
+    const [{ expires_at: leaseEnd }] = await postgres.sql<{ expires_at: string }>('SELECT expires_at FROM leader_leases WHERE name = $1', ['dispatcher'], DATABASE);
     const killedAt = Date.now();
     await leader.kill('SIGKILL');
     refusing = false;
@@ -190,7 +192,7 @@ describe('e2e: 3 API replicas, 2 dispatchers, 2 workers on one PostgreSQL', () =
     expect(takeover.fencingToken).toBeGreaterThan(leaderToken);
     const progressedAt = await progressed;
     console.log(
-      `[ha] lease 15 s: SIGKILL → standby leading ${takeover.time - killedAt} ms (token ${leaderToken} → ${takeover.fencingToken}); → first item progressing ${progressedAt - killedAt} ms`,
+      `[ha] lease 15 s: SIGKILL → standby leading ${takeover.time - killedAt} ms (token ${leaderToken} → ${takeover.fencingToken}; the lease still ran ${Number(leaseEnd) - killedAt} ms at the kill); → first item progressing ${progressedAt - killedAt} ms`,
     );
 
     expect((await client.waitForPhase(batch.id, FINAL, 90_000)).status.phase).toBe('Succeeded');
