@@ -173,9 +173,11 @@ describe('e2e: 3 API replicas, 2 dispatchers, 2 workers on one PostgreSQL', () =
     const scheduleBatches = async (): Promise<any[]> =>
       (await client.json('GET', `/v1/batches?limit=500&labelSelector=${encodeURIComponent(`fanout.dev/schedule=${schedule.body.id}`)}`)).body.items;
 
+    // The first ticked batches finish and their events are refused; then the batch to kill in.
+    await waitUntil('a refused webhook', () => deliveries.some((d) => d.status === 503), 30_000, 50);
     const items = Array.from({ length: 400 }, (_, i) => `item-${i}`);
     const batch = await client.createBatch({ task: 'work', items, parallelism: 8 });
-    await waitUntil('some items done and a refused webhook', async () => (await client.getBatch(batch.id)).status.counts.succeeded >= 40 && deliveries.some((d) => d.status === 503), 60_000, 50);
+    await waitUntil('some items done', async () => (await client.getBatch(batch.id)).status.counts.succeeded >= 40, 60_000, 50);
     expect((await client.getBatch(batch.id)).status.phase).toBe('Running');
 
     // How long the lease still ran at the kill: the standby can take it no sooner.
@@ -239,5 +241,14 @@ describe('e2e: 3 API replicas, 2 dispatchers, 2 workers on one PostgreSQL', () =
       expect(ok, `delivery of refused ${r.received.headers['webhook-id']}`).toBeDefined();
       expect(ok!.received.at).toBeGreaterThan(killedAt);
     }
+    // The delivery log agrees: one delivery, the old leader's refused attempts and the new one's success.
+    const first = refusedBeforeKill[0];
+    const log = (await client.json('GET', `/v1/batches/${first.event.data.batchId}/webhook-deliveries`)).body.items;
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatchObject({ webhookId: first.received.headers['webhook-id'], status: 'succeeded' });
+    const codes = log[0].attempts.map((a: any) => a.statusCode);
+    expect(codes.at(-1)).toBe(200);
+    expect(codes.slice(0, -1).every((code: number) => code === 503)).toBe(true);
+    expect(Date.parse(log[0].attempts[0].at)).toBeLessThan(killedAt);
   }, 180_000);
 });
