@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { LeaderElection } from '../../src/lifecycle/leader-election.js';
 import { fencedStore } from '../../src/store/fenced-store.js';
 import { checkFence, claimLeadership, FencedOffError, resignLeadership } from '../../src/store/leadership.js';
-import { all, run, type Op } from '../../src/store/op.js';
+import { all, get, run, type Op } from '../../src/store/op.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/store.js';
 import { expectAllSucceededOnce, newCluster, waitUntil, type Cluster } from '../helpers/cluster.js';
@@ -181,6 +182,34 @@ describe.each(adapters)('leadership on $name', ({ open }) => {
     } finally {
       await Promise.all([a.stop(), b.stop(), c.stop()]);
     }
+  });
+});
+
+describe('leadership on PostgreSQL, concurrently', () => {
+  it('a takeover waits for the fenced write in flight to commit: no write of the old holder lands after it', async () => {
+    const store = await adapters[1].open();
+    await store.write(run('CREATE TABLE fence_probe (k TEXT PRIMARY KEY, v TEXT)'));
+    await store.write(claimLeadership(ROLE, 'A', 1000, LEASE_MS));
+    // A's write passes its fence while the lease still runs, then takes a while before committing.
+    function* slowPut(): Op<void> {
+      yield* get('SELECT pg_sleep(0.5)');
+      yield* put('a', 'in flight');
+    }
+    const order: string[] = [];
+    const inFlight = fencedFor(store, 'A', 1, () => 1900)
+      .write(slowPut())
+      .then(() => void order.push('A committed'), (err) => void order.push(`A refused: ${(err as Error).name}`));
+    await sleep(150);
+    // B claims once the lease has run out; the row is locked FOR SHARE by A's transaction.
+    const takeover = store.write(claimLeadership(ROLE, 'B', 2000, LEASE_MS)).then((lease) => {
+      order.push('B took over');
+      return lease;
+    });
+    const [, lease] = await Promise.all([inFlight, takeover]);
+    expect(lease).toMatchObject({ holder: 'B', token: 2 });
+    expect(order).toEqual(['A committed', 'B took over']);
+    expect(await store.read(rows())).toEqual([{ k: 'a', v: 'in flight' }]);
+    await expect(fencedFor(store, 'A', 1, () => 1900).write(put('a2', 'deposed'))).rejects.toBeInstanceOf(FencedOffError);
   });
 });
 
