@@ -92,7 +92,8 @@ export class LeaderElection {
   private async elect(token: number): Promise<void> {
     if (this.token !== null) await this.depose('a newer lease of its own');
     this.token = token;
-    this.o.logger.info({ role: this.o.name, holder: this.holder, token }, 'leading');
+    // Not `token`: the logger redacts fields of that name (secrets), and this one is no secret.
+    this.o.logger.info({ role: this.o.name, holder: this.holder, fencingToken: token }, 'leading');
     const fenced = fencedStore(this.o.store, () => checkFence(this.o.name, this.holder, token, Date.now()));
     try {
       await this.o.lead(fenced, token);
@@ -105,7 +106,7 @@ export class LeaderElection {
 
   private async depose(why: string): Promise<void> {
     if (this.token === null) return;
-    this.o.logger.warn({ role: this.o.name, holder: this.holder, token: this.token, why }, 'no longer leading');
+    this.o.logger.warn({ role: this.o.name, holder: this.holder, fencingToken: this.token, why }, 'no longer leading');
     this.token = null;
     await this.o.stand();
   }
