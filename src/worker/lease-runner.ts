@@ -77,7 +77,8 @@ async function runItem(
 ): Promise<ItemReport | undefined> {
   const returned: ItemReport = { i: item.i, a: item.a, outcome: 'returned', worker: deps.workerName };
   if (deps.isStopping()) return returned;
-  const release = await deps.semaphore.acquire();
+  // Fair between batches: a batch's items do not all wait behind an earlier batch's leases.
+  const release = await deps.semaphore.acquire(lease.batchId);
   try {
     try {
       // stop or pause: either way nothing new starts

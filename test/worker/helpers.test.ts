@@ -155,6 +155,20 @@ describe('Semaphore', () => {
     expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(semaphore.inUse).toBe(0);
   });
+  it('serves waiting keys in turn: a batch whose items queued later is not served after all of an earlier one', async () => {
+    const semaphore = new Semaphore(1);
+    const order: string[] = [];
+    const hold = await semaphore.acquire('a');
+    const waiting = [
+      ...['a1', 'a2', 'a3', 'a4'].map((name) => semaphore.run(async () => void order.push(name), 'a')),
+      ...['b1', 'b2'].map((name) => semaphore.run(async () => void order.push(name), 'b')),
+      semaphore.run(async () => void order.push('c1'), 'c'),
+    ];
+    hold();
+    await Promise.all(waiting);
+    expect(order).toEqual(['a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'a4']);
+    expect(semaphore.inUse).toBe(0);
+  });
   it('ignores a double release', async () => {
     const semaphore = new Semaphore(1);
     const release = await semaphore.acquire();
