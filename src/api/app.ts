@@ -152,7 +152,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
     HeadersTooLarge: { description: 'The request line and headers are over 16 KiB (a very long query string)', content: problemContent },
     RequestTimeout: { description: 'The headers or body did not arrive within the HTTP timeouts (FANOUT_HTTP_*_TIMEOUT_SECONDS)', content: problemContent },
     ServiceUnavailable: {
-      description: 'The database cannot be reached right now: send the request again after Retry-After seconds',
+      description: 'The database (or, for a large result, the object storage) cannot be reached right now: send the request again after Retry-After seconds',
       headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
       content: problemContent,
     },

@@ -6,6 +6,7 @@ import { LabelSelectorError } from '../domain/label-selector.js';
 import { TemplateError } from '../domain/template.js';
 import { NotFoundError } from '../store/batch-actions.js';
 import { StoreUnavailableError } from '../store/store.js';
+import { BlobStoreUnavailableError } from '../blobs/blob-store.js';
 
 /**
  * RFC 9457 problem details. Every error the API answers goes through {@link toProblem}, the one
@@ -60,6 +61,18 @@ export const storeUnavailable = () =>
     { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) },
   );
 
+/** The object storage for large results cannot be reached: the result was not stored; send it again. */
+export const blobStoreUnavailable = () =>
+  new ProblemError(
+    {
+      type: TYPE_BASE + 'service-unavailable',
+      title: 'Service Unavailable',
+      status: 503,
+      detail: `the object storage for large results cannot be reached right now; nothing was stored, retry the request in ${STORE_RETRY_AFTER_SECONDS} seconds`,
+    },
+    { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) },
+  );
+
 /** A JSON pointer (RFC 6901) from a validation path. */
 export function pointerOf(path: readonly PropertyKey[], base = ''): string {
   return base + path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
@@ -98,6 +111,7 @@ export function toProblem(err: unknown): ProblemError {
   if (err instanceof ProblemError) return err;
   if (err instanceof ZodError) return validationProblem(fieldErrors(err.issues));
   if (err instanceof StoreUnavailableError) return storeUnavailable();
+  if (err instanceof BlobStoreUnavailableError) return blobStoreUnavailable();
   if (err instanceof NotFoundError) return problem(404, 'not-found', 'Not Found', err.message);
   if (err instanceof TransitionError) return problem(409, 'conflict', 'Conflict', err.message);
   if (err instanceof LabelSelectorError) {

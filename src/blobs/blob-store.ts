@@ -7,6 +7,17 @@
  * never share anything; the store of record (SQLite) decides which key is kept, and the loser
  * deletes only its own key.
  */
+/**
+ * The object storage cannot be reached (no answer, a refused connection, a 5xx): nothing was
+ * stored, and the request may be sent again later (the API answers 503 with Retry-After).
+ */
+export class BlobStoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BlobStoreUnavailableError';
+  }
+}
+
 export interface BlobStore {
   /**
    * Streams `body` into a new blob and publishes it under a fresh key that starts with

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { assertPlainSegment, publishedName, splitBlobKey } from '../domain/blob-keys.js';
-import type { BlobStore } from './blob-store.js';
+import { BlobStoreUnavailableError, type BlobStore } from './blob-store.js';
 
 /**
  * S3's smallest part, one part sent at a time: an upload holds the part being sent and the one
@@ -92,7 +92,7 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       // The store failed first: stop reading the body (its generator's cleanup runs).
       stream.destroy();
-      throw bodyError ?? err;
+      throw bodyError ?? unavailableOr(err);
     }
     return key;
   }
@@ -101,7 +101,9 @@ export class S3BlobStore implements BlobStore {
     const objectKey = this.objectKey(key);
     const { client, bucket } = this;
     return (async function* () {
-      const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }));
+      const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey })).catch((err: unknown) => {
+        throw unavailableOr(err);
+      });
       yield* got.Body as Readable;
     })();
   }
@@ -176,4 +178,15 @@ export class S3BlobStore implements BlobStore {
     const { batchId, file } = splitBlobKey(key);
     return `${this.root}${batchId}/${file}`;
   }
+}
+
+/**
+ * An error that says the object storage is unreachable or failing (no HTTP answer at all, or a
+ * 5xx) becomes BlobStoreUnavailableError; a refusal with a 4xx (a missing object, a precondition)
+ * stays what it is.
+ */
+function unavailableOr(err: unknown): unknown {
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status !== undefined && status < 500) return err;
+  return new BlobStoreUnavailableError(`the object storage cannot be reached: ${(err as Error).message ?? String(err)}`, { cause: err });
 }

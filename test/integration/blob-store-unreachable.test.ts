@@ -7,7 +7,7 @@ import { expectProblem, registerTaskWithoutWorker, waitUntil } from './support.j
 
 /**
  * An S3 blob store that cannot be reached (nothing listens on its port): a large result's upload
- * fails with a 5xx problem a worker retries and records nothing; inline results, reads and the
+ * fails with 503 and Retry-After, which a worker retries, and records nothing; inline results, reads and the
  * rest of the API keep working.
  */
 describe('S3 blob store unreachable', () => {
@@ -37,8 +37,10 @@ describe('S3 blob store unreachable', () => {
   const put = (i: number, text: string) =>
     fetch(`${svc.url}/v1/batches/${batch.id}/items/${i}/result`, { method: 'PUT', body: text, headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' } });
 
-  it('a large result answers 5xx and records nothing; a small one is recorded', { timeout: 30_000 }, async () => {
-    const problem = await expectProblem(await put(0, 'x'.repeat(8000)), 500);
+  it('a large result answers 503 with Retry-After and records nothing; a small one is recorded', { timeout: 30_000 }, async () => {
+    const refused = await put(0, 'x'.repeat(8000));
+    expect(refused.headers.get('retry-after')).toBe('2');
+    const problem = await expectProblem(refused, 503);
     expect(problem.detail).not.toContain('not-a-real-secret');
     const item = (await svc.client.json('GET', `/v1/batches/${batch.id}/items/0`)).body;
     expect(item.status).toBe('running');

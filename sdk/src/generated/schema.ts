@@ -940,7 +940,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The database cannot be reached right now: send the request again after Retry-After seconds */
+        /** @description The database (or, for a large result, the object storage) cannot be reached right now: send the request again after Retry-After seconds */
         ServiceUnavailable: {
             headers: {
                 /** @description Seconds to wait before retrying */
