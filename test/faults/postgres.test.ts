@@ -1,0 +1,217 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { allItems, waitUntil } from '../helpers/cluster.js';
+import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+/**
+ * Faults of PostgreSQL under a running Fanout (DATABASE_URL=postgres://…): the database
+ * restarted or stopped mid-batch, connections killed mid-transaction, the pool exhausted behind
+ * a row lock. The API answers 503 problem+json with Retry-After while it cannot reach the
+ * database (never a 500, never a hang), and once the database is back every batch completes by
+ * itself with every item run and recorded exactly once.
+ *
+ * One cluster for the file, a fresh database and an in-process service per test. Items run a
+ * shell task that appends its input to a log before answering, so a run repeated because a
+ * report was lost shows up as a second line even when the store records one attempt.
+ */
+
+/** Any answer later than this is a hang: the service gives up on the database after 2 s. */
+const REQUEST_BOUND_MS = 15_000;
+
+let cluster: TestPostgres;
+let svc: TestService | undefined;
+let databases = 0;
+const lockHolders: pg.Client[] = [];
+
+beforeAll(async () => {
+  cluster = await startTestPostgres();
+});
+
+afterEach(async () => {
+  for (const c of lockHolders.splice(0)) await c.end().catch(() => {});
+  // a failed test may have left the server stopped: the next one needs it
+  await cluster.startServer();
+  await svc?.close();
+  svc = undefined;
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+interface Logged {
+  svc: TestService;
+  /** every run of an item appends its input here, one line a run */
+  executions: () => string[];
+}
+
+/** Fanout on a new database of the cluster, with the `logged` task (input reversed, after `delay` s). */
+async function serviceOnFreshDatabase(env: Record<string, string> = {}, delay = '0.05'): Promise<Logged> {
+  const url = await cluster.createDatabase(`faults_${++databases}`);
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-pg-faults-'));
+  const log = path.join(scratch, 'executions.log');
+  // one printf: one write(2) with O_APPEND, whole lines even with items running side by side
+  const task = `logged=x=$(cat); sleep ${delay}; printf '%s\\n' "$x" >> ${log}; printf '%s' "$x" | rev`;
+  svc = await startTestService({
+    redisUrl: inject('redisUrl'),
+    tasks: [task],
+    env: { DATABASE_URL: url, FANOUT_DB_CONNECT_TIMEOUT_SECONDS: '2', ...env },
+  });
+  return { svc, executions: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
+}
+
+interface Answer {
+  status: number;
+  contentType: string;
+  retryAfter: string | null;
+  body: any;
+}
+
+/** One request that must be answered: a hang fails the test instead of waiting for the test timeout. */
+async function call(s: TestService, method: string, p: string, body?: unknown, contentType = 'application/json'): Promise<Answer> {
+  const headers: Record<string, string> = { authorization: `Bearer ${s.apiKey}` };
+  if (body !== undefined) headers['content-type'] = contentType;
+  let res: Response;
+  try {
+    res = await fetch(s.url + p, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_BOUND_MS),
+    });
+  } catch (err) {
+    throw new Error(`${method} ${p} was not answered: ${(err as Error).message}`);
+  }
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: kept as text for the assertion message
+  }
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', retryAfter: res.headers.get('retry-after'), body: parsed };
+}
+
+/** The answer of a request the database could not serve: 503 problem+json with Retry-After. */
+function expectUnavailable(a: Answer, what: string): void {
+  expect(a.status, `${what}: ${JSON.stringify(a.body)}`).toBe(503);
+  expect(a.contentType, what).toMatch(/^application\/problem\+json/);
+  expect(a.retryAfter, what).toMatch(/^[1-9]\d*$/);
+  expect(a.body, what).toMatchObject({ status: 503, type: expect.stringMatching(/service-unavailable$/) });
+}
+
+/** Either served (`ok` statuses) or refused as unavailable; anything else (a 500) fails. */
+function expectServedOrUnavailable(a: Answer, what: string, ok: number[] = [200]): void {
+  if (a.status === 503) expectUnavailable(a, what);
+  else expect(ok, `${what}: ${a.status} ${JSON.stringify(a.body)}`).toContain(a.status);
+}
+
+/** Polls GET batch, the batch list and /readyz until stopped; checks every answer. Returns the statuses seen. */
+function startPolling(s: TestService, batchId: string): { stop: () => Promise<number[]> } {
+  let stopped = false;
+  const seen: number[] = [];
+  const loop = (async () => {
+    while (!stopped) {
+      const [one, list, ready] = await Promise.all([
+        call(s, 'GET', `/v1/batches/${batchId}`),
+        call(s, 'GET', '/v1/batches?limit=5'),
+        call(s, 'GET', '/readyz'),
+      ]);
+      expectServedOrUnavailable(one, 'GET batch');
+      expectServedOrUnavailable(list, 'GET batches');
+      expect([200, 503]).toContain(ready.status);
+      seen.push(one.status, list.status);
+      await sleep(50);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return seen;
+    },
+  };
+}
+
+const itemsOf = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}-${i}`);
+const reversed = (s: string) => [...s].reverse().join('');
+
+/**
+ * Every item of the batch succeeded with its input reversed, with exactly one attempt recorded
+ * (a succeeded one), and ran exactly once: one line in the execution log.
+ */
+async function expectEveryItemOnce(l: Logged, batchId: string, items: string[], executions = l.executions()): Promise<void> {
+  const results = await l.svc.client.results(batchId);
+  expect(results.map((r) => r.index)).toEqual(items.map((_, i) => i));
+  expect(results.filter((r) => r.status !== 'succeeded'), 'items that did not succeed').toEqual([]);
+  expect(results.map((r) => r.result)).toEqual(items.map(reversed));
+  const stored = await allItems(l.svc.client, batchId);
+  expect(stored.length).toBe(items.length);
+  for (const item of stored) {
+    expect(item.attempts.map((a: any) => a.outcome), `attempts of item ${item.index}: ${JSON.stringify(item.attempts)}`).toEqual(['succeeded']);
+  }
+  const runs = new Map<string, number>();
+  for (const line of executions) runs.set(line, (runs.get(line) ?? 0) + 1);
+  const ranTwice = [...runs].filter(([input, n]) => items.includes(input) && n > 1);
+  expect(ranTwice, 'items run more than once').toEqual([]);
+  expect(items.filter((i) => !runs.has(i)), 'items never run').toEqual([]);
+}
+
+async function succeededCount(s: TestService, batchId: string): Promise<number> {
+  const r = await call(s, 'GET', `/v1/batches/${batchId}`);
+  return r.status === 200 ? r.body.status.counts.succeeded : 0;
+}
+
+describe('faults: PostgreSQL', () => {
+  it('restarted mid-batch (fast): every request is served or refused with 503, and the batch completes by itself, each item once', { timeout: 90_000 }, async () => {
+    const l = await serviceOnFreshDatabase();
+    const items = itemsOf(200, 'restart');
+    const batch = await l.svc.client.createBatch({ task: 'logged', items, parallelism: 8 });
+    await waitUntil('some items done', async () => (await succeededCount(l.svc, batch.id)) >= 20, 30_000, 50);
+
+    const polling = startPolling(l.svc, batch.id);
+    await cluster.restart('fast');
+    const done = await l.svc.client.waitForPhase(batch.id, undefined, 60_000);
+    await polling.stop();
+
+    expect(done.status.phase).toBe('Succeeded');
+    expect((await call(l.svc, 'GET', '/readyz')).status).toBe(200);
+    await expectEveryItemOnce(l, batch.id, items);
+  });
+
+  it('stopped for longer than a report\'s retries: 503 with Retry-After while down, not ready; after the start the batch completes by itself, each item once', { timeout: 120_000 }, async () => {
+    // A long leader lease keeps the dispatcher leading (and taking reports) through the whole
+    // outage, as a default 15 s lease does through most of a shorter one.
+    const l = await serviceOnFreshDatabase({ FANOUT_LEADER_LEASE_SECONDS: '60' });
+    const items = itemsOf(200, 'stop');
+    const batch = await l.svc.client.createBatch({ task: 'logged', items, parallelism: 8 });
+    await waitUntil('some items done', async () => (await succeededCount(l.svc, batch.id)) >= 20, 30_000, 50);
+
+    await cluster.stopServer('fast');
+    const downSince = Date.now();
+    expectUnavailable(await call(l.svc, 'GET', `/v1/batches/${batch.id}`), 'GET batch while down');
+    expectUnavailable(await call(l.svc, 'GET', '/v1/batches'), 'GET batches while down');
+    expectUnavailable(await call(l.svc, 'POST', '/v1/batches', { task: 'logged', items: ['while-down'] }), 'POST batch while down');
+    expectUnavailable(await call(l.svc, 'GET', `/v1/batches/${batch.id}/items?limit=10`), 'GET items while down');
+    const notReady = await call(l.svc, 'GET', '/readyz');
+    expect(notReady.status).toBe(503);
+    expect(notReady.body).toMatchObject({ status: 'unavailable', store: false });
+    // Report jobs are tried 5 times, 1 + 2 + 4 + 8 s apart: stay down past the last try.
+    await sleep(Math.max(0, 18_000 - (Date.now() - downSince)));
+    expectUnavailable(await call(l.svc, 'GET', `/v1/batches/${batch.id}`), 'GET batch still down');
+    await cluster.startServer();
+
+    await waitUntil('ready again', async () => (await call(l.svc, 'GET', '/readyz')).status === 200, 30_000, 200);
+    const done = await l.svc.client.waitForPhase(batch.id, undefined, 60_000);
+    expect(done.status.phase).toBe('Succeeded');
+    await expectEveryItemOnce(l, batch.id, items);
+    // the create refused while down left nothing behind
+    const names = (await call(l.svc, 'GET', '/v1/batches?limit=100')).body.items.map((b: any) => b.id);
+    expect(names).toEqual([batch.id]);
+  });
+});
