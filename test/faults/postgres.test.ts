@@ -115,6 +115,7 @@ function expectServedOrUnavailable(a: Answer, what: string, ok: number[] = [200]
 function startPolling(s: TestService, batchId: string): { stop: () => Promise<number[]> } {
   let stopped = false;
   const seen: number[] = [];
+  // an assertion that fails in the loop is thrown from stop(), not left as an unhandled rejection
   const loop = (async () => {
     while (!stopped) {
       const [one, list, ready] = await Promise.all([
@@ -128,11 +129,15 @@ function startPolling(s: TestService, batchId: string): { stop: () => Promise<nu
       seen.push(one.status, list.status);
       await sleep(50);
     }
-  })();
+  })().then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   return {
     stop: async () => {
       stopped = true;
-      await loop;
+      const failure = await loop;
+      if (failure) throw failure;
       return seen;
     },
   };
