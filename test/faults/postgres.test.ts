@@ -360,4 +360,21 @@ describe('faults: PostgreSQL', () => {
     expect(listed.map((b) => b.id).sort()).toEqual([batch.id, ...accepted].sort());
     for (const id of accepted) expect((await l.svc.client.waitForPhase(id, undefined, 60_000)).status.phase).toBe('Succeeded');
   });
+  it('stopped while workers upload results too large to inline: no attempt fails for it, each item once', { timeout: 90_000 }, async () => {
+    // Results over 16 bytes go to the API (PUT …/result) instead of through Redis: while the
+    // database is down the API answers those uploads 503 too.
+    const l = await serviceOnFreshDatabase({ FANOUT_INLINE_RESULT_BYTES: '16' }, '0.2');
+    const items = itemsOf(40, 'a-result-longer-than-the-inline-limit');
+    // no retries: an attempt failed because of the outage would fail its item for good
+    const batch = await l.svc.client.createBatch({ task: 'logged', items, parallelism: 4, retry: { backoffLimitPerItem: 0 } });
+    await waitUntil('some items done', async () => (await succeededCount(l.svc, batch.id)) >= 4, 30_000, 50);
+
+    await cluster.stopServer('fast');
+    await sleep(5000);
+    await cluster.startServer();
+
+    const done = await l.svc.client.waitForPhase(batch.id, undefined, 60_000);
+    expect(done.status.phase).toBe('Succeeded');
+    await expectEveryItemOnce(l, batch.id, items);
+  });
 });
