@@ -4,7 +4,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { allItems, waitUntil } from '../helpers/cluster.js';
+import { allItems, expectAllSucceededOnce, newCluster, waitUntil, type Cluster } from '../helpers/cluster.js';
+import { spawnFanout } from '../helpers/processes.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -26,6 +27,7 @@ const REQUEST_BOUND_MS = 10_000;
 let cluster: TestPostgres;
 let svc: TestService | undefined;
 let databases = 0;
+let processes: Cluster | undefined;
 const lockHolders: pg.Client[] = [];
 
 beforeAll(async () => {
@@ -33,6 +35,8 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  await processes?.stopAll();
+  processes = undefined;
   for (const c of lockHolders.splice(0)) await c.end().catch(() => {});
   // a failed test may have left the server stopped: the next one needs it
   await cluster.startServer();
@@ -376,5 +380,36 @@ describe('faults: PostgreSQL', () => {
     const done = await l.svc.client.waitForPhase(batch.id, undefined, 60_000);
     expect(done.status.phase).toBe('Succeeded');
     await expectEveryItemOnce(l, batch.id, items);
+  });
+  it('fanout up killed while PostgreSQL is down: started again while it is still down, it exits 1 with one line and no password; started once it is back, the batch completes, each item recorded once', { timeout: 120_000 }, async () => {
+    const database = `faults_${++databases}`;
+    await cluster.createDatabase(database);
+    // trust authentication ignores the password: it is here to be kept out of every output
+    const password = 'pg-secret-never-logged';
+    const env = { DATABASE_URL: cluster.urlFor(database).replace('postgres@', `postgres:${password}@`), FANOUT_DB_CONNECT_TIMEOUT_SECONDS: '2' };
+    const c = (processes = newCluster(inject('redisUrl')));
+    const task = ['--task', 'slowrev=sleep 0.1; rev'];
+    const first = await c.up(task, env);
+    const items = itemsOf(60, 'revived');
+    const batch = await c.client.createBatch({ task: 'slowrev', items, parallelism: 4 });
+    await waitUntil('some items done', async () => (await c.client.getBatch(batch.id)).status.counts.succeeded >= 10, 60_000, 50);
+
+    await cluster.stopServer('fast');
+    await first.kill('SIGKILL');
+    const second = spawnFanout(['up', '--port', '0', ...task], { ...c.env, ...env });
+    const code = await new Promise<number | null>((resolve) => second.child.once('exit', resolve));
+    expect(code, second.output()).toBe(1);
+    const lines = second.output().split('\n').filter(Boolean);
+    expect(lines.filter((l) => l.startsWith('fanout: ')), second.output()).toHaveLength(1);
+    expect(second.output()).not.toContain(password);
+
+    await cluster.startServer();
+    const third = await c.up(task, env);
+    const done = await c.client.waitForPhase(batch.id, undefined, 90_000);
+    expect(done.status.phase).toBe('Succeeded');
+    // The killed process's items in flight ran again after their leases expired (execution is
+    // at least once when a worker dies); each is recorded once all the same.
+    await expectAllSucceededOnce(c.client, batch.id, items.map(reversed));
+    expect(first.output() + third.output()).not.toContain(password);
   });
 });
