@@ -1,13 +1,14 @@
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { JSON_DEPTH_CEILING, nestsDeeperThan } from '../domain/json-scan.js';
 import { renderTemplate } from '../domain/template.js';
 import { activeBatchIds, getBatchById, type BatchRow } from '../store/batch-queries.js';
 import { failBatch, parseDecisions, parseHeader, parseStatus, refreshStatus } from '../store/batch-state.js';
-import type { Store } from '../store/store.js';
+import { StoreUnavailableError, type Store } from '../store/store.js';
+import { FencedOffError } from '../store/leadership.js';
 import { nextRetryAt, releaseLeases, type ReleasedLease } from '../store/leases.js';
-import { applyReports } from '../store/reports.js';
+import { applyReports, type ApplyResult } from '../store/reports.js';
 import { takeOutbox } from '../store/outbox.js';
 import { batchQueueKey, HALT_PAUSE, HALT_STOP, REPORT_QUEUE, type LeaseJob, type Report } from '../runtimes/queue/protocol.js';
 import { LeaseRecovery } from './lease-recovery.js';
@@ -36,6 +37,12 @@ const MAX_WAKE_MS = 3_600_000;
 
 /** how long BullMQ may take to close its report worker and queues at shutdown */
 const BULLMQ_CLOSE_MS = 2000;
+
+/**
+ * How long a report this dispatcher could not store (the database unreachable, the leadership
+ * lost) waits before it is taken again; such a wait spends none of the report's attempts.
+ */
+const REPORT_PARKED_MS = 1000;
 
 /** BullMQ's largest job priority (2^21). */
 const MAX_PRIORITY = 2_097_152;
@@ -101,7 +108,7 @@ export class Dispatcher {
     }
     // BullMQ does not close a connection it was given: kept to disconnect it in stop().
     this.reportConnection = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
-    this.reportWorker = new Worker(REPORT_QUEUE, async (job: Job<Report>) => this.onReport(job.data), {
+    this.reportWorker = new Worker(REPORT_QUEUE, async (job: Job<Report>, token?: string) => this.onReport(job, token), {
       connection: this.reportConnection,
       prefix: this.o.prefix,
       concurrency: 8,
@@ -329,8 +336,25 @@ export class Dispatcher {
     return this.kubernetes.reconcile(row);
   }
 
-  private async onReport(report: Report): Promise<void> {
-    const result = await this.o.store.write(applyReports(report.batchId, report.leaseId, report.items));
+  /**
+   * A report the store could not take because of this side (the database unreachable or
+   * restarting, this dispatcher's leadership gone) is parked in BullMQ's delayed set and taken
+   * again later without spending an attempt: failing it would spend all five in 15 s of an
+   * outage, BullMQ would drop it, and the resync would hand its lease's items back to run again.
+   * A delayed report still counts as backlog (LeaseRecovery.reportBacklog), so no lease is judged
+   * lost meanwhile. Any other error is the report's own and fails it as usual.
+   */
+  private async onReport(job: Job<Report>, token: string | undefined): Promise<void> {
+    const report = job.data;
+    let result: ApplyResult;
+    try {
+      result = await this.o.store.write(applyReports(report.batchId, report.leaseId, report.items));
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError || err instanceof FencedOffError)) throw err;
+      this.o.logger.debug({ batchId: report.batchId, leaseId: report.leaseId, err: err.message }, 'report not stored now; parked until later');
+      await job.moveToDelayed(Date.now() + REPORT_PARKED_MS, token);
+      throw new DelayedError();
+    }
     this.o.metrics?.observeReport(report.items, result);
     this.notify(report.batchId);
   }

@@ -63,11 +63,19 @@ export class LeaseRecovery {
     return (await this.d.store.write(applyReports(batchId, leaseId, items))).applied;
   }
 
-  /** Reports waiting in Redis: while there are some, a lease missing from Redis may just be done. */
+  /**
+   * Reports waiting in Redis: while there are some, a lease missing from Redis may just be done.
+   * Delayed ones count too: a report whose store write failed waits there for its retry (BullMQ's
+   * backoff, or parked by the dispatcher while the database is unreachable).
+   */
   async reportBacklog(): Promise<number> {
     const key = `${this.d.prefix}:${REPORT_QUEUE}`;
-    const [waiting, active] = await Promise.all([this.d.redis.llen(`${key}:wait`), this.d.redis.llen(`${key}:active`)]);
-    return waiting + active;
+    const [waiting, active, delayed] = await Promise.all([
+      this.d.redis.llen(`${key}:wait`),
+      this.d.redis.llen(`${key}:active`),
+      this.d.redis.zcard(`${key}:delayed`),
+    ]);
+    return waiting + active + delayed;
   }
 
   /**

@@ -28,6 +28,8 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** told before each wait, e.g. to print a line */
   onRetry?: (reason: string, delayMs: number) => void;
+  /** ends the tries (and a wait between two) at once, rejecting with the abort reason */
+  signal?: AbortSignal;
 }
 
 /** Whether an answer is worth another try. */
@@ -49,6 +51,7 @@ export async function withApiRetry(what: string, send: () => Promise<ApiAnswer>,
   const maxDelayMs = opts.maxDelayMs ?? 5000;
   let delayMs = opts.baseDelayMs ?? 250;
   for (let tries = 1; ; tries++) {
+    opts.signal?.throwIfAborted();
     let reason: string;
     let wantedMs: number | undefined;
     try {
@@ -66,7 +69,7 @@ export async function withApiRetry(what: string, send: () => Promise<ApiAnswer>,
       throw new ApiUnavailableError(`${what} failed after ${tries} ${tries === 1 ? 'try' : 'tries'}: ${reason}`);
     }
     opts.onRetry?.(reason, waitMs);
-    await sleep(waitMs);
+    await sleep(waitMs, undefined, { signal: opts.signal }).catch(() => opts.signal!.throwIfAborted());
     delayMs = Math.min(delayMs * 2, maxDelayMs);
   }
 }

@@ -4,6 +4,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { withApiRetry, type ApiAnswer } from './api-retry.js';
 import { describeError } from './errors.js';
 import type { ResultSpool } from './output-capture.js';
 import type { TaskContext, TaskResult } from './tasks.js';
@@ -15,6 +16,8 @@ import type { TaskContext, TaskResult } from './tasks.js';
  */
 
 const ANSWER_LIMIT = 64 * 1024;
+/** How long a refused result upload (503, 429, another 5xx, a network error) is sent again. */
+const UPLOAD_RETRY_MS = 5 * 60_000;
 const UPLOAD_IDLE_MS = 60_000;
 
 /** The URL a worker PUTs a large result to. */
@@ -30,12 +33,26 @@ export function resultUrl(apiUrl: string, batchId: string, index: number): URL {
  * until the request ends, which would hold the whole result in memory.
  */
 export async function uploadResultFile(ctx: TaskContext, path: string, length: number): Promise<boolean> {
-  if (!ctx.apiUrl) throw new Error('no API URL configured for this worker');
-  const { status, body } = await putStream(resultUrl(ctx.apiUrl, ctx.batchId, ctx.index), () => fileBody(path, length), {
-    authorization: `Bearer ${ctx.token}`,
-    'fanout-attempt': String(ctx.attempt),
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': String(length),
+  const apiUrl = ctx.apiUrl;
+  if (!apiUrl) throw new Error('no API URL configured for this worker');
+  const put = async (): Promise<ApiAnswer> => {
+    const answer = await putStream(resultUrl(apiUrl, ctx.batchId, ctx.index), () => fileBody(path, length), {
+      authorization: `Bearer ${ctx.token}`,
+      'fanout-attempt': String(ctx.attempt),
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(length),
+    });
+    const retryAfter = answer.headers['retry-after'];
+    return { status: answer.status, body: answer.body, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter };
+  };
+  // The work is done and only its recording failed: an API that cannot reach its database answers
+  // 503 with Retry-After, and failing the attempt for that would run the item again, or fail it
+  // for good when it has no retries left. So the upload is sent again until UPLOAD_RETRY_MS runs
+  // out or the attempt is aborted (timeout, batch stopped, worker shutdown).
+  const { status, body } = await withApiRetry('result upload', put, {
+    budgetMs: UPLOAD_RETRY_MS,
+    signal: ctx.signal,
+    onRetry: (reason, ms) => ctx.logger.warn({ batchId: ctx.batchId, index: ctx.index, reason, retryInMs: ms }, 'result upload refused; retrying'),
   });
   if (status < 200 || status > 299) throw new Error(`HTTP ${status}: ${body.replace(/\s+/g, ' ').slice(0, 200)}`);
   try {

@@ -27,6 +27,8 @@ const t = useWorkerHarness();
 let server: Server;
 let base: string;
 let status = 200;
+/** answered 503 with Retry-After: 1 before `status` is, as an API whose database is down does */
+let unavailableFor = 0;
 /** when set, the server pauses the upload after this many bytes until `resume` is called */
 let pause: { at: number; reached: (resume: () => void) => void } | undefined;
 const uploads: Array<{ method: string; url: string; headers: IncomingHttpHeaders; bytes: number; sha256: string }> = [];
@@ -48,8 +50,14 @@ beforeAll(async () => {
     });
     req.on('end', () => {
       uploads.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, bytes, sha256: hash.digest('hex') });
+      if (unavailableFor > 0) {
+        unavailableFor--;
+        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '1' });
+        res.end('{"title":"Service Unavailable","status":503}');
+        return;
+      }
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(status === 200 ? JSON.stringify({ recorded: true }) : '{"title":"store unavailable"}');
+      res.end(status === 200 ? JSON.stringify({ recorded: true }) : '{"title":"refused"}');
     });
   });
   base = await listenOnLoopback(server);
@@ -61,6 +69,7 @@ afterAll(async () => {
 beforeEach(() => {
   uploads.length = 0;
   status = 200;
+  unavailableFor = 0;
   pause = undefined;
 });
 
@@ -135,15 +144,27 @@ describe('results larger than the inline limit', () => {
     expect(await spoolDirs()).toEqual(dirsBefore);
   });
 
-  it('fails the item, saying so, when the upload is refused', async () => {
-    status = 503;
+  it('fails the item, saying so, when the upload is refused for good', async () => {
+    status = 413;
     await t.h.worker({ apiUrl: base, tasks: [{ kind: 'command', name: 'big', command }] });
     const lease = await t.h.lease('big', ['x', 'y']);
     const items = await t.h.waitForItems(2, lease.leaseId);
     expect(items[0]).toMatchObject({ i: 0, outcome: 'failed' });
-    expect(items[0].error).toContain('could not be uploaded to the API: HTTP 503');
+    expect(items[0].error).toContain('could not be uploaded to the API: HTTP 413');
     expect(items[0].exitCode).toBeUndefined();
     expect(items[1]).toMatchObject({ i: 1, outcome: 'succeeded', result: 'small' });
+    expect(uploads).toHaveLength(1);
+  });
+
+  it('sends the upload again after a 503 (the API cannot reach its database) until it is taken', async () => {
+    unavailableFor = 2;
+    await t.h.worker({ apiUrl: base, inlineResultLimit: 1024, tasks: [{ kind: 'command', name: 'big', command }] });
+    const lease = await t.h.lease('big', ['w', 'w'], { batchId: 'b-retry', first: 1 });
+    await t.h.waitForItems(1, lease.leaseId);
+    await leaseDone('big');
+    // item 2 was recorded by the API: it is left out of the report, as after a first-time success
+    expect(await t.h.items(lease.leaseId)).toMatchObject([{ i: 1, outcome: 'succeeded', result: 'small' }]);
+    expect(uploads.map((u) => [u.url, u.bytes])).toEqual(Array(3).fill(['/v1/batches/b-retry/items/2/result', 4096]));
   });
 
   it('fails the item when no API URL is configured, keeping small results inline', async () => {

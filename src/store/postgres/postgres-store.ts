@@ -85,6 +85,12 @@ export class PostgresStore implements Store {
     this.pool.on('error', (err) => {
       logger?.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'an idle PostgreSQL connection failed; the pool replaces it');
     });
+    // Every connection is listened to for its whole life. pg-pool stops listening as it hands a
+    // connection out, and a Session starts only when the pool's promise resolves, a microtask
+    // later: an error parsed from the same socket read as the ReadyForQuery that completed a new
+    // connection (a backend terminated as it started) was an uncaught 'error' that ended the
+    // process. Session reads what was caught here.
+    this.pool.on('connect', (client) => client.on('error', (err) => connectionFailures.set(client, err)));
   }
 
   read<T>(op: Op<T>): Promise<T> {
@@ -198,21 +204,26 @@ export class PostgresStore implements Store {
   }
 }
 
-/**
- * A checked-out connection. While it is out the pool does not listen for its errors, so we
- * do: a connection lost between two statements would otherwise be an uncaught 'error'.
- */
-class Session {
-  broken: Error | undefined;
-  private readonly onError = (err: Error) => (this.broken = err);
+/** The error each broken connection reported (see the pool's 'connect' listener). */
+const connectionFailures = new WeakMap<pg.Client, Error>();
 
-  constructor(readonly client: pg.PoolClient) {
-    client.on('error', this.onError);
+/** A checked-out connection, and whether it broke while out. */
+class Session {
+  private rollbackFailure: Error | undefined;
+
+  constructor(readonly client: pg.PoolClient) {}
+
+  /** The connection's own error, or a ROLLBACK that failed: either way it must not be reused. */
+  get broken(): Error | undefined {
+    return this.rollbackFailure ?? connectionFailures.get(this.client);
+  }
+
+  set broken(err: Error | undefined) {
+    this.rollbackFailure = err;
   }
 
   /** Back to the pool, or destroyed when the connection broke or its state is unknown. */
   release(failure: unknown): void {
-    this.client.removeListener('error', this.onError);
     const destroy = this.broken ?? (failure !== undefined && isUnavailable(failure) ? (failure as Error) : undefined);
     this.client.release(destroy ?? false);
   }
