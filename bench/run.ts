@@ -15,6 +15,7 @@ import {
   itemJson,
   killAllChildren,
   peakRss,
+  processTreeCpuSeconds,
   pollUntil,
   REPO,
   startFanout,
@@ -27,18 +28,28 @@ import {
   type Child,
 } from './lib.js';
 import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench.js';
+import { postgresCopyBaseline, ROWS_PER_COPY } from './postgres-baseline.js';
+import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 
 /**
  * `npm run bench`: Fanout against baselines measured in the same run on the same machine.
  *
- *   A. NDJSON ingest over HTTP vs raw better-sqlite3 inserts into a table shaped like `items`
+ *   A. NDJSON ingest over HTTP vs, on SQLite, raw better-sqlite3 inserts into a table shaped like
+ *      `items`; on PostgreSQL, raw `COPY … FROM STDIN` (pg + pg-copy-streams) into one
  *   B. end-to-end no-op items with two worker processes vs raw BullMQ with two worker processes
- *   C. Redis memory per queued item vs per waiting raw BullMQ job
+ *      (the raw BullMQ baseline is measured once and serves every store)
+ *   C. Redis memory per queued item vs per waiting raw BullMQ job (Redis only; server on SQLite)
  *   E. command tasks (`fanout up --task rev=rev`) at parallelism 4 and 16 vs `xargs -P` running
- *      `sh -c 'echo ITEM | rev'` per item
+ *      `sh -c 'echo ITEM | rev'` per item (SQLite)
+ *
+ * A and B run once per store of BENCH_STORES (default `sqlite,postgres`). For PostgreSQL the
+ * bench starts its own cluster (test/helpers/postgres.ts, with fsync and synchronous_commit on,
+ * as in production) and gives every measurement a fresh database; the server gets it as
+ * DATABASE_URL. A and B also report the server's CPU time per item.
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process (A-C); BENCH_ONLY=A,B,C,E picks measurements; BENCH_SERVER_NODE_ARGS adds node flags to the
+ * process (A-C); BENCH_ONLY=A,B,C,E picks measurements; BENCH_STORES=sqlite,postgres picks the
+ * stores of A and B; BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"); BENCH_SKIP_BASELINES=1 measures Fanout only
  * (for profiling; ratios then read n/a). Everything runs on 127.0.0.1 and is
  * stopped at the end; bench/results/latest.md gets the table.
@@ -48,6 +59,14 @@ const SCALE = Number(process.env.BENCH_SCALE || 1);
 if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
 const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,E').split(',').map((s) => s.trim().toUpperCase()));
+type StoreKind = 'sqlite' | 'postgres';
+const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
+const STORES = (process.env.BENCH_STORES || STORE_KINDS.join(','))
+  .split(',')
+  .map((s) => s.trim().toLowerCase())
+  .filter(Boolean) as StoreKind[];
+for (const s of STORES) if (!STORE_KINDS.includes(s)) throw new Error(`BENCH_STORES: unknown store '${s}' (sqlite, postgres)`);
+if (STORES.length === 0) throw new Error('BENCH_STORES names no store');
 const SKIP_BASELINES = process.env.BENCH_SKIP_BASELINES === '1';
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS || '').split(/\s+/).filter(Boolean);
 const N_A = Math.round(1_000_000 * SCALE);
@@ -61,15 +80,19 @@ const RAW_PREFIX = 'rawbench';
 const SQLITE_TX_ROWS = 5_000;
 const BULK_CHUNK = 1_000;
 /** the whole run stops by itself after this long, whatever happens */
-const WATCHDOG_MS = Math.max(6, 12 * SCALE) * 60_000;
+const WATCHDOG_MS = Math.max(6, 12 * SCALE * STORES.length) * 60_000;
 
 interface Row {
   measurement: string;
+  /** sqlite, postgres, or — when the figure depends on no store */
+  store: string;
   fanout: string;
   baseline: string;
   ratio: string;
   target: string;
   met: string;
+  /** the server's CPU time (user + system) per item, µs; — where not measured */
+  serverCpu?: string;
 }
 const rows: Row[] = [];
 const notes: string[] = [];
@@ -83,6 +106,9 @@ const apiKey = `bench-${randomBytes(16).toString('hex')}`;
 let redisChild: Child | undefined;
 let redisUrl = '';
 let redis: Redis | undefined;
+let postgres: TestPostgres | undefined;
+let postgresVersion = '';
+let databases = 0;
 
 function cleanupSync(): void {
   killAllChildren();
@@ -115,6 +141,28 @@ async function fanoutServer(name: string, env: Record<string, string> = {}, upAr
   return { child, api: { url, key: apiKey } };
 }
 
+/**
+ * The server env of one measurement on `store`: nothing for SQLite (the server's data directory
+ * holds a fresh fanout.db), DATABASE_URL of a fresh database of the bench cluster for PostgreSQL.
+ */
+async function storeEnv(store: StoreKind, name: string): Promise<Record<string, string>> {
+  if (store === 'sqlite') return {};
+  return { DATABASE_URL: await freshDatabase(name) };
+}
+
+async function freshDatabase(name: string): Promise<string> {
+  if (!postgres) throw new Error('no PostgreSQL cluster started');
+  return postgres.createDatabase(`bench_${++databases}_${name}`);
+}
+
+/** CPU seconds of the PostgreSQL cluster (postmaster and every backend) so far; 0 without one. */
+const clusterCpu = (): number => {
+  const pid = postgres?.postmasterPid();
+  return pid ? processTreeCpuSeconds(pid) : 0;
+};
+
+const cpuPerItem = (seconds: number, items: number): string => `${fmt((seconds / items) * 1e6, 1)} µs`;
+
 /** Registers task `noop` as a live worker would, without running one. */
 async function registerNoop(): Promise<void> {
   await redis!.hset(`${PREFIX}:tasks`, 'noop', JSON.stringify({ kind: 'function', lastSeen: Date.now() }));
@@ -133,37 +181,71 @@ function itemJobs(from: number, to: number) {
 // ---------------------------------------------------------------------------------------------
 // A. NDJSON ingest
 
-async function measureIngest(): Promise<void> {
-  log(`A: NDJSON ingest of ${fmt(N_A)} items over HTTP`);
+/** the ingest target, as a fraction of the raw baseline's rate */
+const A_TARGET: Record<StoreKind, number> = { sqlite: 0.4, postgres: 0.5 };
+
+async function measureIngest(store: StoreKind): Promise<void> {
+  log(`A (${store}): NDJSON ingest of ${fmt(N_A)} items over HTTP`);
   await redis!.flushall();
-  const server = await fanoutServer('a');
+  const server = await fanoutServer(`a-${store}`, await storeEnv(store, 'a'));
   let fanoutRate = NaN;
   let rss = NaN;
+  let serverCpu = NaN;
   try {
     await registerNoop();
+    const cpu0 = { server: cpuSeconds(server.child.pid), cluster: clusterCpu() };
     // parallelism 1 and no noop worker running: the batch cannot start during the measurement
     const { batch, ms } = await submitNdjson(server.api, { task: 'noop', name: 'bench-ingest', parallelism: 1 }, N_A);
+    serverCpu = cpuSeconds(server.child.pid) - cpu0.server;
+    const dbCpu = clusterCpu() - cpu0.cluster;
     if (batch.status.counts.total !== N_A) throw new Error(`ingested ${batch.status.counts.total} items, expected ${N_A}`);
     fanoutRate = N_A / (ms / 1000);
     rss = peakRss(server.child.pid);
-    notes.push(`A: ${fmt(N_A)} items (${fmt((N_A * (ITEM_BYTES + 1)) / 1e6, 1)} MB) ingested in ${fmt(ms / 1000, 2)} s.`);
+    notes.push(
+      `A (${store}): ${fmt(N_A)} items (${fmt((N_A * (ITEM_BYTES + 1)) / 1e6, 1)} MB) ingested in ${fmt(ms / 1000, 2)} s; ` +
+        `server CPU ${fmt(serverCpu, 1)} s` +
+        (store === 'postgres' ? `, PostgreSQL cluster CPU ${fmt(dbCpu, 1)} s (${cpuPerItem(dbCpu, N_A)}/item).` : ' (SQLite runs inside the server).'),
+    );
   } finally {
     await server.child.stop();
   }
 
-  log('A: baseline: raw better-sqlite3 inserts');
-  const rawRate = SKIP_BASELINES ? NaN : sqliteBaseline(N_A);
+  let rawRate = NaN;
+  let baseline = '';
+  if (store === 'sqlite') {
+    log('A (sqlite): baseline: raw better-sqlite3 inserts');
+    rawRate = SKIP_BASELINES ? NaN : sqliteBaseline(N_A);
+    baseline = `${fmt(rawRate)} (raw better-sqlite3 inserts)`;
+  } else {
+    log('A (postgres): baseline: raw COPY through pg-copy-streams');
+    if (!SKIP_BASELINES) {
+      const url = await freshDatabase('a_raw');
+      const cpu0 = clusterCpu();
+      const raw = await postgresCopyBaseline(url, N_A);
+      rawRate = raw.rate;
+      const dbCpu = clusterCpu() - cpu0;
+      notes.push(
+        `A baseline (postgres): ${fmt(N_A)} rows COPYed in ${fmt(raw.seconds, 2)} s (BEGIN/COPY/COMMIT only, ${fmt(ROWS_PER_COPY)} rows per COPY); ` +
+          `PostgreSQL cluster CPU ${fmt(dbCpu, 1)} s (${cpuPerItem(dbCpu, N_A)}/item).`,
+      );
+    }
+    baseline = `${fmt(rawRate)} (raw COPY FROM STDIN, ${fmt(ROWS_PER_COPY)} rows per transaction)`;
+  }
   const ratio = fanoutRate / rawRate;
+  const target = A_TARGET[store];
   rows.push({
     measurement: `A. NDJSON ingest, ${fmt(N_A)} × ${ITEM_BYTES} B items (items/s)`,
+    store,
     fanout: fmt(fanoutRate),
-    baseline: `${fmt(rawRate)} (raw better-sqlite3 inserts)`,
+    baseline,
     ratio: fmt(ratio, 2),
-    target: '≥ 0.40',
-    met: Number.isNaN(ratio) ? 'n/a' : ratio >= 0.4 ? 'yes' : 'NO',
+    target: `≥ ${fmt(target, 2)}`,
+    met: Number.isNaN(ratio) ? 'n/a' : ratio >= target ? 'yes' : 'NO',
+    serverCpu: cpuPerItem(serverCpu, N_A),
   });
   rows.push({
     measurement: 'A. server peak RSS during ingest (VmHWM)',
+    store,
     fanout: `${fmt(rss / 2 ** 20)} MB`,
     baseline: '—',
     ratio: '—',
@@ -215,7 +297,7 @@ function sqliteBaseline(n: number): number {
     }
     const count = db.prepare('SELECT count(*) FROM items').pluck().get() as number;
     if (count !== n) throw new Error(`raw insert stored ${count} rows, expected ${n}`);
-    notes.push(`A baseline: ${fmt(n)} rows inserted in ${fmt(ms / 1000, 2)} s (transactions only).`);
+    notes.push(`A baseline (sqlite): ${fmt(n)} rows inserted in ${fmt(ms / 1000, 2)} s (transactions only).`);
     return n / (ms / 1000);
   } finally {
     db.close();
@@ -226,19 +308,25 @@ function sqliteBaseline(n: number): number {
 // ---------------------------------------------------------------------------------------------
 // B. end-to-end
 
-async function measureEndToEnd(): Promise<void> {
-  log(`B: end-to-end, ${fmt(N_B)} no-op items, 2 worker processes × concurrency ${CONCURRENCY}`);
+const B_TIMEOUT_MS = Math.max(60_000, 300_000 * SCALE);
+/** raw BullMQ end-to-end: measured once per run (it involves no store), shared by every store's row */
+let rawBullmq: Promise<{ rate: number; addRate: number }> | undefined;
+
+async function measureEndToEnd(store: StoreKind): Promise<void> {
+  log(`B (${store}): end-to-end, ${fmt(N_B)} no-op items, 2 worker processes × concurrency ${CONCURRENCY}`);
   await redis!.flushall();
-  const timeoutMs = Math.max(60_000, 300_000 * SCALE);
-  const server = await fanoutServer('b');
+  const timeoutMs = B_TIMEOUT_MS;
+  const server = await fanoutServer(`b-${store}`, await storeEnv(store, 'b'));
   const workers: Child[] = [];
   let fanoutRate = NaN;
+  let serverCpu = NaN;
   try {
     const env = { REDIS_URL: redisUrl, FANOUT_REDIS_PREFIX: PREFIX, BENCH_CONCURRENCY: String(CONCURRENCY) };
     workers.push(...(await Promise.all([startScript('bench/noop-worker.ts', env), startScript('bench/noop-worker.ts', env)])));
     const { batch, acceptedAt, ms: ingestMs } = await submitNdjson(server.api, { task: 'noop', name: 'bench-e2e', parallelism: N_B }, N_B);
     const pids = { server: server.child.pid, workers: workers.map((w) => w.pid), redis: redisChild!.pid };
     const cpu0 = cpuOf(pids);
+    const cluster0 = clusterCpu();
     let last: BatchView | undefined;
     const done = await pollUntil('the batch to succeed', 200, timeoutMs, async () => {
       last = await getBatch(server.api, batch.id);
@@ -249,37 +337,51 @@ async function measureEndToEnd(): Promise<void> {
       throw new Error(`${err.message}; last counts ${JSON.stringify(last?.status.counts)}`);
     });
     const cpu = cpuDelta(cpu0, cpuOf(pids));
+    const dbCpu = clusterCpu() - cluster0;
     const s = (done - acceptedAt) / 1000;
     fanoutRate = N_B / s;
+    serverCpu = cpu.server;
     notes.push(
-      `B: Fanout ran ${fmt(N_B)} items in ${fmt(s, 2)} s after the 202 (the upload itself took ${fmt(ingestMs / 1000, 2)} s, not counted); ` +
-        `CPU used meanwhile: server ${fmt(cpu.server, 1)} s, workers ${cpu.workers.map((w) => fmt(w, 1)).join(' + ')} s, redis ${fmt(cpu.redis, 1)} s.`,
+      `B (${store}): Fanout ran ${fmt(N_B)} items in ${fmt(s, 2)} s after the 202 (the upload itself took ${fmt(ingestMs / 1000, 2)} s, not counted); ` +
+        `CPU used meanwhile: server ${fmt(cpu.server, 1)} s, workers ${cpu.workers.map((w) => fmt(w, 1)).join(' + ')} s, redis ${fmt(cpu.redis, 1)} s` +
+        (store === 'postgres' ? `, PostgreSQL cluster ${fmt(dbCpu, 1)} s (${cpuPerItem(dbCpu, N_B)}/item).` : '.'),
     );
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await server.child.stop();
   }
 
-  log('B: baseline: raw BullMQ');
-  await redis!.flushall();
-  const raw = SKIP_BASELINES ? { rate: NaN, addRate: NaN } : await rawBullmqEndToEnd(N_B, timeoutMs);
+  const first = rawBullmq === undefined;
+  if (first) {
+    log('B: baseline: raw BullMQ (once for every store)');
+    rawBullmq = (async () => {
+      await redis!.flushall();
+      return SKIP_BASELINES ? { rate: NaN, addRate: NaN } : rawBullmqEndToEnd(N_B, timeoutMs);
+    })();
+  }
+  const raw = await rawBullmq!;
   const ratio = fanoutRate / raw.rate;
   rows.push({
     measurement: `B. end-to-end, ${fmt(N_B)} no-op items, 2 workers × ${CONCURRENCY} (items/s)`,
+    store,
     fanout: fmt(fanoutRate),
-    baseline: `${fmt(raw.rate)} (raw BullMQ jobs/s)`,
+    baseline: `${fmt(raw.rate)} (raw BullMQ jobs/s${first ? '' : ', measured once above'})`,
     ratio: fmt(ratio, 2),
     target: '≥ 2.00',
     met: Number.isNaN(ratio) ? 'n/a' : ratio >= 2 ? 'yes' : 'NO',
+    serverCpu: cpuPerItem(serverCpu, N_B),
   });
-  rows.push({
-    measurement: `B. raw BullMQ addBulk rate, chunks of ${fmt(BULK_CHUNK)} (jobs/s)`,
-    fanout: '—',
-    baseline: fmt(raw.addRate),
-    ratio: '—',
-    target: '—',
-    met: '—',
-  });
+  if (first) {
+    rows.push({
+      measurement: `B. raw BullMQ addBulk rate, chunks of ${fmt(BULK_CHUNK)} (jobs/s)`,
+      store: '—',
+      fanout: '—',
+      baseline: fmt(raw.addRate),
+      ratio: '—',
+      target: '—',
+      met: '—',
+    });
+  }
 }
 
 interface CpuPids {
@@ -368,6 +470,7 @@ async function measureMemory(): Promise<void> {
   await redis!.flushall();
   rows.push({
     measurement: `C. Redis memory per queued item beyond its ${ITEM_BYTES} B payload (${fmt(N_C)} items)`,
+    store: '—',
     fanout: `${fmt(fanoutPerItem)} B`,
     baseline: `${fmt(rawPerJob)} B (raw BullMQ waiting job)`,
     ratio: fmt(fanoutPerItem / rawPerJob, 2),
@@ -425,6 +528,7 @@ async function measureCommandTasks(): Promise<void> {
     const ratio = fanout.rate / raw.rate;
     rows.push({
       measurement: `E. command task rev, ${fmt(N_E)} items, parallelism ${p} (items/s)`,
+      store: 'sqlite',
       fanout: fmt(fanout.rate),
       baseline: `${fmt(raw.rate)} (xargs -P ${p} sh -c 'echo ITEM \\| rev')`,
       ratio: fmt(ratio, 2),
@@ -437,9 +541,9 @@ async function measureCommandTasks(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 function table(): string {
-  const head = ['measurement', 'fanout', 'baseline', 'ratio', 'target', 'met?'];
+  const head = ['measurement', 'store', 'fanout', 'baseline', 'ratio', 'target', 'met?', 'server CPU/item'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
-  for (const r of rows) lines.push(`| ${[r.measurement, r.fanout, r.baseline, r.ratio, r.target, r.met].join(' | ')} |`);
+  for (const r of rows) lines.push(`| ${[r.measurement, r.store, r.fanout, r.baseline, r.ratio, r.target, r.met, r.serverCpu ?? '—'].join(' | ')} |`);
   return lines.join('\n');
 }
 
@@ -450,33 +554,41 @@ async function main(): Promise<void> {
   redisUrl = r.url;
   redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   const failures: string[] = [];
-  const steps: [string, () => Promise<void>][] = [
-    ['A', measureIngest],
-    ['B', measureEndToEnd],
-    ['C', measureMemory],
-    ['E', measureCommandTasks],
+  const steps: [string, string, () => Promise<void>][] = [
+    ...STORES.map((store): [string, string, () => Promise<void>] => ['A', store, () => measureIngest(store)]),
+    ...STORES.map((store): [string, string, () => Promise<void>] => ['B', store, () => measureEndToEnd(store)]),
+    ['C', '—', measureMemory],
+    ['E', 'sqlite', measureCommandTasks],
   ];
   try {
-    for (const [name, step] of steps) {
+    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B'))) {
+      log('starting a PostgreSQL cluster (fsync on)');
+      postgres = await startTestPostgres({ durable: true });
+      postgresVersion = (await postgres.sql<{ server_version: string }>('SHOW server_version'))[0].server_version;
+    }
+    for (const [name, store, step] of steps) {
       if (!ONLY.has(name)) continue;
       try {
         await step();
       } catch (err) {
-        log(`${name} failed: ${(err as Error).stack ?? err}`);
-        failures.push(`${name}: ${(err as Error).message.split('\n')[0]}`);
-        rows.push({ measurement: `${name}. (failed)`, fanout: 'error', baseline: '—', ratio: '—', target: '—', met: 'NO' });
+        log(`${name} (${store}) failed: ${(err as Error).stack ?? err}`);
+        failures.push(`${name} (${store}): ${(err as Error).message.split('\n')[0]}`);
+        rows.push({ measurement: `${name}. (failed)`, store, fanout: 'error', baseline: '—', ratio: '—', target: '—', met: 'NO' });
       }
     }
   } finally {
     redis.disconnect();
     await redisChild.stop();
+    await postgres?.stop();
   }
   const cpu = os.cpus();
   const md = [
     `# Fanout benchmark`,
     '',
     `${new Date().toISOString()} · ${cpu.length} × ${cpu[0]?.model ?? 'cpu'} · Node ${process.version} · BENCH_SCALE=${SCALE} · ` +
-      `worker concurrency ${CONCURRENCY} · baselines measured in the same run · ${fmt((Date.now() - started) / 1000)} s`,
+      `worker concurrency ${CONCURRENCY} · stores ${STORES.join(', ')}` +
+      (postgres ? ` (PostgreSQL ${postgresVersion}, fsync on)` : '') +
+      ` · baselines measured in the same run · ${fmt((Date.now() - started) / 1000)} s`,
     '',
     table(),
     '',
