@@ -49,7 +49,10 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
  * process (A-C); BENCH_ONLY=A,B,C,E picks measurements; BENCH_STORES=sqlite,postgres picks the
- * stores of A and B; BENCH_SERVER_NODE_ARGS adds node flags to the
+ * stores of A and B; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
+ * commits cost, not a fair comparison); BENCH_POSTGRES_STATEMENTS=1 logs the costliest statements
+ * of each PostgreSQL measurement (pg_stat_statements); BENCH_SERVER_LOG=1 logs each server's
+ * output (warnings) when it stops; BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"); BENCH_SKIP_BASELINES=1 measures Fanout only
  * (for profiling; ratios then read n/a). Everything runs on 127.0.0.1 and is
  * stopped at the end; bench/results/latest.md gets the table.
@@ -68,6 +71,12 @@ const STORES = (process.env.BENCH_STORES || STORE_KINDS.join(','))
 for (const s of STORES) if (!STORE_KINDS.includes(s)) throw new Error(`BENCH_STORES: unknown store '${s}' (sqlite, postgres)`);
 if (STORES.length === 0) throw new Error('BENCH_STORES names no store');
 const SKIP_BASELINES = process.env.BENCH_SKIP_BASELINES === '1';
+/** BENCH_POSTGRES_FSYNC=off: the cluster without fsync (to see what commits to disk cost; not for the table) */
+const POSTGRES_DURABLE = process.env.BENCH_POSTGRES_FSYNC !== 'off';
+/** BENCH_POSTGRES_STATEMENTS=1: pg_stat_statements on; each PostgreSQL measurement logs its costliest statements */
+const POSTGRES_STATEMENTS = process.env.BENCH_POSTGRES_STATEMENTS === '1';
+/** BENCH_SERVER_LOG=1: each server's own output (LOG_LEVEL warn) is logged when it stops */
+const SERVER_LOG = process.env.BENCH_SERVER_LOG === '1';
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS || '').split(/\s+/).filter(Boolean);
 const N_A = Math.round(1_000_000 * SCALE);
 const N_B = Math.round(200_000 * SCALE);
@@ -138,6 +147,7 @@ async function fanoutServer(name: string, env: Record<string, string> = {}, upAr
     upArgs,
   );
   if (!url.startsWith('http://127.0.0.1:')) throw new Error(`server listens on ${url}, not 127.0.0.1`);
+  if (SERVER_LOG) child.proc.once('exit', () => log(`server ${name} output:\n${child.output().slice(-20_000)}`));
   return { child, api: { url, key: apiKey } };
 }
 
@@ -148,6 +158,50 @@ async function fanoutServer(name: string, env: Record<string, string> = {}, upAr
 async function storeEnv(store: StoreKind, name: string): Promise<Record<string, string>> {
   if (store === 'sqlite') return {};
   return { DATABASE_URL: await freshDatabase(name) };
+}
+
+interface DatabaseActivity {
+  /** transactions committed in the database */
+  commits: number;
+  /** WAL flushes to disk of the whole cluster (each one an fsync when fsync is on) */
+  walSyncs: number;
+}
+
+/**
+ * The counters of the database of DATABASE_URL in `env` (none for SQLite). PostgreSQL's
+ * statistics reach pg_stat_database when a backend goes idle or exits: read them after the
+ * server stopped for a complete figure.
+ */
+async function databaseActivity(env: Record<string, string>): Promise<DatabaseActivity | undefined> {
+  if (!postgres || !env.DATABASE_URL) return undefined;
+  const database = new URL(env.DATABASE_URL).pathname.slice(1);
+  const [row] = await postgres.sql<DatabaseActivity>(
+    `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = $1)::float8 AS commits, wal_sync::float8 AS "walSyncs" FROM pg_stat_wal`,
+    [database],
+  );
+  return row;
+}
+
+/** With BENCH_POSTGRES_STATEMENTS=1: logs the statements of the database of `env` that took longest in all. */
+async function logCostliestStatements(what: string, env: Record<string, string>): Promise<void> {
+  if (!POSTGRES_STATEMENTS || !postgres || !env.DATABASE_URL) return;
+  const database = new URL(env.DATABASE_URL).pathname.slice(1);
+  const top = await postgres.sql<{ calls: number; total_ms: number; rows: number; query: string }>(
+    `SELECT s.calls::float8 AS calls, s.total_exec_time AS total_ms, s.rows::float8 AS rows,
+            left(regexp_replace(s.query, '\\s+', ' ', 'g'), 220) AS query
+       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+      WHERE d.datname = $1 ORDER BY s.total_exec_time DESC LIMIT 12`,
+    [database],
+  );
+  log(`${what}: costliest statements (pg_stat_statements; total ms · calls · rows · statement)`);
+  for (const t of top) log(`  ${fmt(t.total_ms)} ms · ${fmt(t.calls)} · ${fmt(t.rows)} · ${t.query}`);
+}
+
+function describeActivity(before: DatabaseActivity | undefined, after: DatabaseActivity | undefined, items: number): string {
+  if (!before || !after) return '';
+  const commits = after.commits - before.commits;
+  const syncs = after.walSyncs - before.walSyncs;
+  return `; ${fmt(commits)} transactions committed (${fmt(commits / items, 2)} per item), ${fmt(syncs)} WAL flushes (${fmt(syncs / items, 2)} per item), upload included`;
 }
 
 async function freshDatabase(name: string): Promise<string> {
@@ -308,7 +362,7 @@ function sqliteBaseline(n: number): number {
 // ---------------------------------------------------------------------------------------------
 // B. end-to-end
 
-const B_TIMEOUT_MS = Math.max(60_000, 300_000 * SCALE);
+const B_TIMEOUT_MS = Math.max(120_000, 600_000 * SCALE);
 /** raw BullMQ end-to-end: measured once per run (it involves no store), shared by every store's row */
 let rawBullmq: Promise<{ rate: number; addRate: number }> | undefined;
 
@@ -316,20 +370,29 @@ async function measureEndToEnd(store: StoreKind): Promise<void> {
   log(`B (${store}): end-to-end, ${fmt(N_B)} no-op items, 2 worker processes × concurrency ${CONCURRENCY}`);
   await redis!.flushall();
   const timeoutMs = B_TIMEOUT_MS;
-  const server = await fanoutServer(`b-${store}`, await storeEnv(store, 'b'));
+  const serverEnv = await storeEnv(store, 'b');
+  const server = await fanoutServer(`b-${store}`, serverEnv);
   const workers: Child[] = [];
   let fanoutRate = NaN;
   let serverCpu = NaN;
+  let activity0: DatabaseActivity | undefined;
+  let note = '';
   try {
     const env = { REDIS_URL: redisUrl, FANOUT_REDIS_PREFIX: PREFIX, BENCH_CONCURRENCY: String(CONCURRENCY) };
     workers.push(...(await Promise.all([startScript('bench/noop-worker.ts', env), startScript('bench/noop-worker.ts', env)])));
+    activity0 = await databaseActivity(serverEnv);
     const { batch, acceptedAt, ms: ingestMs } = await submitNdjson(server.api, { task: 'noop', name: 'bench-e2e', parallelism: N_B }, N_B);
     const pids = { server: server.child.pid, workers: workers.map((w) => w.pid), redis: redisChild!.pid };
     const cpu0 = cpuOf(pids);
     const cluster0 = clusterCpu();
     let last: BatchView | undefined;
+    let lastLogged = performance.now();
     const done = await pollUntil('the batch to succeed', 200, timeoutMs, async () => {
       last = await getBatch(server.api, batch.id);
+      if (performance.now() - lastLogged > 10_000) {
+        lastLogged = performance.now();
+        log(`B (${store}): ${JSON.stringify(last.status.counts)}`);
+      }
       const phase = last.status.phase;
       if (phase === 'Failed' || phase === 'Cancelled') throw new Error(`batch ended ${phase}: ${JSON.stringify(last.status)}`);
       return phase === 'Succeeded' ? performance.now() : undefined;
@@ -341,15 +404,16 @@ async function measureEndToEnd(store: StoreKind): Promise<void> {
     const s = (done - acceptedAt) / 1000;
     fanoutRate = N_B / s;
     serverCpu = cpu.server;
-    notes.push(
+    note =
       `B (${store}): Fanout ran ${fmt(N_B)} items in ${fmt(s, 2)} s after the 202 (the upload itself took ${fmt(ingestMs / 1000, 2)} s, not counted); ` +
         `CPU used meanwhile: server ${fmt(cpu.server, 1)} s, workers ${cpu.workers.map((w) => fmt(w, 1)).join(' + ')} s, redis ${fmt(cpu.redis, 1)} s` +
-        (store === 'postgres' ? `, PostgreSQL cluster ${fmt(dbCpu, 1)} s (${cpuPerItem(dbCpu, N_B)}/item).` : '.'),
-    );
+        (store === 'postgres' ? `, PostgreSQL cluster ${fmt(dbCpu, 1)} s (${cpuPerItem(dbCpu, N_B)}/item)` : '');
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await server.child.stop();
   }
+  notes.push(`${note}${describeActivity(activity0, await databaseActivity(serverEnv), N_B)}.`);
+  await logCostliestStatements(`B (${store})`, serverEnv);
 
   const first = rawBullmq === undefined;
   if (first) {
@@ -562,9 +626,14 @@ async function main(): Promise<void> {
   ];
   try {
     if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B'))) {
-      log('starting a PostgreSQL cluster (fsync on)');
-      postgres = await startTestPostgres({ durable: true });
+      log(`starting a PostgreSQL cluster (fsync ${POSTGRES_DURABLE ? 'on' : 'off'})`);
+      postgres = await startTestPostgres({ durable: POSTGRES_DURABLE });
       postgresVersion = (await postgres.sql<{ server_version: string }>('SHOW server_version'))[0].server_version;
+      if (POSTGRES_STATEMENTS) {
+        await postgres.sql(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+        await postgres.restart('fast');
+        await postgres.sql('CREATE EXTENSION pg_stat_statements');
+      }
     }
     for (const [name, store, step] of steps) {
       if (!ONLY.has(name)) continue;
@@ -587,7 +656,7 @@ async function main(): Promise<void> {
     '',
     `${new Date().toISOString()} · ${cpu.length} × ${cpu[0]?.model ?? 'cpu'} · Node ${process.version} · BENCH_SCALE=${SCALE} · ` +
       `worker concurrency ${CONCURRENCY} · stores ${STORES.join(', ')}` +
-      (postgres ? ` (PostgreSQL ${postgresVersion}, fsync on)` : '') +
+      (postgres ? ` (PostgreSQL ${postgresVersion}, fsync ${POSTGRES_DURABLE ? 'on' : 'OFF'})` : '') +
       ` · baselines measured in the same run · ${fmt((Date.now() - started) / 1000)} s`,
     '',
     table(),
