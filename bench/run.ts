@@ -613,6 +613,8 @@ function table(): string {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  // the machine may be shared: its load says how far absolute figures can be trusted
+  const loadAtStart = os.loadavg()[0];
   const r = await startRedis(tmp);
   redisChild = r.child;
   redisUrl = r.url;
@@ -657,7 +659,8 @@ async function main(): Promise<void> {
     `${new Date().toISOString()} · ${cpu.length} × ${cpu[0]?.model ?? 'cpu'} · Node ${process.version} · BENCH_SCALE=${SCALE} · ` +
       `worker concurrency ${CONCURRENCY} · stores ${STORES.join(', ')}` +
       (postgres ? ` (PostgreSQL ${postgresVersion}, fsync ${POSTGRES_DURABLE ? 'on' : 'OFF'})` : '') +
-      ` · baselines measured in the same run · ${fmt((Date.now() - started) / 1000)} s`,
+      ` · baselines measured in the same run · ${fmt((Date.now() - started) / 1000)} s · ` +
+      `load average ${fmt(loadAtStart, 1)} at the start, ${fmt(os.loadavg()[0], 1)} at the end`,
     '',
     table(),
     '',
