@@ -163,10 +163,37 @@ export function peakRss(pid: number): number {
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state): utime is field 14, stime field 15
+  const fields = statFields(pid);
+  // utime is field 14, stime field 15
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU seconds used so far by `pid`, its waited-for children that ended (cutime + cstime) and its
+ * live direct children: for the PostgreSQL postmaster, the whole cluster (every backend is a
+ * direct child; one that exits moves its time into the postmaster's cutime/cstime, so the sum
+ * stays monotonic and a delta covers backends that came and went in between).
+ */
+export function processTreeCpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  // fields[13], fields[14]: cutime, cstime (fields 16 and 17)
+  let ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  for (const child of children) {
+    try {
+      const f = statFields(Number(child));
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // exited between the two reads: its time is in the parent's cutime at the next read
+    }
+  }
+  return ticks / 100;
+}
+
+/** /proc/<pid>/stat after the command name: fields[0] is field 3 (state). */
+function statFields(pid: number): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { findFreePort } from '../../src/main/local-redis.js';
  * A throwaway PostgreSQL cluster for tests, from Debian's `postgresql` package (`npm run setup`
  * installs it): `initdb` into a temp directory, listening on 127.0.0.1 only, on a free port,
  * with its socket in that directory, trust authentication and no fsync (test data need not
- * survive a power cut). `initdb` and `postgres` refuse to run as root, so as root every server
+ * survive a power cut; `{ durable: true }` keeps fsync for the benchmark). `initdb` and `postgres` refuse to run as root, so as root every server
  * command runs as the `postgres` user, which owns the directory.
  *
  * Fault tests use stopServer()/startServer()/restart() (the port and data are kept) and
@@ -119,8 +119,17 @@ function tail(file: string, lines = 20): string {
   }
 }
 
+export interface TestPostgresOptions {
+  /**
+   * Keep PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes on) instead
+   * of turning them off: for the benchmark, where a commit should cost what it costs in
+   * production. Default false: tests need no durability and run faster without it.
+   */
+  durable?: boolean;
+}
+
 /** Starts a cluster (a few seconds: initdb is most of it) with an empty `fanout_test` database. */
-export async function startTestPostgres(): Promise<TestPostgres> {
+export async function startTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
   const bin = findPostgresBinDir();
   const user = serverUser();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-pg-'));
@@ -159,9 +168,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     const settings = [
       `listen_addresses = '127.0.0.1'`,
       `unix_socket_directories = '${socketDir}'`,
-      'fsync = off',
-      'synchronous_commit = off',
-      'full_page_writes = off',
+      ...(options.durable ? [] : ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off']),
     ];
     fs.appendFileSync(path.join(dataDir, 'postgresql.conf'), `\n# test cluster (test/helpers/postgres.ts)\n${settings.join('\n')}\n`);
     // A free port can be taken by someone else before the server binds it: try a few.
