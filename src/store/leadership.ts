@@ -20,21 +20,32 @@ const SELECT = 'SELECT name, holder, token, expires_at AS "expiresAt" FROM leade
 /**
  * Takes the lease when nobody holds it or the holder's has ended, or renews it for a holder that
  * still has it. Returns the lease as it now stands: led by `holder` or by someone else.
+ *
+ * On PostgreSQL the two cases take different row locks, on purpose. A renewal changes no key
+ * column, so its UPDATE does not wait for the holder's own fenced writes in flight (they hold the
+ * row FOR KEY SHARE, see checkFence): a busy leader renews on time. A takeover first locks the
+ * row FOR UPDATE, which waits for those writes to commit; every fenced write after it sees the
+ * new token and is refused.
  */
 export function* claimLeadership(name: string, holder: string, now: number, leaseMs: number): Op<Leadership> {
-  yield* run(
-    `INSERT INTO leader_leases (name, holder, token, expires_at) VALUES (?, ?, 1, ?)
-     ON CONFLICT (name) DO UPDATE SET
-       token = CASE WHEN leader_leases.holder = excluded.holder AND leader_leases.expires_at > ? THEN leader_leases.token ELSE leader_leases.token + 1 END,
-       holder = excluded.holder,
-       expires_at = excluded.expires_at
-     WHERE leader_leases.holder = excluded.holder OR leader_leases.expires_at <= ?`,
-    name,
-    holder,
-    now + leaseMs,
-    now,
-    now,
-  );
+  const current = yield* get<Leadership>(SELECT, name);
+  if (!current) {
+    yield* run('INSERT INTO leader_leases (name, holder, token, expires_at) VALUES (?, ?, 1, ?) ON CONFLICT (name) DO NOTHING', name, holder, now + leaseMs);
+  } else if (current.holder === holder && current.expiresAt > now) {
+    yield* run(
+      'UPDATE leader_leases SET expires_at = ? WHERE name = ? AND holder = ? AND token = ? AND expires_at > ?',
+      now + leaseMs,
+      name,
+      holder,
+      current.token,
+      now,
+    );
+  } else if (current.expiresAt <= now) {
+    const ended = yield* get<Leadership>({ sqlite: SELECT, postgres: `${SELECT} FOR UPDATE` }, name);
+    if (ended && ended.expiresAt <= now) {
+      yield* run('UPDATE leader_leases SET holder = ?, token = token + 1, expires_at = ? WHERE name = ? AND token = ?', holder, now + leaseMs, name, ended.token);
+    }
+  }
   return (yield* get<Leadership>(SELECT, name))!;
 }
 
@@ -53,10 +64,11 @@ export class FencedOffError extends Error {
 
 /**
  * The fencing check a leader's writes begin with: the lease row must still carry the holder's
- * token and not have run out. On PostgreSQL the row is read FOR SHARE, so a takeover (an UPDATE
- * of that row) waits until the fenced write has committed, and every write after it fails here.
+ * token and not have run out. On PostgreSQL the row is read FOR KEY SHARE: a takeover (which
+ * locks the row FOR UPDATE first) waits until the fenced write has committed, and every write
+ * after it fails here; the holder's own renewal does not wait (see claimLeadership).
  */
 export function* checkFence(name: string, holder: string, token: number, now: number): Op<void> {
-  const row = yield* get<Leadership>({ sqlite: SELECT, postgres: `${SELECT} FOR SHARE` }, name);
+  const row = yield* get<Leadership>({ sqlite: SELECT, postgres: `${SELECT} FOR KEY SHARE` }, name);
   if (!row || row.holder !== holder || row.token !== token || row.expiresAt <= now) throw new FencedOffError(name, token);
 }

@@ -200,7 +200,7 @@ describe('leadership on PostgreSQL, concurrently', () => {
       .write(slowPut())
       .then(() => void order.push('A committed'), (err) => void order.push(`A refused: ${(err as Error).name}`));
     await sleep(150);
-    // B claims once the lease has run out; the row is locked FOR SHARE by A's transaction.
+    // B claims once the lease has run out; the row is locked FOR KEY SHARE by A's transaction.
     const takeover = store.write(claimLeadership(ROLE, 'B', 2000, LEASE_MS)).then((lease) => {
       order.push('B took over');
       return lease;
@@ -210,6 +210,28 @@ describe('leadership on PostgreSQL, concurrently', () => {
     expect(order).toEqual(['A committed', 'B took over']);
     expect(await store.read(rows())).toEqual([{ k: 'a', v: 'in flight' }]);
     await expect(fencedFor(store, 'A', 1, () => 1900).write(put('a2', 'deposed'))).rejects.toBeInstanceOf(FencedOffError);
+  });
+
+  it("the holder's renewal does not wait for its own fenced writes in flight (a busy leader keeps its lease)", async () => {
+    const store = await adapters[1].open();
+    await store.write(run('CREATE TABLE fence_probe (k TEXT PRIMARY KEY, v TEXT)'));
+    await store.write(claimLeadership(ROLE, 'A', 1000, LEASE_MS));
+    function* slowPut(): Op<void> {
+      yield* get('SELECT pg_sleep(0.5)');
+      yield* put('a', 'in flight');
+    }
+    const order: string[] = [];
+    const inFlight = fencedFor(store, 'A', 1, () => 1100)
+      .write(slowPut())
+      .then(() => void order.push('write committed'));
+    await sleep(150);
+    const renewal = store.write(claimLeadership(ROLE, 'A', 1200, LEASE_MS)).then((lease) => {
+      order.push('renewed');
+      return lease;
+    });
+    const [, lease] = await Promise.all([inFlight, renewal]);
+    expect(lease).toMatchObject({ holder: 'A', token: 1, expiresAt: 1200 + LEASE_MS });
+    expect(order).toEqual(['renewed', 'write committed']);
   });
 });
 
