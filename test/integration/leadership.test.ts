@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { LeaderElection } from '../../src/lifecycle/leader-election.js';
 import { fencedStore } from '../../src/store/fenced-store.js';
 import { checkFence, claimLeadership, FencedOffError, resignLeadership } from '../../src/store/leadership.js';
-import { all, get, run, type Op } from '../../src/store/op.js';
+import { all, get, run, value, type Op } from '../../src/store/op.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/store.js';
 import { expectAllSucceededOnce, newCluster, waitUntil, type Cluster } from '../helpers/cluster.js';
@@ -216,15 +216,18 @@ describe('leadership on PostgreSQL, concurrently', () => {
     const store = await adapters[1].open();
     await store.write(run('CREATE TABLE fence_probe (k TEXT PRIMARY KEY, v TEXT)'));
     await store.write(claimLeadership(ROLE, 'A', 1000, LEASE_MS));
+    // Past its fence (an advisory lock shows it), the write waits before it commits.
     function* slowPut(): Op<void> {
-      yield* get('SELECT pg_sleep(0.5)');
+      yield* get('SELECT pg_advisory_xact_lock(4242)');
+      yield* get('SELECT pg_sleep(1)');
       yield* put('a', 'in flight');
     }
     const order: string[] = [];
     const inFlight = fencedFor(store, 'A', 1, () => 1100)
       .write(slowPut())
       .then(() => void order.push('write committed'));
-    await sleep(150);
+    const pastFence = () => store.read(value<number>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted"));
+    while ((await pastFence()) !== 1) await sleep(20);
     const renewal = store.write(claimLeadership(ROLE, 'A', 1200, LEASE_MS)).then((lease) => {
       order.push('renewed');
       return lease;
