@@ -1,7 +1,7 @@
 import { decideFailedAttempt, exceedsMaxFailedItems } from '../domain/failure-policy.js';
 import type { ItemReport } from '../runtimes/queue/protocol.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
-import { get, run, type Op } from './op.js';
+import { dialect, get, pluck, run, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
 import { settleLease } from './leases.js';
 import { ItemFailedEvents } from './webhook-events.js';
@@ -52,7 +52,23 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   let failBatch: { reason: string; message: string } | undefined;
   const itemEvents = new ItemFailedEvents(batchId);
 
-  for (const r of reports) {
+  // PostgreSQL: a worker's successes in two set-based statements (a round trip each) instead of
+  // two per item, while the batch row is locked.
+  let rest = reports;
+  if (leaseId && (yield* dialect()) === 'postgres') {
+    const successes = uniqueSuccesses(reports);
+    if (successes.length > 0) {
+      const applied = yield* recordSuccesses(batchId, successes, now);
+      out.applied += applied;
+      out.succeeded += applied;
+      add('running', -applied);
+      add('succeeded', applied);
+      for (const r of successes) settled.add(`${r.i}.${r.a}`);
+      rest = reports.filter((r) => r.outcome !== 'succeeded');
+    }
+  }
+
+  for (const r of rest) {
     settled.add(`${r.i}.${r.a}`);
     const error = r.error === undefined ? null : r.error.slice(-MAX_ERROR);
     const attemptRow = (outcome: string, decision: string | null) =>
@@ -122,4 +138,56 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   }
   out.phaseChanged = (yield* refreshStatus(batchId, now)).changed;
   return out;
+}
+
+/** A report's successes, each (index, attempt) once. */
+function uniqueSuccesses(reports: ItemReport[]): ItemReport[] {
+  const seen = new Set<string>();
+  return reports.filter((r) => {
+    if (r.outcome !== 'succeeded') return false;
+    const key = `${r.i}.${r.a}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * Records successes (PostgreSQL): one UPDATE of the items still running the reported attempt,
+ * then one INSERT of the attempt rows of exactly those. Returns how many were recorded.
+ */
+function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<number> {
+  const recorded = yield* pluck<number>(
+    `UPDATE items AS i SET status = 'succeeded', result = u.result, result_blob = u.blob, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?
+       FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) AS u(idx, attempt, result, blob)
+      WHERE i.batch_id = ? AND i.idx = u.idx AND i.status = 'running' AND i.attempt = u.attempt
+      RETURNING i.idx`,
+    now,
+    successes.map((r) => r.i),
+    successes.map((r) => r.a),
+    successes.map((r) => (r.resultBlob ? null : JSON.stringify(r.result ?? null))),
+    successes.map((r) => r.resultBlob ?? null),
+    batchId,
+  );
+  if (recorded.length === 0) return 0;
+  const done = new Set(recorded);
+  const rows = successes.filter((r) => done.has(r.i));
+  yield* run(
+    `INSERT INTO attempts (batch_id, idx, attempt, outcome, exit_code, http_status, condition, error, decision, worker, started_at, finished_at)
+     SELECT ?, u.idx, u.attempt, 'succeeded', u.exit_code, u.http_status, u.condition, u.error, NULL, u.worker, u.started_at, u.finished_at
+       FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[])
+         AS u(idx, attempt, exit_code, http_status, condition, error, worker, started_at, finished_at)
+     ON CONFLICT (batch_id, idx, attempt) DO NOTHING`,
+    batchId,
+    rows.map((r) => r.i),
+    rows.map((r) => r.a),
+    rows.map((r) => r.exitCode ?? null),
+    rows.map((r) => r.httpStatus ?? null),
+    rows.map((r) => r.condition ?? null),
+    rows.map((r) => (r.error === undefined ? null : r.error.slice(-MAX_ERROR))),
+    rows.map((r) => r.worker ?? null),
+    rows.map((r) => r.startedAt ?? null),
+    rows.map((r) => r.finishedAt ?? now),
+  );
+  return recorded.length;
 }

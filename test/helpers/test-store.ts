@@ -14,7 +14,8 @@ import type { Store } from '../../src/store/store.js';
  * the same test files run once on each store (scripts/test.sh).
  */
 export function testStoreKind(): 'sqlite' | 'postgres' {
-  return inject('testStore');
+  // Suites whose global setup provides no store (the Kubernetes suite) run on SQLite.
+  return inject('testStore') === 'postgres' ? 'postgres' : 'sqlite';
 }
 
 /**
