@@ -1,5 +1,5 @@
 import { decideFailedAttempt, exceedsMaxFailedItems } from '../domain/failure-policy.js';
-import type { ItemReport } from '../runtimes/queue/protocol.js';
+import type { ItemReport } from '../contracts/item-report.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import { get, run, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
