@@ -3,11 +3,10 @@ import { batchSpecSchema } from '../domain/batch-spec.js';
 import { PHASES } from '../domain/batch-status.js';
 import { parseLabelSelector, type LabelRequirement } from '../domain/label-selector.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
-import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, type BatchRow } from '../store/batch-queries.js';
+import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, type BatchRow, type DeletedBatch } from '../store/batch-queries.js';
 import { parseHeader } from '../store/batch-state.js';
 import type { Op } from '../store/op.js';
-import { HALT_PAUSE, HALT_STOP } from '../runtimes/queue/protocol.js';
-import { forgetBatches, type DeletedBatch } from '../dispatch/forget-batches.js';
+import { HALT_PAUSE, HALT_STOP } from '../contracts/halt.js';
 import { registerBatchEvents } from './batch-events.js';
 import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
@@ -183,7 +182,7 @@ export function batchesRouter(deps: ApiDeps) {
   app.openapi(deleteRoute, async (c) => {
     const deleted = await store.write(deleteBatches(deps.tenantOf(c), [c.req.valid('param').id]));
     if (deleted.length === 0) throw notFound('batch');
-    await forget(deps, deleted);
+    await deps.forgetDeleted(deleted);
     return c.body(null, 204);
   });
 
@@ -191,7 +190,7 @@ export function batchesRouter(deps: ApiDeps) {
     const tenantId = deps.tenantOf(c);
     const selector = parseLabelSelector(c.req.valid('query').labelSelector);
     const deleted = await store.write(deleteMatching(tenantId, selector));
-    await forget(deps, deleted);
+    await deps.forgetDeleted(deleted);
     return c.json({ deleted: deleted.length }, 200);
   });
 
@@ -214,12 +213,6 @@ export async function runBatchAction(deps: ApiDeps, tenantId: string, id: string
 /** Deletes the tenant's batches matching a selector, chosen and deleted in one transaction. */
 function* deleteMatching(tenantId: string, selector: LabelRequirement[]): Op<DeletedBatch[]> {
   return yield* deleteBatches(tenantId, yield* selectBatchIds(tenantId, selector));
-}
-
-/** After a delete commits: drop the batches' results from the blob directory and their work from Redis. */
-async function forget(deps: ApiDeps, deleted: DeletedBatch[]): Promise<void> {
-  // The dispatcher removes their Jobs, Services and Secrets from Kubernetes.
-  await forgetBatches(deps, deleted);
 }
 
 /**

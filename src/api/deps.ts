@@ -3,8 +3,9 @@ import type { Hook } from '@hono/zod-openapi';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Store } from '../store/store.js';
-import type { Metrics } from '../main/metrics.js';
-import type { HaltMode } from '../runtimes/queue/protocol.js';
+import type { ApiMetrics } from '../contracts/api-metrics.js';
+import type { HaltMode } from '../contracts/halt.js';
+import type { DeletedBatch } from '../store/batch-queries.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 
@@ -16,7 +17,7 @@ export interface ApiDeps {
   store: Store;
   config: Config;
   logger: Logger;
-  metrics: Metrics;
+  metrics: ApiMetrics;
   /** results too large to keep inline */
   blobs: BlobStore;
   /** wakes the dispatcher for a batch (in-process; the outbox covers other processes) */
@@ -25,7 +26,11 @@ export interface ApiDeps {
   knownTasks(): Promise<Set<string> | null>;
   /** `stop`: abort running items too (cancel); `pause`: let them finish (suspend) */
   haltInRedis(batchIds: string[], mode: HaltMode): Promise<void>;
-  forgetInRedis(deleted: { id: string; task: string | null; leaseIds: string[] }[]): Promise<void>;
+  /**
+   * After a delete committed: drops the batches' results from the blob store and their work from
+   * Redis, and wakes the dispatcher to clean up Kubernetes (never throws)
+   */
+  forgetDeleted(deleted: DeletedBatch[]): Promise<void>;
   /** store + Redis reachable */
   ready(): Promise<{ store: boolean; redis: boolean }>;
   tokens: { sign(batchId: string): string; verify(batchId: string, token: string): boolean };

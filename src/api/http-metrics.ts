@@ -1,13 +1,9 @@
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
+import type { HttpDurations } from '../contracts/api-metrics.js';
 import { methodLabel, routeTemplate, UNMATCHED_ROUTE } from '../domain/http-route-label.js';
 
 type RouterRoute = ReturnType<typeof matchedRoutes>[number];
-
-/** Where durations go: the histogram `Metrics.httpDuration` (src/main/metrics.ts). */
-export interface HttpDurations {
-  observe(labels: { method: string; route: string; status: number }, seconds: number): void;
-}
 
 /**
  * Times every request into `fanout_http_request_duration_seconds{method, route, status}`.

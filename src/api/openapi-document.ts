@@ -1,6 +1,5 @@
 import pino from 'pino';
 import { loadConfig } from '../config/config.js';
-import { Metrics } from '../main/metrics.js';
 import { LocalBlobStore } from '../blobs/local-blob-store.js';
 import type { Store } from '../store/store.js';
 import { createApp, openApiYaml } from './app.js';
@@ -18,12 +17,12 @@ export function renderOpenApiYaml(): string {
     store,
     config: loadConfig({}, {}),
     logger: pino({ level: 'silent' }),
-    metrics: new Metrics({ batchesByPhase: async () => [], queueDepth: async () => 0, queueBacklog: async () => [] }, { processMetrics: false }),
+    metrics: { registry: { metrics: unused, contentType: 'text/plain' }, httpDuration: { observe: unused } },
     blobs: new LocalBlobStore('/nonexistent'),
     notify: unused,
     knownTasks: unused,
     haltInRedis: unused,
-    forgetInRedis: unused,
+    forgetDeleted: unused,
     ready: unused,
     tokens: { sign: unused, verify: unused },
   });

@@ -1,7 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { parseLabelSelector } from '../domain/label-selector.js';
 import { schedulePatchSchema, scheduleSpecSchema, type ScheduleSpec } from '../domain/schedule-spec.js';
-import { forgetBatches } from '../dispatch/forget-batches.js';
 import { getBatch } from '../store/batch-queries.js';
 import { pruneHistory, triggerSchedule } from '../store/schedule-runs.js';
 import type { Op } from '../store/op.js';
@@ -159,7 +158,7 @@ export function schedulesRouter(deps: ApiDeps) {
     const outcome = await store.write(triggerSchedule(tenantId, c.req.valid('param').id, Date.now()));
     if (!outcome?.started) throw notFound('schedule');
     deps.notify(outcome.started);
-    await forgetBatches(deps, await store.write(pruneHistory(outcome.scheduleId)));
+    await deps.forgetDeleted(await store.write(pruneHistory(outcome.scheduleId)));
     c.header('Location', `/v1/batches/${outcome.started}`);
     const row = (await store.read(getBatch(tenantId, outcome.started)))!;
     return c.json((await loadBatchView(store, row)) as never, 202);

@@ -1,11 +1,7 @@
 import type { BlobStore } from '../blobs/blob-store.js';
+import type { DeletedBatch } from '../store/batch-queries.js';
 
-/** A deleted batch, as deleteBatches returns it. */
-export interface DeletedBatch {
-  id: string;
-  task: string | null;
-  leaseIds: string[];
-}
+export type { DeletedBatch } from '../store/batch-queries.js';
 
 export interface ForgetDeps {
   /** unset: no blob results to remove (a dispatcher built without a blob store) */

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ItemReport } from '../runtimes/queue/protocol.js';
+import type { ApiMetrics } from '../contracts/api-metrics.js';
+import type { ItemReport } from '../contracts/item-report.js';
 import type { ApplyResult } from '../store/reports.js';
 
 export interface MetricSources {
@@ -19,7 +20,7 @@ const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
  * stored state (batches by phase, queue depth, backlog) are collected on scrape from the sources
  * of truth, not bumped by events.
  */
-export class Metrics {
+export class Metrics implements ApiMetrics {
   readonly registry = new Registry();
   private readonly finished: Counter<'outcome'>;
   private readonly duration: Histogram;

@@ -7,7 +7,8 @@ import { startStaleBlobSweeps } from '../blobs/stale-sweep.js';
 import { batchTokens } from '../api/tokens.js';
 import type { Config } from '../config/config.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
-import { RedisSide } from '../dispatch/redis-side.js';
+import { RedisSide } from '../runtimes/queue/redis-side.js';
+import { forgetBatches } from '../dispatch/forget-batches.js';
 import { countBatchesByPhase, knownBatchTasks } from '../store/batch-queries.js';
 import { sweepAbandonedUploads } from '../store/batch-create.js';
 import { openStore } from '../store/open-store.js';
@@ -105,14 +106,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
         }
       },
       haltInRedis: (ids, mode) => side.halt(ids, mode).catch((err) => logger.warn({ err: err.message }, 'could not halt in redis; the dispatcher will')),
-      async forgetInRedis(deleted) {
-        try {
-          await side.halt(deleted.map((d) => d.id));
-          for (const d of deleted) if (d.task) await side.removeLeases(d.task, d.leaseIds);
-        } catch (err) {
-          logger.warn({ err: (err as Error).message }, 'could not clean deleted batches from redis; their leases will be handed back');
-        }
-      },
+      forgetDeleted: (deleted) => forgetBatches({ blobs, notify: (id) => dispatcher?.notify(id), forgetInRedis: (gone) => side.forgetDeleted(gone, logger) }, deleted),
       async ready() {
         const storeOk = await store.ping().then(() => true, () => false);
         const redisOk = await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);

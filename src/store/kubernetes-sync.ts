@@ -3,7 +3,7 @@ import type { BatchHeader } from '../domain/batch-spec.js';
 import type { Condition } from '../domain/batch-status.js';
 import { all, get, pluck, run, value, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, parseStatus, refreshStatus, type CounterDelta } from './batch-state.js';
-import type { BatchObservation } from '../runtimes/kubernetes/observe.js';
+import type { BatchObservation } from '../contracts/kubernetes-observation.js';
 import type { IndexRange } from '../domain/index-ranges.js';
 import { ItemFailedEvents } from './webhook-events.js';
 

@@ -1,5 +1,5 @@
 import { decideFailedAttempt, exceedsMaxFailedItems } from '../domain/failure-policy.js';
-import type { ItemReport } from '../runtimes/queue/protocol.js';
+import type { ItemReport } from '../contracts/item-report.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import { dialect, get, pluck, run, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
@@ -190,4 +190,14 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     rows.map((r) => r.finishedAt ?? now),
   );
   return recorded.length;
+}
+
+/**
+ * Applies several reports of one batch in one operation (one transaction, one lock of the batch
+ * row), in order; the result of each. What the queue runtime's ReportRecorder batches together.
+ */
+export function* applyReportGroup(batchId: string, reports: { leaseId: string | null; items: ItemReport[] }[], now = Date.now()): Op<ApplyResult[]> {
+  const results: ApplyResult[] = [];
+  for (const r of reports) results.push(yield* applyReports(batchId, r.leaseId, r.items, now));
+  return results;
 }

@@ -1,5 +1,5 @@
 import { all, get, run, type Op } from './op.js';
-import { generateSecret } from '../webhooks/signer.js';
+import { generateSecret } from '../contracts/webhook-secret.js';
 import { newId } from './webhook-events.js';
 
 /**

@@ -1,4 +1,5 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { WEBHOOK_SECRET_PREFIX as PREFIX } from '../contracts/webhook-secret.js';
 
 /**
  * Standard Webhooks signing (https://www.standardwebhooks.com): the signed content is
@@ -6,12 +7,7 @@ import { createHmac, randomBytes } from 'node:crypto';
  * secret, the signature `v1,<base64 HMAC-SHA256>`. Pure: no clock, no storage.
  */
 
-const PREFIX = 'whsec_';
-
-/** A new secret: `whsec_` + 32 random bytes in base64. */
-export function generateSecret(): string {
-  return PREFIX + randomBytes(32).toString('base64');
-}
+export { generateSecret } from '../contracts/webhook-secret.js';
 
 function keyOf(secret: string): Buffer {
   return Buffer.from(secret.startsWith(PREFIX) ? secret.slice(PREFIX.length) : secret, 'base64');

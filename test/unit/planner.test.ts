@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deadlineAt, planRelease } from '../../src/dispatch/planner.js';
+import { deadlineAt, planRelease } from '../../src/domain/release-planning.js';
 
 describe('planRelease', () => {
   const base = { window: 20_000, maxLeaseSize: 256 };

@@ -1,5 +1,6 @@
 import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import { mergeIndexRanges, parseIndexRanges, type IndexRange } from '../../domain/index-ranges.js';
+import type { BatchObservation, PodAttempt } from '../../contracts/kubernetes-observation.js';
 import { CONTAINER, ITEM_LABEL, OFFSET_LABEL, ROLE_LABEL } from './names.js';
 
 /**
@@ -9,24 +10,11 @@ import { CONTAINER, ITEM_LABEL, OFFSET_LABEL, ROLE_LABEL } from './names.js';
  * corrupt field gives "unknown", never a throw.
  */
 
+export type { BatchObservation, PodAttempt } from '../../contracts/kubernetes-observation.js';
+
 export const COMPLETION_INDEX_ANNOTATION = 'batch.kubernetes.io/job-completion-index';
 export const FAILURE_COUNT_ANNOTATION = 'batch.kubernetes.io/job-index-failure-count';
 export const IGNORED_FAILURE_COUNT_ANNOTATION = 'batch.kubernetes.io/job-index-ignored-failure-count';
-
-/** One finished pod: which item, which attempt of it, and how it ended. */
-export interface PodAttempt {
-  /** The global item index: the shard's offset plus the pod's completion index. */
-  index: number;
-  /** 1 + the failure-count + ignored-failure-count annotations (the pods of that index that failed before this one). */
-  attempt: number;
-  podName: string;
-  outcome: 'succeeded' | 'failed';
-  exitCode?: number;
-  condition?: 'Disruption' | 'Timeout';
-  message?: string;
-  startedAt?: number;
-  finishedAt: number;
-}
 
 function nonNegativeInt(s: string | undefined): number | null {
   if (s === undefined || !/^\d+$/.test(s)) return null;
@@ -153,19 +141,6 @@ export function jobView(job: V1Job, offset: number): JobView {
     suspended: conditions.some((c) => c.type === 'Suspended' && c.status === 'True'),
     active: status.active ?? 0,
   };
-}
-
-/** Everything the cluster says about one batch's items, in item indexes (see observeBatch). */
-export interface BatchObservation {
-  /** indexes the Jobs report completed / failed */
-  completed: IndexRange[];
-  failed: IndexRange[];
-  /** items with a pod that has not ended (and is not being deleted), and which attempt it is */
-  running: Map<number, number>;
-  /** one per pod that ended */
-  attempts: PodAttempt[];
-  /** a Job ended Failed for a reason that ends the batch (anything but FailedIndexes) */
-  jobFailed?: { reason: string; message: string };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { BatchHeader } from '../../domain/batch-spec.js';
 import type { BatchDecisions } from '../../domain/batch-status.js';
 import type { KubernetesConfig } from '../../config/config.js';
+import { settledBefore, type StopContext } from '../../lifecycle/stop-context.js';
 import type { Store } from '../../store/store.js';
 import { getBatchById, type BatchRow } from '../../store/batch-queries.js';
 import { failBatch, parseDecisions, parseHeader } from '../../store/batch-state.js';
@@ -32,6 +33,7 @@ import {
   type RuntimeSettings,
 } from './manifests.js';
 import { jobView, observeBatch, podCreationFailure } from './observe.js';
+import type { Runtime } from '../runtime.js';
 
 /**
  * The Kubernetes side of the dispatcher: turns a batch into Jobs (one Indexed Job per shard, one
@@ -66,7 +68,8 @@ export interface KubernetesRuntimeOptions {
   notify(batchId: string): void;
 }
 
-export class KubernetesRuntime {
+export class KubernetesRuntime implements Runtime {
+  readonly kind = 'kubernetes';
   private readonly cluster: ClusterCache;
   private readonly calls: ClusterCalls;
   /** batches whose objects were cleaned up after they finished (no repeated deletes) */
@@ -86,8 +89,8 @@ export class KubernetesRuntime {
     return this.cluster.start();
   }
 
-  stop(): Promise<void> {
-    return this.cluster.stop();
+  async stop(ctx: StopContext): Promise<void> {
+    await settledBefore(this.cluster.stop(), ctx.drain);
   }
 
   /** Whether a batch has objects on the cluster, or needs them. */
@@ -95,9 +98,11 @@ export class KubernetesRuntime {
     return header.runtime !== 'queue' || header.workers?.kubernetes !== undefined;
   }
 
-  /** Batch ids that have Jobs on the cluster (the dispatcher removes those of deleted batches). */
-  batchesOnCluster(): Set<string> {
-    return this.cluster.batchesOnCluster();
+  /** Batches with Jobs on the cluster that the store no longer has: deleted by an API process that could not reach the cluster itself. */
+  async resync(): Promise<Iterable<string>> {
+    const gone: string[] = [];
+    for (const id of this.cluster.batchesOnCluster()) if (!(await this.o.store.read(getBatchById(id)))) gone.push(id);
+    return gone;
   }
 
   /**

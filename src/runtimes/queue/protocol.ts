@@ -1,4 +1,9 @@
-import type { AttemptCondition } from '../../domain/batch-spec.js';
+import type { ItemReport } from '../../contracts/item-report.js';
+
+// Shared with the store and the API, defined below them; re-exported because workers and their
+// tests know them as part of this protocol.
+export { HALT_PAUSE, HALT_STOP, type HaltMode } from '../../contracts/halt.js';
+export type { ItemOutcome, ItemReport } from '../../contracts/item-report.js';
 
 /**
  * The wire contract between the dispatcher and `fanout worker` processes, carried by BullMQ.
@@ -69,37 +74,6 @@ export interface LeaseJob {
   items: LeasedItem[];
 }
 
-export type ItemOutcome = 'succeeded' | 'failed' | 'returned';
-
-/** What happened to one item of a lease. */
-export interface ItemReport {
-  i: number;
-  a: number;
-  /**
-   * `returned`: not run (worker stopping, batch halted), or aborted because its batch was stopped;
-   * goes back to pending without an attempt (a stopped batch's item is already final: ignored)
-   */
-  outcome: ItemOutcome;
-  /** inline result (stdout string, HTTP body, or a function's value) */
-  result?: unknown;
-  /** set when the result was streamed to the API blob store instead (PUT …/result) */
-  resultBlob?: string;
-  exitCode?: number;
-  httpStatus?: number;
-  condition?: AttemptCondition;
-  /** tail of stderr or the error message, at most a few KiB */
-  error?: string;
-  /** ms to wait before retrying (HTTP Retry-After) */
-  retryAfterMs?: number;
-  /** the task said retrying cannot help (a function threw `NonRetriableError`): fail the item now */
-  nonRetriable?: boolean;
-  /** the attempt failed before any HTTP answer (connection refused, reset, DNS): retriable */
-  networkError?: boolean;
-  startedAt?: number;
-  finishedAt?: number;
-  worker?: string;
-}
-
 /**
  * Data of one job on {@link REPORT_QUEUE} (job name `report`).
  *
@@ -119,14 +93,9 @@ export interface Report {
 }
 
 /**
- * Redis key set while a batch must not start new items. Its value says what to do with items
- * already running: {@link HALT_STOP} (cancelled, failed, deleted: abort them, nothing they
- * return is recorded) or {@link HALT_PAUSE} (suspended: let them finish).
+ * Redis key set while a batch must not start new items. Its value, a `HaltMode`, says what
+ * to do with items already running: `stop` (abort them) or `pause` (let them finish).
  */
-export const HALT_STOP = 'stop';
-export const HALT_PAUSE = 'pause';
-export type HaltMode = typeof HALT_STOP | typeof HALT_PAUSE;
-
 export function haltKey(prefix: string, batchId: string): string {
   return `${prefix}:halt:${batchId}`;
 }

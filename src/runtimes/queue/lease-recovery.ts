@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { activeBatchIds } from '../store/batch-queries.js';
-import type { Store } from '../store/store.js';
-import { leasesOf, markLeaseMissing } from '../store/leases.js';
-import { applyReports } from '../store/reports.js';
-import { getSetting, putSetting } from '../store/settings.js';
-import { epochKey, REPORT_QUEUE, type ItemReport } from '../runtimes/queue/protocol.js';
+import type { ItemReport } from '../../contracts/item-report.js';
+import { activeBatchIds } from '../../store/batch-queries.js';
+import type { Store } from '../../store/store.js';
+import { leasesOf, markLeaseMissing } from '../../store/leases.js';
+import { applyReports } from '../../store/reports.js';
+import { getSetting, putSetting } from '../../store/settings.js';
+import { epochKey, REPORT_QUEUE } from './protocol.js';
 import type { RedisSide } from './redis-side.js';
 
 /**
- * Finding work Redis no longer holds, for the dispatcher's resync: Redis that lost its data
+ * Finding work Redis no longer holds, for the queue runtime's resync: Redis that lost its data
  * (every outstanding lease is handed back, no attempt counted), and single leases whose job is
  * gone while the store still waits for them (their items fail with condition `Disruption`).
  * Redis as a cache of work: docs/architecture.md#redis-is-a-cache.

@@ -1,6 +1,9 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { HALT_STOP, haltKey, taskRegistryKey, workQueueName, type HaltMode } from '../runtimes/queue/protocol.js';
+import type { Logger } from 'pino';
+import { HALT_STOP, type HaltMode } from '../../contracts/halt.js';
+import type { DeletedBatch } from '../../store/batch-queries.js';
+import { haltKey, taskRegistryKey, workQueueName } from './protocol.js';
 
 /**
  * What the API and the dispatcher do to Redis besides adding leases: halt flags that tell
@@ -46,6 +49,20 @@ export class RedisSide {
   async removeLeases(task: string, leaseIds: string[]): Promise<void> {
     const q = this.workQueue(task);
     await Promise.all(leaseIds.map((id) => q.remove(id).catch(() => 0)));
+  }
+
+  /**
+   * After a delete committed (DELETE /v1/batches, schedule history): halts the batches and
+   * removes their leases still waiting. Never throws: the delete stands whatever Redis says, and
+   * what Redis still holds of a deleted batch changes nothing in the store (only logged).
+   */
+  async forgetDeleted(deleted: DeletedBatch[], logger: Logger): Promise<void> {
+    try {
+      await this.halt(deleted.map((d) => d.id));
+      for (const d of deleted) if (d.task) await this.removeLeases(d.task, d.leaseIds);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'could not clean deleted batches from redis; their leases will be handed back');
+    }
   }
 
   /** Tasks that some worker has registered within `maxAgeMs`. */

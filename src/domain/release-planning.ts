@@ -1,6 +1,7 @@
 /**
- * Pure decisions of the dispatcher: how many items of a batch to release now and in what lease
- * sizes. Kept apart from I/O so the numbers can be tested with tables.
+ * Pure decisions of the control loop: how many items of a queue batch to release now and in
+ * what lease sizes (the queue runtime), and when a batch's deadline passes (the dispatcher).
+ * Kept apart from I/O so the numbers can be tested with tables.
  */
 
 export interface ReleasePlanInput {

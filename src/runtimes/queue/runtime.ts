@@ -1,0 +1,268 @@
+import { DelayedError, Worker, type Job } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { HALT_PAUSE, HALT_STOP } from '../../contracts/halt.js';
+import type { ItemReport } from '../../contracts/item-report.js';
+import { planRelease } from '../../domain/release-planning.js';
+import { JSON_DEPTH_CEILING, nestsDeeperThan } from '../../domain/json-scan.js';
+import { renderTemplate } from '../../domain/template.js';
+import { closeRedis, settledBefore, soonerOf, type StopContext } from '../../lifecycle/stop-context.js';
+import type { BatchRow, DeletedBatch } from '../../store/batch-queries.js';
+import { parseDecisions, parseHeader, refreshStatus } from '../../store/batch-state.js';
+import { nextRetryAt, releaseLeases, type ReleasedLease } from '../../store/leases.js';
+import { applyReports, type ApplyResult } from '../../store/reports.js';
+import { FencedOffError } from '../../store/leadership.js';
+import { StoreUnavailableError, type Store } from '../../store/store.js';
+import { ReportRecorder } from './report-recorder.js';
+import type { Runtime } from '../runtime.js';
+import { LeaseRecovery } from './lease-recovery.js';
+import { batchQueueKey, REPORT_QUEUE, type LeaseJob, type Report } from './protocol.js';
+import { RedisSide } from './redis-side.js';
+
+/**
+ * The queue runtime: a batch's items go to `fanout worker` processes as leases on Redis (BullMQ
+ * jobs, src/runtimes/queue/protocol.ts) and come back as reports, which are recorded here. It
+ * sets the batch's halt key, releases up to parallelism (`planRelease`) and enqueues the leases
+ * the store released; its resync finds what Redis lost (`LeaseRecovery`). Redis is a cache of
+ * work: everything here can be rebuilt from the store.
+ * See docs/architecture.md#redis-is-a-cache.
+ */
+
+/** how long BullMQ may take to close its report worker and queues at shutdown */
+const BULLMQ_CLOSE_MS = 2000;
+
+/**
+ * How long a report this dispatcher could not store (the database unreachable, the leadership
+ * lost) waits before it is taken again; such a wait spends none of the report's attempts.
+ */
+const REPORT_PARKED_MS = 1000;
+
+/** A failure to store that is this side's, not the report's: the report is kept for later. */
+const storeCannotTakeIt = (err: unknown) => err instanceof StoreUnavailableError || err instanceof FencedOffError;
+
+/** BullMQ's largest job priority (2^21). */
+const MAX_PRIORITY = 2_097_152;
+
+/** Counts what recorded reports did (`Metrics` in src/main/metrics.ts). */
+export interface ReportMetrics {
+  observeReport(items: ItemReport[], result: ApplyResult): void;
+}
+
+export interface QueueRuntimeOptions {
+  store: Store;
+  redisUrl: string;
+  prefix: string;
+  logger: Logger;
+  metrics?: ReportMetrics;
+  /** signs the batch-scoped token workers use against the API */
+  tokenFor(batchId: string): string;
+  /** wakes the dispatcher for a batch (a report was recorded) */
+  notify(batchId: string): void;
+  leaseMs: number;
+  resyncMs: number;
+  /** most items of one batch out in Redis at once */
+  window?: number;
+  maxLeaseSize?: number;
+}
+
+export class QueueRuntime implements Runtime {
+  readonly kind = 'queue';
+  private redis!: Redis;
+  private side!: RedisSide;
+  private recovery!: LeaseRecovery;
+  private reportWorker?: Worker;
+  private reportConnection?: Redis;
+
+  private readonly recorder: ReportRecorder;
+
+  constructor(private readonly o: QueueRuntimeOptions) {
+    this.recorder = new ReportRecorder(o.store, storeCannotTakeIt);
+  }
+
+  /** Connects, finds out whether Redis lost its data since the last dispatcher, consumes reports. */
+  async start(): Promise<void> {
+    const base: RedisOptions = { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true };
+    this.redis = new Redis(this.o.redisUrl, base);
+    this.redis.on('error', (err) => this.o.logger.debug({ err: err.message }, 'dispatcher redis error'));
+    await this.redis.connect();
+    this.side = new RedisSide(this.redis, this.o.prefix);
+    this.recovery = new LeaseRecovery({ ...this.o, redis: this.redis, side: this.side });
+    await this.recovery.checkEpoch();
+    // BullMQ does not close a connection it was given: kept to disconnect it in stop().
+    this.reportConnection = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
+    this.reportWorker = new Worker(REPORT_QUEUE, async (job: Job<Report>, token?: string) => this.onReport(job, token), {
+      connection: this.reportConnection,
+      prefix: this.o.prefix,
+      concurrency: 8,
+      // A report taken by a dispatcher that then died waits for its lock to lapse, and the resync
+      // will not judge any lease while it waits: recover it on the lease's time scale.
+      lockDuration: this.o.leaseMs,
+      stalledInterval: this.o.leaseMs,
+      maxStalledCount: 5,
+    });
+    this.reportWorker.on('error', (err) => this.o.logger.warn({ err: err.message }, 'report worker error'));
+  }
+
+  /**
+   * The report worker's BullMQ close is forced when Redis is down: a graceful one would wait for
+   * a reconnection, and nothing it holds is lost (a report taken and not acknowledged is taken
+   * again once its lock lapses).
+   */
+  async stop(ctx: StopContext): Promise<void> {
+    const redisUp = this.redis?.status === 'ready' && this.reportConnection?.status === 'ready';
+    if (!redisUp) ctx.abandon({ redis: 'unreachable' });
+    const closing = Promise.all([this.reportWorker?.close(!redisUp), this.side?.close()]);
+    await settledBefore(closing, soonerOf(ctx.drain, BULLMQ_CLOSE_MS));
+    await Promise.all([closeRedis(this.reportConnection), closeRedis(this.redis)]);
+  }
+
+  /**
+   * A final batch: its halt key says `stop`. An active one: halted or suspended, its halt key
+   * says so and nothing is released; otherwise the key goes and items are released up to
+   * `min(parallelism, window) − running`. Returns when the next retry backoff ends.
+   */
+  async reconcile(row: BatchRow): Promise<number | null> {
+    const { store } = this.o;
+    const batchId = row.id;
+    if (row.state !== 'active') {
+      await this.side.halt([batchId]);
+      return null;
+    }
+    const now = Date.now();
+    const header = parseHeader(row);
+    const decisions = parseDecisions(row);
+    if (decisions.halt || decisions.suspended) {
+      await this.side.halt([batchId], decisions.halt ? HALT_STOP : HALT_PAUSE);
+      await store.write(refreshStatus(batchId, now));
+      return null;
+    }
+    await this.side.unhalt(batchId);
+    const plan = planRelease({
+      parallelism: row.parallelism,
+      running: row.running,
+      pending: row.pending,
+      window: this.o.window ?? 20_000,
+      maxLeaseSize: this.o.maxLeaseSize ?? 256,
+    });
+    if (plan.count > 0 && row.task) {
+      // A batch with its own Kubernetes workers gets a queue of its own (they take only its items).
+      const queue = header.workers?.kubernetes ? batchQueueKey(batchId) : row.task;
+      const released = await store.write(releaseLeases(batchId, queue, plan.count, plan.leaseSize, now));
+      await this.enqueue(batchId, queue, row.task, header, released, row.running);
+    }
+    await store.write(refreshStatus(batchId, now));
+    return store.read(nextRetryAt(batchId));
+  }
+
+  /**
+   * Nothing left to do: the process that deleted the batch removed its waiting leases and set
+   * its halt key (`forgetDeleted`, which knows the lease ids the store no longer has).
+   */
+  async forget(): Promise<void> {}
+
+  /** Halts deleted batches and removes their waiting leases (schedule history the dispatcher prunes). */
+  forgetDeleted(deleted: DeletedBatch[]): Promise<void> {
+    return this.side.forgetDeleted(deleted, this.o.logger);
+  }
+
+  /**
+   * Redis that lost its data: every outstanding lease handed back, every active batch to
+   * reconcile. Otherwise, with no reports waiting to be applied, leases Redis no longer has are
+   * settled (`LeaseRecovery.checkLeases`).
+   */
+  async resync(active: string[], now: number): Promise<Iterable<string>> {
+    const touched = await this.recovery.checkEpoch();
+    if (touched) return touched;
+    if ((await this.recovery.reportBacklog()) === 0) {
+      for (const batchId of active) await this.recovery.checkLeases(batchId, now);
+    }
+    return [];
+  }
+
+  /** Records a worker's report and wakes the batch, whose reconcile releases the next items. */
+  /**
+   * Records a report (batched with others of its batch: ReportRecorder). A report the store could
+   * not take because of this side (the database unreachable or restarting, this dispatcher's
+   * leadership gone) is parked in BullMQ's delayed set and taken again later without spending an
+   * attempt: failing it would spend all five in 15 s of an outage, BullMQ would drop it, and the
+   * resync would hand its lease's items back to run again. A delayed report still counts as
+   * backlog (LeaseRecovery.reportBacklog), so no lease is judged lost meanwhile. Any other error
+   * is the report's own and fails it as usual.
+   */
+  private async onReport(job: Job<Report>, token: string | undefined): Promise<void> {
+    const report = job.data;
+    let result: ApplyResult;
+    try {
+      result = await this.recorder.record(report);
+    } catch (err) {
+      if (!storeCannotTakeIt(err)) throw err;
+      this.o.logger.debug({ batchId: report.batchId, leaseId: report.leaseId, err: (err as Error).message }, 'report not stored now; parked until later');
+      await job.moveToDelayed(Date.now() + REPORT_PARKED_MS, token);
+      throw new DelayedError();
+    }
+    this.o.metrics?.observeReport(report.items, result);
+    this.o.notify(report.batchId);
+  }
+
+  /**
+   * Adds released leases to the task's queue. A lease's BullMQ priority is the rank of its first
+   * item among the items of its batch already out (lower runs first), so the work queue interleaves
+   * batches instead of serving them first come, first served: a small batch submitted after a huge
+   * one gets its items near the front instead of behind the whole huge batch.
+   */
+  private async enqueue(batchId: string, queue: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[], runningBefore: number): Promise<void> {
+    released = await this.failUnsendable(batchId, released);
+    if (released.length === 0) return;
+    const token = this.o.tokenFor(batchId);
+    const envTemplate = header.template?.env;
+    let rank = runningBefore;
+    const jobs = released.map((lease) => {
+      const priority = Math.min(MAX_PRIORITY, rank + 1);
+      rank += lease.items.length;
+      const data: LeaseJob = {
+        batchId,
+        leaseId: lease.leaseId,
+        task,
+        token,
+        timeoutMs: header.itemTimeoutSeconds ? header.itemTimeoutSeconds * 1000 : undefined,
+        items: lease.items.map((it) => ({ i: it.index, a: it.attempt, v: JSON.parse(it.input) })),
+      };
+      if (envTemplate) {
+        data.env = {};
+        for (const it of data.items) data.env[it.i] = renderTemplate(envTemplate, it.v, it.i) as Record<string, string>;
+      }
+      return { name: 'lease', data, opts: { jobId: lease.leaseId, priority, removeOnComplete: true, removeOnFail: { age: 86_400 } } };
+    });
+    try {
+      await this.side.workQueue(queue).addBulk(jobs);
+    } catch (err) {
+      // Never delivered: hand the items back now (no attempt counted) rather than letting the
+      // resync later take the missing leases for lost workers.
+      for (const lease of released) await this.recovery.returnLease(batchId, lease.leaseId, lease.items.map((it) => [it.index, it.attempt]));
+      throw err;
+    }
+  }
+
+  /**
+   * Fails, at once and for good, the items whose input nests deeper than any accepted body may
+   * (stored before FANOUT_MAX_JSON_DEPTH was enforced): serializing one for a worker overflows the
+   * stack, which would refuse the whole lease again on every wake-up. Returns the leases with
+   * the items left to send.
+   */
+  private async failUnsendable(batchId: string, released: ReleasedLease[]): Promise<ReleasedLease[]> {
+    const sendable: ReleasedLease[] = [];
+    for (const lease of released) {
+      const tooDeep = lease.items.filter((it) => nestsDeeperThan(it.input, JSON_DEPTH_CEILING));
+      if (tooDeep.length === 0) {
+        sendable.push(lease);
+        continue;
+      }
+      const error = `the item's input is nested deeper than ${JSON_DEPTH_CEILING} levels, so it cannot be handed to a worker; submit it again within FANOUT_MAX_JSON_DEPTH`;
+      await this.o.store.write(applyReports(batchId, lease.leaseId, tooDeep.map((it) => ({ i: it.index, a: it.attempt, outcome: 'failed' as const, nonRetriable: true, error }))));
+      this.o.logger.warn({ batchId, indexes: tooDeep.map((it) => it.index) }, 'items failed at dispatch: input nested too deep');
+      const rest = lease.items.filter((it) => !tooDeep.includes(it));
+      if (rest.length > 0) sendable.push({ ...lease, items: rest });
+    }
+    return sendable;
+  }
+}

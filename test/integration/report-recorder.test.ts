@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
+import { ReportRecorder } from '../../src/runtimes/queue/report-recorder.js';
+import { createBatch } from '../../src/store/batch-create.js';
+import { getBatchById } from '../../src/store/batch-queries.js';
+import { releaseLeases } from '../../src/store/leases.js';
+import type { Op } from '../../src/store/op.js';
+import type { Store } from '../../src/store/store.js';
+import { createTenantForKey } from '../../src/store/tenants.js';
+import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
+
+/**
+ * The queue runtime's report recorder on the run's real store: reports of one batch that arrive
+ * together are recorded in fewer transactions than reports, each exactly once, with each
+ * caller getting its own report's result.
+ */
+describe('ReportRecorder', () => {
+  let store: Store | undefined;
+  afterEach(() => store?.close());
+
+  it('records 12 concurrent reports of one batch in fewer writes, every item once', async () => {
+    store = await openTestStore(await newDatabaseUrl(fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-recorder-'))));
+    const tenant = await store.write(createTenantForKey('k', 't'));
+    const header = batchHeaderSchema.parse({ task: 'noop', parallelism: 100 });
+    const id = await store.write(createBatch(tenant, header, Array.from({ length: 12 }, (_, i) => ({ input: JSON.stringify(i), customId: null }))));
+    const leases = await store.write(releaseLeases(id, 'noop', 12, 1, Date.now()));
+    expect(leases).toHaveLength(12);
+
+    // The real store, with its writes counted.
+    let writes = 0;
+    const real = store;
+    const counted: Store = { ...real, read: (op) => real.read(op), write: <T>(op: Op<T>) => ((writes += 1), real.write(op)) };
+    const recorder = new ReportRecorder(counted, () => false);
+    const results = await Promise.all(
+      leases.map((l) => recorder.record({ batchId: id, leaseId: l.leaseId, items: l.items.map((it) => ({ i: it.index, a: it.attempt, outcome: 'succeeded' as const, result: it.index })) })),
+    );
+    expect(results.map((r) => r.succeeded)).toEqual(Array(12).fill(1));
+    expect(writes).toBeLessThan(12);
+    const batch = (await store.read(getBatchById(id)))!;
+    expect({ succeeded: batch.succeeded, running: batch.running, phase: batch.phase }).toEqual({ succeeded: 12, running: 0, phase: 'Succeeded' });
+
+    // The same reports again (a redelivered job): nothing more is recorded.
+    const again = await Promise.all(leases.map((l) => recorder.record({ batchId: id, leaseId: l.leaseId, items: l.items.map((it) => ({ i: it.index, a: it.attempt, outcome: 'succeeded' as const })) })));
+    expect(again.every((r) => r.applied === 0)).toBe(true);
+  });
+});
