@@ -60,13 +60,16 @@ export function* bumpCounters(batchId: string, delta: CounterDelta): Op<void> {
  * when they changed. Returns the phase.
  */
 export function* refreshStatus(batchId: string, now: number): Op<{ phase: Phase; changed: boolean }> {
+  // Looked at unlocked first: usually nothing changes, and then no lock is waited for (the
+  // dispatcher refreshes after every reconcile while reports of the batch are being written).
+  // What this operation itself changed is visible to it either way.
+  const seen = yield* get<BatchRow>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ? AND state <> 'uploading'`, batchId);
+  if (!seen) return { phase: 'Cancelled', changed: false };
+  if (!derive(seen, now).changed) return { phase: seen.phase as Phase, changed: false };
   const row = yield* lockBatch(batchId);
   if (!row) return { phase: 'Cancelled', changed: false };
-  const stored = parseStatus(row);
-  const previous = { phase: row.phase as Phase, conditions: stored.conditions, startTime: stored.startTime, completionTime: stored.completionTime };
-  const counts = { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled };
-  const next = deriveStatus({ decisions: parseDecisions(row), counts, previous, now: new Date(now).toISOString() });
-  if (!statusChanged(previous, next)) return { phase: next.phase, changed: false };
+  const { stored, previous, counts, next, changed } = derive(row, now);
+  if (!changed) return { phase: next.phase, changed: false };
   const status: StoredStatus = { ...stored, conditions: next.conditions, startTime: next.startTime, completionTime: next.completionTime };
   if (isFinalPhase(next.phase)) {
     // A final batch's index sets no longer move: computed once here, so reads need not scan.
@@ -88,6 +91,15 @@ export function* refreshStatus(batchId: string, now: number): Op<{ phase: Phase;
     );
   }
   return { phase: next.phase, changed: true };
+}
+
+/** The status a batch row's decisions and counters call for, beside the one it has. */
+function derive(row: BatchRow, now: number) {
+  const stored = parseStatus(row);
+  const previous = { phase: row.phase as Phase, conditions: stored.conditions, startTime: stored.startTime, completionTime: stored.completionTime };
+  const counts = { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled };
+  const next = deriveStatus({ decisions: parseDecisions(row), counts, previous, now: new Date(now).toISOString() });
+  return { stored, previous, counts, next, changed: statusChanged(previous, next) };
 }
 
 /** Writes new decisions for a batch (a halt, a suspend flag). */

@@ -160,7 +160,7 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
   const recorded = yield* pluck<number>(
     `UPDATE items AS i SET status = 'succeeded', result = u.result, result_blob = u.blob, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?
        FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) AS u(idx, attempt, result, blob)
-      WHERE i.batch_id = ? AND i.idx = u.idx AND i.status = 'running' AND i.attempt = u.attempt
+      WHERE i.batch_id = ? AND i.idx = ANY(?::bigint[]) AND i.idx = u.idx AND i.status = 'running' AND i.attempt = u.attempt
       RETURNING i.idx`,
     now,
     successes.map((r) => r.i),
@@ -168,6 +168,9 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     successes.map((r) => (r.resultBlob ? null : JSON.stringify(r.result ?? null))),
     successes.map((r) => r.resultBlob ?? null),
     batchId,
+    // The same indexes again, as `= ANY`: the planner then reads exactly these rows through the
+    // primary key instead of joining the unnest with every row of the batch.
+    successes.map((r) => r.i),
   );
   if (recorded.length === 0) return 0;
   const done = new Set(recorded);
