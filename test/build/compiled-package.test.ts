@@ -88,7 +88,7 @@ afterAll(() => {
 
 describe('npm run build', () => {
   it('emits JavaScript, declarations, source maps, the dashboard assets and a build stamp', () => {
-    for (const file of ['src/cli/index.js', 'src/cli/index.js.map', 'src/worker/public.js', 'src/worker/public.d.ts', 'src/store/db.js', 'src/api/ui/assets/dashboard.css', 'src/api/ui/assets/dashboard.js', 'sdk/src/index.js']) {
+    for (const file of ['src/cli/index.js', 'src/cli/index.js.map', 'src/worker/public.js', 'src/worker/public.d.ts', 'src/store/sqlite/sqlite-store.js', 'src/store/postgres/postgres-store.js', 'src/api/ui/assets/dashboard.css', 'src/api/ui/assets/dashboard.js', 'sdk/src/index.js']) {
       expect(existsSync(path.join(pkg, 'dist', file)), file).toBe(true);
     }
     const stamp = JSON.parse(readFileSync(path.join(pkg, 'dist/.build-stamp'), 'utf8')) as { startedAt: number };

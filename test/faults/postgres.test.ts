@@ -321,6 +321,9 @@ describe('faults: PostgreSQL', () => {
     await holder.query('BEGIN');
     await holder.query('SELECT id FROM batches WHERE id = $1 FOR UPDATE', [batch.id]);
 
+    // Two suspends of the batch wait for that lock, each holding one of the two connections (a
+    // report of the batch may already hold one: reports of a batch share one write at a time).
+    const suspends = [call(l.svc, 'POST', `/v1/batches/${batch.id}/suspend`), call(l.svc, 'POST', `/v1/batches/${batch.id}/suspend`)];
     // Both connections wait on the lock: a read needs a third and gets a 503 after the connect timeout.
     const refused = await waitUntil(
       'a request refused for want of a connection',
@@ -353,6 +356,10 @@ describe('faults: PostgreSQL', () => {
 
     await holder.query('ROLLBACK');
     await waitUntil('ready again', async () => (await call(l.svc, 'GET', '/readyz')).status === 200, 30_000, 200);
+    // The suspends that waited were served or refused; whichever got through is undone.
+    for (const a of await Promise.all(suspends)) expectServedOrUnavailable(a, 'POST suspend', [200, 409]);
+    const resumed = await call(l.svc, 'POST', `/v1/batches/${batch.id}/resume`);
+    expectServedOrUnavailable(resumed, 'POST resume', [200, 409]);
     const done = await l.svc.client.waitForPhase(batch.id, undefined, 60_000);
     expect(done.status.phase).toBe('Succeeded');
     const executions = l.executions();

@@ -54,9 +54,11 @@ export function newCluster(redisUrl: string): Cluster {
   // Made before the first process that opens the store starts (a PostgreSQL database is created).
   let storeReady: Promise<void> | undefined;
   const withStore = () =>
-    (storeReady ??= newDatabaseUrl(dataDir).then((url) => {
-      (env as Record<string, string>).DATABASE_URL = url;
-    }));
+    (storeReady ??= (async () => {
+      // A test that set its own DATABASE_URL in `c.env` keeps it.
+      const e = env as Record<string, string>;
+      e.DATABASE_URL ??= await newDatabaseUrl(dataDir);
+    })());
   const procs: FanoutProcess[] = [];
   const cluster: Cluster = {
     redisUrl,
