@@ -12,6 +12,10 @@ describe('planRelease', () => {
     { name: 'huge parallelism is capped by the window', in: { parallelism: 1_000_000, running: 0, pending: 1_000_000 }, count: 20_000, leaseSize: 256 },
     { name: 'more running than parallelism (lowered): nothing, never negative', in: { parallelism: 2, running: 5, pending: 10 }, count: 0, leaseSize: 1 },
     { name: 'nothing pending', in: { parallelism: 10, running: 0, pending: 0 }, count: 0, leaseSize: 1 },
+    { name: 'a full window with a few slots free waits for a sixteenth of it', in: { parallelism: 1_000_000, running: 19_990, pending: 500_000 }, count: 0, leaseSize: 1 },
+    { name: 'a sixteenth of the window free: released', in: { parallelism: 1_000_000, running: 18_750, pending: 500_000 }, count: 1_250, leaseSize: 79 },
+    { name: 'the tail fits in the few free slots: released', in: { parallelism: 1_000_000, running: 19_990, pending: 4 }, count: 4, leaseSize: 1 },
+    { name: 'parallelism 100 waits for 7 free', in: { parallelism: 100, running: 95, pending: 50 }, count: 0, leaseSize: 1 },
   ])('$name', (c) => {
     expect(planRelease({ ...base, ...c.in })).toEqual({ count: c.count, leaseSize: c.leaseSize });
   });
