@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import type { BatchDecisions } from '../domain/batch-status.js';
 import { dialect, get, run, type Op } from './op.js';
 import type { NewItem } from './store.js';
+import { compactId } from './ids.js';
 
 export type { NewItem } from './store.js';
 
@@ -19,24 +19,9 @@ export interface IdempotencyRecord {
   requestHash: string;
 }
 
-let lastMs = 0;
-let sequence = 0;
-
-/**
- * Sortable ids: creation time, then a per-process sequence within the same millisecond, then
- * randomness. Cursor pagination by id is therefore pagination by age, even for batches created
- * in one millisecond. 20 characters of [0-9a-z]: valid in Kubernetes labels and BullMQ job ids.
- */
+/** A new batch id (src/store/ids.ts): sortable by age, valid in Kubernetes labels and BullMQ job ids. */
 export function newBatchId(now = Date.now()): string {
-  if (now > lastMs) {
-    lastMs = now;
-    sequence = 0;
-  } else {
-    sequence++;
-  }
-  const time = lastMs.toString(36).padStart(9, '0');
-  const seq = sequence.toString(36).padStart(3, '0');
-  return `b${time}${seq}${randomBytes(4).toString('hex').slice(0, 7)}`;
+  return compactId('b', now);
 }
 
 const EMPTY_DECISIONS: BatchDecisions = { halt: null, suspended: false };

@@ -4,6 +4,7 @@ import { get, run, type Op } from './op.js';
 import { BATCH_COLUMNS, type BatchRow } from './columns.js';
 import { recordBatchFinished } from './webhook-events.js';
 import { indexSets } from './item-queries.js';
+import { getBatchById } from './batch-queries.js';
 
 /**
  * Helpers used inside the operations that change a batch: counters move with the items they
@@ -63,7 +64,7 @@ export function* refreshStatus(batchId: string, now: number): Op<{ phase: Phase;
   // Looked at unlocked first: usually nothing changes, and then no lock is waited for (the
   // dispatcher refreshes after every reconcile while reports of the batch are being written).
   // What this operation itself changed is visible to it either way.
-  const seen = yield* get<BatchRow>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ? AND state <> 'uploading'`, batchId);
+  const seen = yield* getBatchById(batchId);
   if (!seen) return { phase: 'Cancelled', changed: false };
   if (!derive(seen, now).changed) return { phase: seen.phase as Phase, changed: false };
   const row = yield* lockBatch(batchId);
@@ -72,7 +73,7 @@ export function* refreshStatus(batchId: string, now: number): Op<{ phase: Phase;
   if (!changed) return { phase: next.phase, changed: false };
   const status: StoredStatus = { ...stored, conditions: next.conditions, startTime: next.startTime, completionTime: next.completionTime };
   if (isFinalPhase(next.phase)) {
-    // A final batch's index sets no longer move: computed once here, so reads need not scan.
+    // A final batch's index sets no longer move: computed once here (for reads and the webhook event).
     Object.assign(status, yield* indexSets(batchId), { indexesKey: `${row.succeeded},${row.failed},${row.cancelled}`, indexesComputedAt: now });
   }
   yield* run(
@@ -86,7 +87,17 @@ export function* refreshStatus(batchId: string, now: number): Op<{ phase: Phase;
   // The webhook event commits with the final transition it reports (at least once, never lost).
   if (isFinalPhase(next.phase) && !isFinalPhase(previous.phase)) {
     yield* recordBatchFinished(
-      { id: row.id, tenantId: row.tenantId, spec: row.spec, phase: next.phase, counts, startTime: next.startTime, completionTime: next.completionTime },
+      {
+        id: row.id,
+        tenantId: row.tenantId,
+        spec: row.spec,
+        phase: next.phase,
+        counts,
+        completedIndexes: status.completedIndexes,
+        failedIndexes: status.failedIndexes,
+        startTime: next.startTime,
+        completionTime: next.completionTime,
+      },
       now,
     );
   }

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import type { LabelRequirement } from '../domain/label-selector.js';
 import { SCHEDULE_LABEL, type ScheduleSpec } from '../domain/schedule-spec.js';
 import { nextTick } from '../domain/schedule-time.js';
 import { all, get, pluck, run, type Op } from './op.js';
 import { andClauses, selectorSql, type Clause } from './batch-queries.js';
+import { compactId } from './ids.js';
 import { SCHEDULE_COLUMNS, SCHEDULE_RUN_COLUMNS, type ScheduleRow, type ScheduleRunRow } from './columns.js';
 
 /**
@@ -35,18 +35,9 @@ export function parseScheduleSpec(row: ScheduleRow): ScheduleSpec {
   return JSON.parse(row.spec) as ScheduleSpec;
 }
 
-let lastMs = 0;
-let sequence = 0;
-
-/** Sortable ids like batch ids (time, sequence, randomness), starting with "s". */
+/** Sortable ids like batch ids (src/store/ids.ts), starting with "s". */
 export function newScheduleId(now = Date.now()): string {
-  if (now > lastMs) {
-    lastMs = now;
-    sequence = 0;
-  } else {
-    sequence++;
-  }
-  return `s${lastMs.toString(36).padStart(9, '0')}${sequence.toString(36).padStart(3, '0')}${randomBytes(4).toString('hex').slice(0, 7)}`;
+  return compactId('s', now);
 }
 
 /** The next run of a spec after `now`: null while suspended or when the expression has no next tick. */

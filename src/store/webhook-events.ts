@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { batchEventOf, batchLinks, eventBody, itemFailedData, wantsEvent, type EventType } from '../domain/webhooks.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import { all, get, run, value, type Op } from './op.js';
-import { indexSets } from './item-queries.js';
+import { prefixedId } from './ids.js';
 
 /**
  * Writing webhook events. Called inside the operation of the change an event reports (the
@@ -12,23 +11,8 @@ import { indexSets } from './item-queries.js';
  * The webhook outbox and its deliverer: docs/architecture.md#webhooks.
  */
 
-let lastMs = 0;
-let sequence = 0;
-
-/**
- * Sortable ids: creation time, a per-process sequence within the millisecond, then randomness;
- * so id order is creation order (events of one operation keep the order they were written in).
- */
-export function newId(prefix: string): string {
-  const now = Date.now();
-  if (now > lastMs) {
-    lastMs = now;
-    sequence = 0;
-  } else {
-    sequence++;
-  }
-  return `${prefix}_${lastMs.toString(36)}${sequence.toString(36).padStart(4, '0')}${randomBytes(8).toString('hex')}`;
-}
+/** Sortable ids (src/store/ids.ts): events of one operation keep the order they were written in. */
+export const newId = (prefix: string) => prefixedId(prefix);
 
 interface Target {
   endpointId: string | null;
@@ -70,6 +54,8 @@ export interface FinalBatchFacts {
   spec: string;
   phase: string;
   counts: { total: number; pending: number; running: number; succeeded: number; failed: number; cancelled: number };
+  completedIndexes: string;
+  failedIndexes: string;
   startTime: string | null;
   completionTime: string | null;
 }
@@ -80,14 +66,13 @@ export function* recordBatchFinished(b: FinalBatchFacts, now: number): Op<void> 
   if (!type) return;
   const targets = yield* targetsFor(b.tenantId, JSON.parse(b.spec) as BatchHeader, type);
   if (targets.length === 0) return;
-  const sets = yield* indexSets(b.id);
   const timestamp = new Date(now).toISOString();
   const payload = eventBody(type, timestamp, {
     batchId: b.id,
     phase: b.phase,
     counts: b.counts,
-    completedIndexes: sets.completedIndexes,
-    failedIndexes: sets.failedIndexes,
+    completedIndexes: b.completedIndexes,
+    failedIndexes: b.failedIndexes,
     startTime: b.startTime,
     completionTime: b.completionTime,
     links: batchLinks(b.id),

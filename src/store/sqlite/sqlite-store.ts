@@ -6,6 +6,7 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { packageRoot } from '../../package-root.js';
 import { driveSync, textFor, type Op, type Statement } from '../op.js';
 import { StoreUnavailableError, type NewItem, type Store } from '../store.js';
+import { insertItems } from '../batch-create.js';
 
 /**
  * The SQLite adapter: the embedded default, one file in WAL mode. Operations run synchronously
@@ -16,14 +17,11 @@ import { StoreUnavailableError, type NewItem, type Store } from '../store.js';
 
 export const SQLITE_MIGRATIONS = path.join(packageRoot, 'migrations', 'sqlite');
 
-const INSERT_ITEM = "INSERT INTO items (batch_id, idx, custom_id, input, status) VALUES (?, ?, ?, ?, 'pending')";
-
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly readTx: (op: Op<unknown>) => unknown;
   private readonly writeTx: (op: Op<unknown>) => unknown;
-  private readonly appendTx: (batchId: string, firstIndex: number, rows: readonly NewItem[]) => void;
 
   constructor(readonly sqlite: Database.Database) {
     this.readTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, true))).deferred;
@@ -31,10 +29,6 @@ export class SqliteStore implements Store {
     // that did not move) takes no write lock, so it does not wait on a writer in another process.
     // The first write statement takes the lock (waiting up to busy_timeout).
     this.writeTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, false)));
-    const insert = sqlite.prepare(INSERT_ITEM);
-    this.appendTx = sqlite.transaction((batchId: string, firstIndex: number, rows: readonly NewItem[]) => {
-      for (let k = 0; k < rows.length; k++) insert.run(batchId, firstIndex + k, rows[k].customId, rows[k].input);
-    }).immediate;
   }
 
   read<T>(op: Op<T>): Promise<T> {
@@ -53,13 +47,9 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** One write of the same insertItems a JSON create runs (prepared once, a row per statement). */
   appendItems(batchId: string, firstIndex: number, rows: readonly NewItem[]): Promise<void> {
-    try {
-      this.appendTx(batchId, firstIndex, rows);
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(unavailableIfBusy(err));
-    }
+    return this.write(insertItems(batchId, firstIndex, rows));
   }
 
   ping(): Promise<void> {
