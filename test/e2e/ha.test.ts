@@ -173,7 +173,10 @@ describe('e2e: 3 API replicas, 2 dispatchers, 2 workers on one PostgreSQL', () =
     const scheduleBatches = async (): Promise<any[]> =>
       (await client.json('GET', `/v1/batches?limit=500&labelSelector=${encodeURIComponent(`fanout.dev/schedule=${schedule.body.id}`)}`)).body.items;
 
-    // The first ticked batches finish and their events are refused; then the batch to kill in.
+    // The first ticked batches (run by the leader about to be killed) finish and their events are
+    // refused; then the batch to kill in. Waiting for a refused event alone was not enough: an
+    // event of the previous test's batches can be the one refused, before any tick.
+    await waitUntil('a first tick by the leader', async () => (await scheduleBatches()).length >= 1, 30_000, 50);
     await waitUntil('a refused webhook', () => deliveries.some((d) => d.status === 503), 30_000, 50);
     const items = Array.from({ length: 400 }, (_, i) => `item-${i}`);
     const batch = await client.createBatch({ task: 'work', items, parallelism: 8 });
