@@ -114,9 +114,11 @@ function unavailableIfBusy(err: unknown): unknown {
 export function openSqliteStore(file: string, opts: { migrate?: boolean } = {}): SqliteStore {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const sqlite = new Database(file);
+  // The busy timeout first: switching a new file to WAL takes a lock, and several processes
+  // opening it at once (replicas starting together) would otherwise fail at once with SQLITE_BUSY.
+  sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
   if (opts.migrate !== false) applySqliteMigrations(sqlite);
   sqlite.pragma('foreign_keys = ON');
   return new SqliteStore(sqlite);
