@@ -14,7 +14,14 @@ import { bigint, index, integer, pgTable, primaryKey, text } from 'drizzle-orm/p
 export const tenants = pgTable('tenants', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
+  /** share of worker capacity against other tenants with waiting work (fair share) */
+  weight: bigint('weight', { mode: 'number' }).notNull().default(1),
+  /** JSON object of this tenant's quota overrides (unset keys: the server-wide defaults) */
+  quotas: text('quotas').notNull().default('{}'),
+  /** a disabled tenant's keys are refused; its data stays */
+  disabledAt: bigint('disabled_at', { mode: 'number' }),
   createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+  updatedAt: bigint('updated_at', { mode: 'number' }),
 });
 
 export const apiKeys = pgTable('api_keys', {
@@ -22,7 +29,15 @@ export const apiKeys = pgTable('api_keys', {
   tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
   /** sha256 of the key: keys are long random strings, so a fast hash is enough at rest */
   keyHash: text('key_hash').notNull().unique(),
+  name: text('name'),
+  /** the key's first characters, shown in listings to tell keys apart */
+  prefix: text('prefix'),
+  /** JSON array of scopes: read, write, admin */
+  scopes: text('scopes').notNull().default('["read","write","admin"]'),
   createdAt: bigint('created_at', { mode: 'number' }).notNull(),
+  lastUsedAt: bigint('last_used_at', { mode: 'number' }),
+  expiresAt: bigint('expires_at', { mode: 'number' }),
+  revokedAt: bigint('revoked_at', { mode: 'number' }),
 });
 
 export const settings = pgTable('settings', {
@@ -42,6 +57,8 @@ export const batches = pgTable(
     spec: text('spec').notNull(),
     task: text('task'),
     parallelism: bigint('parallelism', { mode: 'number' }).notNull(),
+    /** higher runs first among the tenant's batches (aged so low priority is never starved) */
+    priority: bigint('priority', { mode: 'number' }).notNull().default(0),
     /** uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final */
     state: text('state', { enum: ['uploading', 'active', 'final'] }).notNull(),
     phase: text('phase').notNull(),

@@ -9,7 +9,14 @@ import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlit
 export const tenants = sqliteTable('tenants', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
+  /** share of worker capacity against other tenants with waiting work (fair share) */
+  weight: integer('weight').notNull().default(1),
+  /** JSON object of this tenant's quota overrides (unset keys: the server-wide defaults) */
+  quotas: text('quotas').notNull().default('{}'),
+  /** a disabled tenant's keys are refused; its data stays */
+  disabledAt: integer('disabled_at'),
   createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at'),
 });
 
 export const apiKeys = sqliteTable('api_keys', {
@@ -17,7 +24,15 @@ export const apiKeys = sqliteTable('api_keys', {
   tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
   /** sha256 of the key: keys are long random strings, so a fast hash is enough at rest */
   keyHash: text('key_hash').notNull().unique(),
+  name: text('name'),
+  /** the key's first characters, shown in listings to tell keys apart */
+  prefix: text('prefix'),
+  /** JSON array of scopes: read, write, admin */
+  scopes: text('scopes').notNull().default('["read","write","admin"]'),
   createdAt: integer('created_at').notNull(),
+  lastUsedAt: integer('last_used_at'),
+  expiresAt: integer('expires_at'),
+  revokedAt: integer('revoked_at'),
 });
 
 export const settings = sqliteTable('settings', {
@@ -37,6 +52,8 @@ export const batches = sqliteTable(
     spec: text('spec').notNull(),
     task: text('task'),
     parallelism: integer('parallelism').notNull(),
+    /** higher runs first among the tenant's batches (aged so low priority is never starved) */
+    priority: integer('priority').notNull().default(0),
     /** uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final */
     state: text('state', { enum: ['uploading', 'active', 'final'] }).notNull(),
     phase: text('phase').notNull(),
