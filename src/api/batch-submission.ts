@@ -57,6 +57,14 @@ async function checkRunnable(deps: ApiDeps, header: BatchHeader, linePrefix?: nu
       throw at('/template/env', 'in an indexed-job, every pod gets the same environment: placeholders are filled per item in command and args (by `fanout exec`); use runtime "job-per-item" for a per-item environment');
     }
   }
+  if (header.concurrencyKey !== undefined) {
+    try {
+      templatePlaceholders(header.concurrencyKey);
+    } catch (err) {
+      if (err instanceof TemplateError) throw at('/concurrencyKey', err.message);
+      throw err;
+    }
+  }
   if (header.webhook) {
     // A target that resolves to a private, loopback or link-local address is refused now, not at delivery.
     const refusal = await targetRefusal(header.webhook.url, deps.config.webhooks.allow);
@@ -85,9 +93,10 @@ function itemTemplate(header: BatchHeader): unknown {
 /** Renders the template for each item at submission, so a missing field is a 422 now, not a failure later. */
 function checkTemplate(header: BatchHeader, item: unknown, index: number, pointerBase: string): void {
   const template = itemTemplate(header);
-  if (template === undefined) return;
+  if (template === undefined && header.concurrencyKey === undefined) return;
   try {
-    renderTemplate(template, item, index);
+    if (template !== undefined) renderTemplate(template, item, index);
+    if (header.concurrencyKey !== undefined) renderTemplate(header.concurrencyKey, item, index);
   } catch (err) {
     if (err instanceof TemplateError) throw validationProblem([{ pointer: `${pointerBase}`, detail: err.message }]);
     throw err;
@@ -186,7 +195,7 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
         id = await deps.store.write(beginUpload(tenantId, header));
       },
       onItems: async (first, rows) => {
-        if (header && itemTemplate(header) !== undefined) rows.forEach((r, k) => checkTemplate(header!, JSON.parse(r.input), first + k, `/items/${first + k}`));
+        if (header && (itemTemplate(header) !== undefined || header.concurrencyKey !== undefined)) rows.forEach((r, k) => checkTemplate(header!, JSON.parse(r.input), first + k, `/items/${first + k}`));
         await deps.store.appendItems(id!, first, rows);
       },
     });

@@ -27,6 +27,12 @@ export function collectTask(value: string, previous: string[] | undefined): stri
   return [...(previous ?? []), value];
 }
 
+/** `--task-limit NAME:KEY=VALUE[,KEY=VALUE]`, repeatable; checked in full by the config. */
+export function collectTaskLimit(value: string, previous: string[] | undefined): string[] {
+  if (value.indexOf(':') <= 0) throw new InvalidArgumentError('expected NAME:KEY=VALUE[,KEY=VALUE], e.g. --task-limit api:maxPerSecond=10,maxConcurrent=4');
+  return [...(previous ?? []), value];
+}
+
 /** Every server-side flag, by the camelCase key commander gives it. */
 const SERVER_FLAGS = {
   port: () =>
@@ -36,6 +42,11 @@ const SERVER_FLAGS = {
   redis: () => new Option('--redis <url>', 'Redis URL (REDIS_URL)'),
   dataDir: () => new Option('--data-dir <dir>', 'directory for local state (result blobs, a local Redis)'),
   task: () => new Option('--task <NAME=COMMAND|URL>', 'register a task this process may run (repeatable)').argParser(collectTask),
+  taskLimit: () =>
+    new Option(
+      '--task-limit <NAME:KEY=VALUE,...>',
+      'limit a task across all workers: maxPerSecond, maxConcurrent, adaptive=true|false (repeatable; FANOUT_TASK_LIMITS)',
+    ).argParser(collectTaskLimit),
   concurrency: () =>
     new Option('--concurrency <n>', 'items one worker process runs at once').argParser(parseIntIn(1, 100_000, 'a positive integer')),
   leaseSeconds: () =>

@@ -18,7 +18,7 @@ const SERVER_COMMANDS: Array<{ name: 'up' | 'api' | 'dispatcher'; summary: strin
   {
     name: 'up',
     summary: 'run API, dispatcher and workers in one process (SQLite; a local Redis when REDIS_URL is unset)',
-    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'task', 'concurrency', 'leaseSeconds', 'kubeconfig', 'namespace', 'publicUrl', 'webhookAllow', 'logLevel'],
+    flags: ['port', 'host', 'database', 'redis', 'dataDir', 'task', 'taskLimit', 'concurrency', 'leaseSeconds', 'kubeconfig', 'namespace', 'publicUrl', 'webhookAllow', 'logLevel'],
   },
   {
     name: 'api',
@@ -103,7 +103,7 @@ export function buildProgram(): Command {
 
   addOptions(
     program.command('worker').description('lease items from Redis and run them with the registered tasks'),
-    serverOptions('apiUrl', 'apiKey', 'redis', 'task', 'concurrency', 'batch', 'exitWhenEmpty', 'leaseSeconds', 'logLevel'),
+    serverOptions('apiUrl', 'apiKey', 'redis', 'task', 'taskLimit', 'concurrency', 'batch', 'exitWhenEmpty', 'leaseSeconds', 'logLevel'),
   ).action(async (_opts, cmd: Command) => {
     const { runWorkerCommand } = await import('../main/entrypoints.js');
     await runWorkerCommand(cmd.opts());

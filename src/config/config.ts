@@ -4,6 +4,7 @@ import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../domain/webhooks.j
 import { JSON_DEPTH_CEILING } from '../domain/json-scan.js';
 import { MAX_TIMER_MS } from '../domain/long-timeout.js';
 import { databaseConfig, DatabaseConfigError, type DatabaseConfig } from './database.js';
+import { parseTaskLimit, TaskLimitError, type TaskLimits } from '../domain/task-limits.js';
 
 export { JSON_DEPTH_CEILING };
 export type { DatabaseConfig };
@@ -23,6 +24,8 @@ export interface Config {
   redisUrl?: string;
   prefix: string;
   tasks: string[];
+  /** --task-limit / FANOUT_TASK_LIMITS: limits per task name, for all its workers together */
+  taskLimits: Record<string, TaskLimits>;
   concurrency: number;
   apiUrl: string;
   leaseMs: number;
@@ -188,6 +191,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   const worker = workerSettings(flags, env);
   const flagTasks = Array.isArray(flags.task) ? (flags.task as unknown[]).map(String) : flags.task ? [String(flags.task)] : [];
   const tasks = mergeTasks(parseTasksEnv(env.FANOUT_TASKS), flagTasks);
+  const flagLimits = Array.isArray(flags.taskLimit) ? (flags.taskLimit as unknown[]).map(String) : flags.taskLimit ? [String(flags.taskLimit)] : [];
+  const taskLimits = parseTaskLimits(env.FANOUT_TASK_LIMITS, flagLimits);
   const batchId = pick(flags, 'batch', env, 'FANOUT_BATCH_ID');
   const exitWhenEmpty = Boolean(flags.exitWhenEmpty);
   const apiKey = pick(flags, 'apiKey', env, 'FANOUT_API_KEY');
@@ -215,6 +220,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     redisUrl: worker.redisUrl,
     prefix: worker.prefix,
     tasks,
+    taskLimits,
     concurrency: worker.concurrency,
     apiUrl: pick(flags, 'apiUrl', env, 'FANOUT_API_URL') ?? `http://127.0.0.1:${port}`,
     leaseMs: worker.leaseMs,
@@ -353,6 +359,28 @@ export function parseTasksEnv(value: string | undefined): string[] {
     if (!TASK_FLAG.test(t)) throw new ConfigError(`FANOUT_TASKS: each entry must be NAME=COMMAND|URL, got ${JSON.stringify(t)}`);
   }
   return tasks;
+}
+
+/**
+ * FANOUT_TASK_LIMITS (`;`-separated) then `--task-limit` flags, each NAME:KEY=VALUE[,KEY=VALUE];
+ * a flag replaces the environment's limits of the same task.
+ */
+export function parseTaskLimits(envValue: string | undefined, flagValues: string[]): Record<string, TaskLimits> {
+  const out: Record<string, TaskLimits> = {};
+  const entries: Array<[string, string]> = [
+    ...(envValue ?? '').split(';').map((t) => t.trim()).filter(Boolean).map((t): [string, string] => ['FANOUT_TASK_LIMITS', t]),
+    ...flagValues.map((t): [string, string] => ['--task-limit', t]),
+  ];
+  for (const [source, text] of entries) {
+    try {
+      const { task, limits } = parseTaskLimit(text);
+      out[task] = limits;
+    } catch (err) {
+      if (err instanceof TaskLimitError) throw new ConfigError(`${source}: ${err.message}`);
+      throw err;
+    }
+  }
+  return out;
 }
 
 /** The environment's tasks, then the flags, which add to them; a flag replaces an env task of the same name. */

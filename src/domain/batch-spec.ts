@@ -230,6 +230,19 @@ export const batchSpecFields = {
   retry: retrySchema.default(() => retrySchema.parse({})),
   activeDeadlineSeconds: durationSeconds(1).optional(),
   itemTimeoutSeconds: durationSeconds(1).optional(),
+  concurrencyKey: z
+    .string()
+    .min(1)
+    .max(1024)
+    .meta({ description: 'Queue runtime: a `{{ field }}` template rendered per item (e.g. `{{customer}}`); items with the same key never run more than maxConcurrentPerKey at once, across all workers.' })
+    .optional(),
+  maxConcurrentPerKey: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .meta({ description: 'With concurrencyKey: the most items with the same key running at once.' })
+    .optional(),
   namespace: z
     .string()
     .meta({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' })
@@ -290,6 +303,14 @@ export function runtimeProblems(header: BatchHeader): SpecProblem[] {
   const add = (path: (string | number)[], message: string) => problems.push({ path, message });
   const { runtime } = header;
   const kubernetes = isKubernetesRuntime(runtime);
+
+  if ((header.concurrencyKey === undefined) !== (header.maxConcurrentPerKey === undefined)) {
+    const missing = header.concurrencyKey === undefined ? 'concurrencyKey' : 'maxConcurrentPerKey';
+    add([missing], 'concurrencyKey and maxConcurrentPerKey go together: set both, or neither');
+  }
+  if (header.concurrencyKey !== undefined && kubernetes) {
+    add(['concurrencyKey'], 'concurrency keys are enforced by queue workers sharing Redis: use runtime "queue"');
+  }
 
   if (kubernetes) {
     if (header.template?.image === undefined) {

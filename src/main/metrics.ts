@@ -8,6 +8,8 @@ export interface MetricSources {
   queueDepth: () => Promise<number>;
   /** rejects when Redis cannot say which leases workers hold */
   queueBacklog: () => Promise<{ task: string; items: number }[]>;
+  /** the rate each rate-limited task is held to now; rejects when Redis cannot say */
+  taskRates?: () => Promise<{ task: string; perSecond: number }[]>;
   /** 1 while this process leads the dispatchers, 0 while it stands by; undefined: it runs no dispatcher */
   dispatcherLeader?: () => number;
 }
@@ -84,6 +86,25 @@ export class Metrics implements ApiMetrics {
         for (const { task, items } of backlog) this.set({ task }, items);
       },
     });
+    if (sources.taskRates) {
+      const rates = sources.taskRates;
+      new Gauge({
+        name: 'fanout_task_rate_per_second',
+        help: 'Item starts per second a rate-limited task is held to now, across all its workers: its maxPerSecond, or less while the adaptive rate recovers from a 429/503 slow-down.',
+        labelNames: ['task'],
+        registers,
+        async collect() {
+          let now;
+          try {
+            now = await rates();
+          } catch {
+            return; // Redis down: leave the last values; /readyz reports the outage.
+          }
+          this.reset();
+          for (const { task, perSecond } of now) this.set({ task }, perSecond);
+        },
+      });
+    }
     this.httpDuration = new Histogram({
       name: 'fanout_http_request_duration_seconds',
       help: 'HTTP requests, from arrival until the response status and headers are ready (a streamed body, SSE or NDJSON, is not included), by method, route template and status.',

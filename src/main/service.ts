@@ -16,7 +16,7 @@ import type { Store } from '../store/store.js';
 import { queueBacklogByTask } from '../store/queue-backlog.js';
 import { ensureApiKey, serverSecret } from '../store/tenants.js';
 import { backfillBatchWebhookSecrets } from '../store/webhook-endpoints.js';
-import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
+import { parseTaskFlag, startWorker, withTaskLimits, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
 import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
@@ -80,6 +80,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       const held = await Promise.all(tasks.map((task) => side.workQueue(task).getRanges(['active'], 0, -1)));
       return store.read(queueBacklogByTask(held.flat()));
     },
+    taskRates: () => side.taskRates(TASK_REGISTRY_MAX_AGE_MS),
     dispatcherLeader: o.dispatcher ? () => (election?.leading ? 1 : 0) : undefined,
   });
 
@@ -156,7 +157,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       await startWorker({
         connection: o.redisUrl,
         prefix: config.prefix,
-        tasks: o.workerTasks.map(parseTaskFlag),
+        tasks: withTaskLimits(o.workerTasks.map(parseTaskFlag), config.taskLimits),
         concurrency: config.concurrency,
         apiUrl: url ?? config.apiUrl,
         leaseMs: config.leaseMs,

@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from '../config/config.js';
-import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
+import { parseTaskFlag, startWorker, withTaskLimits, type RunningWorker } from '../worker/index.js';
 import type { Flags } from './entrypoints.js';
 import { createLogger } from './logger.js';
 import { onShutdown } from './shutdown.js';
@@ -12,7 +12,7 @@ import { exitOnConfigError } from './startup.js';
  */
 export async function runWorkerImpl(flags: Flags): Promise<void> {
   const config = exitOnConfigError(() => loadConfig(flags));
-  const tasks = exitOnConfigError(() => config.tasks.map(parseTaskFlag));
+  const tasks = exitOnConfigError(() => withTaskLimits(config.tasks.map(parseTaskFlag), config.taskLimits));
   exitOnConfigError(() => {
     if (tasks.length === 0) throw new ConfigError('a worker needs at least one --task NAME=COMMAND|URL (or FANOUT_TASKS)');
     if (!config.redisUrl) throw new ConfigError('a worker needs --redis or REDIS_URL');

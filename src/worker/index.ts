@@ -1,7 +1,7 @@
 /** The worker library: run leased items of registered tasks and report their outcomes. */
 export { startWorker, DEFAULT_CONCURRENCY, DEFAULT_INLINE_RESULT_LIMIT, DEFAULT_LEASE_MS } from './worker.js';
 export type { RunningWorker, WorkerOptions } from './worker.js';
-export { parseTaskFlag, createTaskHandler, assertTaskName } from './tasks.js';
+export { parseTaskFlag, createTaskHandler, assertTaskName, withTaskLimits } from './tasks.js';
 export type {
   CommandTaskDefinition,
   FunctionTaskContext,

@@ -4,6 +4,7 @@ import { TaskFlagError } from './errors.js';
 import { commandLine, runCommandTask } from './command-task.js';
 import { runFunctionTask } from './function-task.js';
 import { runUrlTask } from './url-task.js';
+import { checkTaskLimits, TaskLimitError, type TaskLimits } from '../domain/task-limits.js';
 
 /**
  * Task definitions: what a worker may run, declared by its operator (`--task NAME=SPEC`) or by
@@ -82,7 +83,44 @@ export interface FunctionTaskDefinition {
   fn: (input: unknown, ctx: FunctionTaskContext) => unknown;
 }
 
-export type TaskDefinition = CommandTaskDefinition | UrlTaskDefinition | FunctionTaskDefinition;
+export type TaskDefinition = (CommandTaskDefinition | UrlTaskDefinition | FunctionTaskDefinition) & {
+  /**
+   * Limits for all workers of the installation together (kept in Redis): `maxPerSecond` starts,
+   * `maxConcurrent` items at once, `adaptive` slow-down on 429/503 with Retry-After (on by
+   * default for URL tasks). Every worker of a task should declare the same limits.
+   */
+  limits?: TaskLimits;
+};
+
+/** The limits a task runs under: its own, with `adaptive` on by default for URL tasks. */
+export function effectiveTaskLimits(task: TaskDefinition): TaskLimits {
+  const limits = { ...task.limits };
+  if (limits.adaptive === undefined && task.kind === 'url') limits.adaptive = true;
+  return limits;
+}
+
+/**
+ * Gives each task the limits `--task-limit` / FANOUT_TASK_LIMITS declare for it; a limit naming
+ * a task the process does not run is an error (a typo would otherwise limit nothing).
+ */
+export function withTaskLimits(tasks: TaskDefinition[], limits: Record<string, TaskLimits>): TaskDefinition[] {
+  const names = new Set(tasks.map((t) => t.name));
+  for (const name of Object.keys(limits)) {
+    if (!names.has(name)) throw new TaskFlagError(`--task-limit names task ${JSON.stringify(name)}, which this process does not run (it runs ${[...names].join(', ')})`);
+  }
+  return tasks.map((task) => (limits[task.name] ? { ...task, limits: { ...task.limits, ...limits[task.name] } } : task));
+}
+
+/** Throws {@link TaskFlagError} when a task's limits given in code are out of range. */
+export function assertTaskLimits(task: TaskDefinition): void {
+  if (!task.limits) return;
+  try {
+    checkTaskLimits(task.name, task.limits);
+  } catch (error) {
+    if (error instanceof TaskLimitError) throw new TaskFlagError(error.message);
+    throw error;
+  }
+}
 export type TaskKind = TaskDefinition['kind'];
 
 const TASK_NAME = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;

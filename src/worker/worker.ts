@@ -19,7 +19,8 @@ import { Semaphore } from './semaphore.js';
 import { unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
 import { LeaseTracker, stopWorkerParts } from './worker-stop.js';
 import { startTaskRegistry } from './task-registry.js';
-import { assertTaskName, createTaskHandler, type TaskDefinition, type TaskHandler } from './tasks.js';
+import { assertTaskLimits, assertTaskName, createTaskHandler, effectiveTaskLimits, type TaskDefinition, type TaskHandler } from './tasks.js';
+import { TaskLimiter } from '../runtimes/queue/task-limiter.js';
 
 /**
  * `fanout worker`: takes lease jobs from the work queues of its tasks (one queue per task), runs
@@ -112,6 +113,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     apiUrl: opts.apiUrl,
     inlineResultLimit: opts.inlineResultLimit ?? DEFAULT_INLINE_RESULT_LIMIT,
     logger,
+    limiter: new TaskLimiter(redis, prefix),
+    taskLimits: new Map(tasks.map((task) => [task.name, effectiveTaskLimits(task)])),
   };
 
   // a batch's own worker takes no other work, so it does not offer its tasks to other batches
@@ -243,6 +246,7 @@ function checkTasks(tasks: TaskDefinition[]): TaskDefinition[] {
   const seen = new Set<string>();
   for (const task of tasks) {
     assertTaskName(task.name);
+    assertTaskLimits(task);
     if (seen.has(task.name)) throw new Error(`task ${task.name} is defined twice`);
     seen.add(task.name);
   }

@@ -26,8 +26,9 @@ describe('worker lifecycle', () => {
     await t.h.worker({ tasks: [parseTaskFlag('rev=rev'), parseTaskFlag('hook=https://example.com/x')] });
     const registry = await t.h.redis.hgetall(taskRegistryKey(t.h.prefix));
     expect(Object.keys(registry).sort()).toEqual(['hook', 'rev']);
-    expect(JSON.parse(registry.rev)).toEqual({ kind: 'command', lastSeen: expect.any(Number) });
-    expect(JSON.parse(registry.hook).kind).toBe('url');
+    expect(JSON.parse(registry.rev)).toEqual({ kind: 'command', limits: {}, lastSeen: expect.any(Number) });
+    // URL tasks slow down on 429/503 with Retry-After by default (the adaptive rate)
+    expect(JSON.parse(registry.hook)).toEqual({ kind: 'url', limits: { adaptive: true }, lastSeen: expect.any(Number) });
     expect(JSON.parse(registry.rev).lastSeen).toBeGreaterThanOrEqual(before);
   });
 

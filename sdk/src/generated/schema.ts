@@ -500,6 +500,10 @@ export interface components {
             retry?: components["schemas"]["RetryPolicy"];
             activeDeadlineSeconds?: number;
             itemTimeoutSeconds?: number;
+            /** @description Queue runtime: a `{{ field }}` template rendered per item (e.g. `{{customer}}`); items with the same key never run more than maxConcurrentPerKey at once, across all workers. */
+            concurrencyKey?: string;
+            /** @description With concurrencyKey: the most items with the same key running at once. */
+            maxConcurrentPerKey?: number;
             /** @description Kubernetes runtimes: the namespace of the batch's Jobs (one the server allows); the server's own by default. */
             namespace?: string;
             networking?: components["schemas"]["Networking"];
@@ -660,6 +664,10 @@ export interface components {
             retry?: components["schemas"]["RetryPolicy"];
             activeDeadlineSeconds?: number;
             itemTimeoutSeconds?: number;
+            /** @description Queue runtime: a `{{ field }}` template rendered per item (e.g. `{{customer}}`); items with the same key never run more than maxConcurrentPerKey at once, across all workers. */
+            concurrencyKey?: string;
+            /** @description With concurrencyKey: the most items with the same key running at once. */
+            maxConcurrentPerKey?: number;
             /** @description Kubernetes runtimes: the namespace of the batch's Jobs (one the server allows); the server's own by default. */
             namespace?: string;
             networking?: components["schemas"]["Networking"];

@@ -71,6 +71,10 @@ export interface LeaseJob {
   env?: Record<string, Record<string, string>>;
   /** itemTimeoutSeconds * 1000, when the batch sets it */
   timeoutMs?: number;
+  /** the batch's concurrencyKey rendered per item, keyed by item index (with maxPerKey) */
+  keys?: Record<string, string>;
+  /** the batch's maxConcurrentPerKey: items with the same key never run more than this many at once */
+  maxPerKey?: number;
   items: LeasedItem[];
 }
 

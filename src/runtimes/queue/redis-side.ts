@@ -4,6 +4,15 @@ import type { Logger } from 'pino';
 import { HALT_STOP, type HaltMode } from '../../contracts/halt.js';
 import type { DeletedBatch } from '../../store/batch-queries.js';
 import { haltKey, taskRegistryKey, workQueueName } from './protocol.js';
+import { currentTaskRate } from './task-limiter.js';
+import type { TaskLimits } from '../../domain/task-limits.js';
+
+/** A task's entry in the registry workers keep (src/worker/task-registry.ts). */
+export interface RegisteredTask {
+  kind: string;
+  limits?: TaskLimits;
+  lastSeen: number;
+}
 
 /**
  * What the API and the dispatcher do to Redis besides adding leases: halt flags that tell
@@ -66,16 +75,31 @@ export class RedisSide {
   }
 
   /** Tasks that some worker has registered within `maxAgeMs`. */
-  async registeredTasks(maxAgeMs: number, now = Date.now()): Promise<Map<string, { kind: string; lastSeen: number }>> {
+  async registeredTasks(maxAgeMs: number, now = Date.now()): Promise<Map<string, RegisteredTask>> {
     const raw = await this.redis.hgetall(taskRegistryKey(this.prefix));
-    const out = new Map<string, { kind: string; lastSeen: number }>();
+    const out = new Map<string, RegisteredTask>();
     for (const [name, json] of Object.entries(raw)) {
       try {
-        const v = JSON.parse(json) as { kind: string; lastSeen: number };
+        const v = JSON.parse(json) as RegisteredTask;
         if (now - v.lastSeen <= maxAgeMs) out.set(name, v);
       } catch {
         // A malformed registry entry is ignored: the worker rewrites it on its next heartbeat.
       }
+    }
+    return out;
+  }
+
+  /**
+   * The rate each rate-limited task's starts are held to now (its maxPerSecond, or the adaptive
+   * rate after a slow-down), for /metrics; tasks without a rate are left out.
+   */
+  async taskRates(maxAgeMs: number): Promise<{ task: string; perSecond: number }[]> {
+    const out: { task: string; perSecond: number }[] = [];
+    for (const [task, registered] of await this.registeredTasks(maxAgeMs)) {
+      const limits = registered.limits ?? {};
+      if (limits.maxPerSecond === undefined && !limits.adaptive) continue;
+      const perSecond = await currentTaskRate(this.redis, this.prefix, task, limits.maxPerSecond);
+      if (perSecond !== undefined) out.push({ task, perSecond });
     }
     return out;
   }

@@ -231,6 +231,12 @@ export class QueueRuntime implements Runtime {
         data.env = {};
         for (const it of data.items) data.env[it.i] = renderTemplate(envTemplate, it.v, it.i) as Record<string, string>;
       }
+      if (header.concurrencyKey !== undefined && header.maxConcurrentPerKey !== undefined) {
+        // every item's key rendered at submission already (src/api/batch-submission.ts)
+        data.keys = {};
+        data.maxPerKey = header.maxConcurrentPerKey;
+        for (const it of data.items) data.keys[it.i] = renderTemplate(header.concurrencyKey, it.v, it.i) as string;
+      }
       return { name: 'lease', data, opts: { jobId: lease.leaseId, priority, removeOnComplete: true, removeOnFail: { age: 86_400 } } };
     });
     try {
