@@ -157,10 +157,16 @@ function uniqueSuccesses(reports: ItemReport[]): ItemReport[] {
  * then one INSERT of the attempt rows of exactly those. Returns how many were recorded.
  */
 function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<number> {
+  let lowest = successes[0].i;
+  let highest = lowest;
+  for (const r of successes) {
+    if (r.i < lowest) lowest = r.i;
+    if (r.i > highest) highest = r.i;
+  }
   const recorded = yield* pluck<number>(
     `UPDATE items AS i SET status = 'succeeded', result = u.result, result_blob = u.blob, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?
        FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) AS u(idx, attempt, result, blob)
-      WHERE i.batch_id = ? AND i.idx = ANY(?::bigint[]) AND i.idx = u.idx AND i.status = 'running' AND i.attempt = u.attempt
+      WHERE i.batch_id = ? AND i.idx = ANY(?::bigint[]) AND i.idx BETWEEN ? AND ? AND i.idx = u.idx AND i.status = 'running' AND i.attempt = u.attempt
       RETURNING i.idx`,
     now,
     successes.map((r) => r.i),
@@ -168,9 +174,15 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     successes.map((r) => (r.resultBlob ? null : JSON.stringify(r.result ?? null))),
     successes.map((r) => r.resultBlob ?? null),
     batchId,
-    // The same indexes again, as `= ANY`: the planner then reads exactly these rows through the
-    // primary key instead of joining the unnest with every row of the batch.
+    // The same indexes again, as `= ANY` and as the range they span (a lease's items are usually
+    // consecutive): the planner then reads exactly these rows, or at worst the range, through the
+    // primary key instead of joining the unnest with every row of the batch. The range is what
+    // holds before PostgreSQL has statistics on a new batch: it then estimates a few rows for the
+    // whole batch, keeps `= ANY` as a mere filter, and without the range read every item of the
+    // batch for each report (up to 90 ms a report of 115 items on a 50,000-item batch, 1 ms with it).
     successes.map((r) => r.i),
+    lowest,
+    highest,
   );
   if (recorded.length === 0) return 0;
   const done = new Set(recorded);
