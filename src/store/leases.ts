@@ -158,3 +158,19 @@ export function* settleLease(leaseId: string, reported: Set<string>): Op<void> {
   if (left.length === 0) yield* run('DELETE FROM leases WHERE id = ?', leaseId);
   else yield* run('UPDATE leases SET outstanding = ? WHERE id = ?', JSON.stringify(left), leaseId);
 }
+
+/**
+ * settleLease for several leases (PostgreSQL): one read of them all, one DELETE of those nothing is
+ * left outstanding of, an UPDATE for each of the others.
+ */
+export function* settleLeases(reported: Map<string, Set<string>>): Op<void> {
+  const rows = yield* all<{ id: string; outstanding: string }>('SELECT id, outstanding FROM leases WHERE id = ANY(?::text[])', [...reported.keys()]);
+  const done: string[] = [];
+  for (const row of rows) {
+    const keys = reported.get(row.id)!;
+    const left = (JSON.parse(row.outstanding) as [number, number][]).filter(([i, a]) => !keys.has(`${i}.${a}`));
+    if (left.length === 0) done.push(row.id);
+    else yield* run('UPDATE leases SET outstanding = ? WHERE id = ?', JSON.stringify(left), row.id);
+  }
+  if (done.length > 0) yield* run('DELETE FROM leases WHERE id = ANY(?::text[])', done);
+}
