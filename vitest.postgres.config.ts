@@ -18,6 +18,7 @@ export default defineConfig({
       '**/node_modules/**',
       'test/integration/migration-race.test.ts',
       'test/integration/store-adapters.test.ts',
+      'test/integration/postgres-new-batch-reads.test.ts',
       'test/integration/leadership.test.ts',
       'test/integration/openapi-file.test.ts',
       'test/integration/openapi-operations.test.ts',

@@ -61,12 +61,7 @@ export function* releaseLeases(batchId: string, task: string, max: number, lease
   const rows = yield* all<PendingRow>(RETRY_READY, batchId, now, max);
   let cursor = releaseCursor;
   if (rows.length < max) {
-    const fresh = yield* all<PendingRow>(
-      `SELECT idx, attempt, input FROM items WHERE batch_id = ? AND idx >= ? AND status = 'pending' ORDER BY idx LIMIT ?`,
-      batchId,
-      releaseCursor,
-      max - rows.length,
-    );
+    const fresh = yield* freshItems(batchId, releaseCursor, max - rows.length);
     if (fresh.length > 0) cursor = fresh[fresh.length - 1].idx + 1;
     // not push(...fresh): spreading more than ~120,000 rows overflows the call stack
     for (const row of fresh) rows.push(row);
@@ -117,6 +112,29 @@ export function* releaseLeases(batchId: string, task: string, max: number, lease
   return out;
 }
 
+const FRESH_IN_WINDOW = `SELECT idx, attempt, input FROM items WHERE batch_id = ? AND idx >= ? AND idx < ? AND status = 'pending' ORDER BY idx LIMIT ?`;
+const FRESH_FROM = `SELECT idx, attempt, input FROM items WHERE batch_id = ? AND idx >= ? AND status = 'pending' ORDER BY idx LIMIT ?`;
+
+/**
+ * The first `count` pending items from index `from` on, in index order. Read in two steps so that
+ * the usual case is a bounded range of the primary key: items at or past the release cursor were
+ * never released, so the `count` indexes after it are normally all pending. Only when some of them
+ * are not does the second, open-ended read look further. An open-ended read first was at the
+ * planner's mercy: before PostgreSQL has statistics on a new batch (autovacuum analyzes a minute
+ * or so after its ingest) it estimated a few rows for `idx >= ?` and read every remaining item of
+ * the batch through a bitmap scan to sort them, instead of walking the key and stopping at
+ * `count`: 38 ms instead of 0.4 ms for 1,024 of 40,000 remaining items.
+ */
+function* freshItems(batchId: string, from: number, count: number): Op<PendingRow[]> {
+  const rows = yield* all<PendingRow>(FRESH_IN_WINDOW, batchId, from, from + count, count);
+  if (rows.length < count) {
+    const further = yield* all<PendingRow>(FRESH_FROM, batchId, from + count, count - rows.length);
+    // not push(...further): spreading more than ~120,000 rows overflows the call stack
+    for (const row of further) rows.push(row);
+  }
+  return rows;
+}
+
 /** Earliest time a waiting retry becomes ready, or null. */
 export function* nextRetryAt(batchId: string): Op<number | null> {
   const text = `SELECT min(not_before) AS t FROM items WHERE batch_id = ? AND status = 'pending' AND attempt > 0`;
@@ -139,4 +157,20 @@ export function* settleLease(leaseId: string, reported: Set<string>): Op<void> {
   const left = (JSON.parse(outstanding) as [number, number][]).filter(([i, a]) => !reported.has(`${i}.${a}`));
   if (left.length === 0) yield* run('DELETE FROM leases WHERE id = ?', leaseId);
   else yield* run('UPDATE leases SET outstanding = ? WHERE id = ?', JSON.stringify(left), leaseId);
+}
+
+/**
+ * settleLease for several leases (PostgreSQL): one read of them all, one DELETE of those nothing is
+ * left outstanding of, an UPDATE for each of the others.
+ */
+export function* settleLeases(reported: Map<string, Set<string>>): Op<void> {
+  const rows = yield* all<{ id: string; outstanding: string }>('SELECT id, outstanding FROM leases WHERE id = ANY(?::text[])', [...reported.keys()]);
+  const done: string[] = [];
+  for (const row of rows) {
+    const keys = reported.get(row.id)!;
+    const left = (JSON.parse(row.outstanding) as [number, number][]).filter(([i, a]) => !keys.has(`${i}.${a}`));
+    if (left.length === 0) done.push(row.id);
+    else yield* run('UPDATE leases SET outstanding = ? WHERE id = ?', JSON.stringify(left), row.id);
+  }
+  if (done.length > 0) yield* run('DELETE FROM leases WHERE id = ANY(?::text[])', done);
 }

@@ -3,7 +3,7 @@ import type { ItemReport } from '../contracts/item-report.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import { dialect, get, pluck, run, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
-import { settleLease } from './leases.js';
+import { settleLease, settleLeases } from './leases.js';
 import { ItemFailedEvents } from './webhook-events.js';
 
 /**
@@ -58,7 +58,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   if (leaseId && (yield* dialect()) === 'postgres') {
     const successes = uniqueSuccesses(reports);
     if (successes.length > 0) {
-      const applied = yield* recordSuccesses(batchId, successes, now);
+      const applied = (yield* recordSuccesses(batchId, successes, now)).size;
       out.applied += applied;
       out.succeeded += applied;
       add('running', -applied);
@@ -152,29 +152,45 @@ function uniqueSuccesses(reports: ItemReport[]): ItemReport[] {
   });
 }
 
+/** `index.attempt`: what identifies an item's attempt in a report, a lease and a group of reports. */
+const attemptKey = (i: number, a: number): string => `${i}.${a}`;
+
 /**
  * Records successes (PostgreSQL): one UPDATE of the items still running the reported attempt,
- * then one INSERT of the attempt rows of exactly those. Returns how many were recorded.
+ * then one INSERT of the attempt rows of exactly those. Returns the attempts recorded (attemptKey).
  */
-function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<number> {
-  const recorded = yield* pluck<number>(
+function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<Set<string>> {
+  let lowest = successes[0].i;
+  let highest = lowest;
+  for (const r of successes) {
+    if (r.i < lowest) lowest = r.i;
+    if (r.i > highest) highest = r.i;
+  }
+  const recorded = yield* pluck<string>(
     `UPDATE items AS i SET status = 'succeeded', result = u.result, result_blob = u.blob, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?
        FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) AS u(idx, attempt, result, blob)
-      WHERE i.batch_id = ? AND i.idx = ANY(?::bigint[]) AND i.idx = u.idx AND i.status = 'running' AND i.attempt = u.attempt
-      RETURNING i.idx`,
+      WHERE i.batch_id = ? AND i.idx = ANY(?::bigint[]) AND i.idx BETWEEN ? AND ? AND i.idx = u.idx AND i.status = 'running' AND i.attempt = u.attempt
+      RETURNING i.idx || '.' || i.attempt`,
     now,
     successes.map((r) => r.i),
     successes.map((r) => r.a),
     successes.map((r) => (r.resultBlob ? null : JSON.stringify(r.result ?? null))),
     successes.map((r) => r.resultBlob ?? null),
     batchId,
-    // The same indexes again, as `= ANY`: the planner then reads exactly these rows through the
-    // primary key instead of joining the unnest with every row of the batch.
+    // The same indexes again, as `= ANY` and as the range they span (a lease's items are usually
+    // consecutive): the planner then reads exactly these rows, or at worst the range, through the
+    // primary key instead of joining the unnest with every row of the batch. The range is what
+    // holds before PostgreSQL has statistics on a new batch: it then estimates a few rows for the
+    // whole batch, keeps `= ANY` as a mere filter, and without the range read every item of the
+    // batch for each report (up to 90 ms a report of 115 items on a 50,000-item batch, 1 ms with it).
     successes.map((r) => r.i),
+    lowest,
+    highest,
   );
-  if (recorded.length === 0) return 0;
   const done = new Set(recorded);
-  const rows = successes.filter((r) => done.has(r.i));
+  if (done.size === 0) return done;
+  // By attempt, not index: a stale attempt of an item reported next to its current one gets no row.
+  const rows = successes.filter((r) => done.has(attemptKey(r.i, r.a)));
   yield* run(
     `INSERT INTO attempts (batch_id, idx, attempt, outcome, exit_code, http_status, condition, error, decision, worker, started_at, finished_at)
      SELECT ?, u.idx, u.attempt, 'succeeded', u.exit_code, u.http_status, u.condition, u.error, NULL, u.worker, u.started_at, u.finished_at
@@ -192,7 +208,7 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     rows.map((r) => r.startedAt ?? null),
     rows.map((r) => r.finishedAt ?? now),
   );
-  return recorded.length;
+  return done;
 }
 
 /**
@@ -200,7 +216,49 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
  * row), in order; the result of each. What the queue runtime's ReportRecorder batches together.
  */
 export function* applyReportGroup(batchId: string, reports: { leaseId: string | null; items: ItemReport[] }[], now = Date.now()): Op<ApplyResult[]> {
+  if (reports.length > 1 && reports.every(isWorkerSuccesses) && (yield* dialect()) === 'postgres') return yield* applySuccessGroup(batchId, reports, now);
   const results: ApplyResult[] = [];
   for (const r of reports) results.push(yield* applyReports(batchId, r.leaseId, r.items, now));
+  return results;
+}
+
+/** A worker's report (it names its lease) of successes only: the usual report. */
+function isWorkerSuccesses(report: { leaseId: string | null; items: ItemReport[] }): report is { leaseId: string; items: ItemReport[] } {
+  return report.leaseId !== null && report.items.every((r) => r.outcome === 'succeeded');
+}
+
+/**
+ * PostgreSQL: a group of workers' reports that are all successes (what the ReportRecorder usually
+ * holds) recorded with one UPDATE of the items and one INSERT of the attempt rows for the whole
+ * group, one counter update, one read of its leases and one status refresh, instead of all of
+ * those per report while the batch row is locked. The outcome is what applying the reports one
+ * by one gives: each attempt recorded once, credited to the first report naming it.
+ */
+function* applySuccessGroup(batchId: string, reports: { leaseId: string; items: ItemReport[] }[], now: number): Op<ApplyResult[]> {
+  const results: ApplyResult[] = reports.map(() => ({ applied: 0, succeeded: 0, failed: 0, phaseChanged: false }));
+  // Locked first, like every operation that moves a batch's items.
+  if (!(yield* lockBatch(batchId))) return results;
+  const successes: ItemReport[] = [];
+  for (const report of reports) for (const item of report.items) successes.push(item);
+  const recorded = yield* recordSuccesses(batchId, uniqueSuccesses(successes), now);
+  const credited = new Set<string>();
+  reports.forEach((report, k) => {
+    for (const item of report.items) {
+      const key = attemptKey(item.i, item.a);
+      if (!recorded.has(key) || credited.has(key)) continue;
+      credited.add(key);
+      results[k].applied++;
+      results[k].succeeded++;
+    }
+  });
+  yield* bumpCounters(batchId, { running: -credited.size, succeeded: credited.size });
+  const reportedByLease = new Map<string, Set<string>>();
+  for (const report of reports) {
+    const keys = reportedByLease.get(report.leaseId) ?? new Set<string>();
+    for (const item of report.items) keys.add(attemptKey(item.i, item.a));
+    reportedByLease.set(report.leaseId, keys);
+  }
+  yield* settleLeases(reportedByLease);
+  results[results.length - 1].phaseChanged = (yield* refreshStatus(batchId, now)).changed;
   return results;
 }

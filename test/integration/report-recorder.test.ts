@@ -7,7 +7,8 @@ import { ReportRecorder } from '../../src/runtimes/queue/report-recorder.js';
 import { createBatch } from '../../src/store/batch-create.js';
 import { getBatchById } from '../../src/store/batch-queries.js';
 import { releaseLeases } from '../../src/store/leases.js';
-import type { Op } from '../../src/store/op.js';
+import { applyReportGroup } from '../../src/store/reports.js';
+import { all, pluck, type Op } from '../../src/store/op.js';
 import type { Store } from '../../src/store/store.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
 import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
@@ -45,5 +46,41 @@ describe('ReportRecorder', () => {
     // The same reports again (a redelivered job): nothing more is recorded.
     const again = await Promise.all(leases.map((l) => recorder.record({ batchId: id, leaseId: l.leaseId, items: l.items.map((it) => ({ i: it.index, a: it.attempt, outcome: 'succeeded' as const })) })));
     expect(again.every((r) => r.applied === 0)).toBe(true);
+  });
+
+  it('a group of success reports records each current attempt once, credited to the first report naming it', async () => {
+    store = await openTestStore(await newDatabaseUrl(fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-recorder-'))));
+    const tenant = await store.write(createTenantForKey('k', 't'));
+    const header = batchHeaderSchema.parse({ task: 'noop', parallelism: 100 });
+    const id = await store.write(createBatch(tenant, header, Array.from({ length: 6 }, (_, i) => ({ input: JSON.stringify(i), customId: null }))));
+    const leases = await store.write(releaseLeases(id, 'noop', 6, 1, Date.now()));
+    const success = (i: number, a: number) => ({ i, a, outcome: 'succeeded' as const, result: `r${i}.${a}` });
+    const results = await store.write(
+      applyReportGroup(id, [
+        { leaseId: leases[0].leaseId, items: [success(0, 1)] },
+        { leaseId: leases[1].leaseId, items: [success(1, 1)] },
+        // the same report again (a redelivered job) in the same group
+        { leaseId: leases[0].leaseId, items: [success(0, 1)] },
+        // an attempt item 2 never ran, then its current one
+        { leaseId: leases[2].leaseId, items: [success(2, 7)] },
+        { leaseId: leases[2].leaseId, items: [success(2, 1)] },
+      ]),
+    );
+    expect(results.map((r) => r.succeeded)).toEqual([1, 1, 0, 0, 1]);
+    const batch = (await store.read(getBatchById(id)))!;
+    expect({ succeeded: batch.succeeded, running: batch.running }).toEqual({ succeeded: 3, running: 3 });
+    expect(await store.read(all('SELECT idx, attempt FROM attempts WHERE batch_id = ? ORDER BY idx, attempt', id))).toEqual([
+      { idx: 0, attempt: 1 },
+      { idx: 1, attempt: 1 },
+      { idx: 2, attempt: 1 },
+    ]);
+    expect(await store.read(all('SELECT idx, status, result FROM items WHERE batch_id = ? AND idx < 4 ORDER BY idx', id))).toEqual([
+      { idx: 0, status: 'succeeded', result: '"r0.1"' },
+      { idx: 1, status: 'succeeded', result: '"r1.1"' },
+      { idx: 2, status: 'succeeded', result: '"r2.1"' },
+      { idx: 3, status: 'running', result: null },
+    ]);
+    // The reported leases are settled; the others are still out.
+    expect(await store.read(pluck('SELECT id FROM leases WHERE batch_id = ? ORDER BY id', id))).toEqual(leases.slice(3).map((l) => l.leaseId).sort());
   });
 });

@@ -8,7 +8,7 @@ import { getBatchById } from '../../src/store/batch-queries.js';
 import type { Store } from '../../src/store/store.js';
 import { nextRetryAt, releaseLeases } from '../../src/store/leases.js';
 import { applyReports } from '../../src/store/reports.js';
-import { value } from '../../src/store/op.js';
+import { run, value } from '../../src/store/op.js';
 import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
 
@@ -37,6 +37,18 @@ describe('releaseLeases', () => {
     const row = (await s.read(getBatchById(id)))!;
     expect({ pending: row.pending, running: row.running, cursor: row.releaseCursor }).toEqual({ pending: 0, running: 150_000, cursor: 150_000 });
     expect(await s.read(value("SELECT count(*) FROM items WHERE batch_id = ? AND status = 'running' AND attempt = 1", id))).toBe(150_000);
+  });
+
+  it('releases the next pending items past a run of items after the cursor that are not pending', async () => {
+    const { id, s } = await setup(10);
+    await s.write(releaseLeases(id, 'noop', 2, 2, 1_000));
+    // Items 2..4, the next three after the cursor, are no longer pending.
+    await s.write(run("UPDATE items SET status = 'cancelled' WHERE batch_id = ? AND idx BETWEEN 2 AND 4", id));
+    const out = await s.write(releaseLeases(id, 'noop', 3, 3, 2_000));
+    expect(out.flatMap((l) => l.items.map((it) => it.index))).toEqual([5, 6, 7]);
+    expect((await s.read(getBatchById(id)))!.releaseCursor).toBe(8);
+    const rest = await s.write(releaseLeases(id, 'noop', 5, 5, 3_000));
+    expect(rest.flatMap((l) => l.items.map((it) => it.index))).toEqual([8, 9]);
   });
 
   it('releases retries that are due before fresh items, and holds back those in backoff', async () => {
