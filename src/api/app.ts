@@ -141,7 +141,8 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
   const problemContent = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   doc.components ??= {};
   doc.components.responses = {
-    Unauthorized: { description: 'Missing or invalid API key', content: problemContent },
+    Unauthorized: { description: 'Missing, unknown, revoked or expired API key', content: problemContent },
+    Forbidden: { description: "The API key lacks the scope the call needs (requiredScope names it), or its tenant is disabled", content: problemContent },
     MalformedJson: { description: 'The body is not valid JSON', content: problemContent },
     UnsupportedMediaType: { description: 'The body is missing or not application/json', content: problemContent },
     InvalidQuery: { description: 'A query parameter is out of range or malformed', content: problemContent },
@@ -168,6 +169,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       op.responses['431'] = { $ref: '#/components/responses/HeadersTooLarge' };
       if (!p.startsWith('/v1/')) continue;
       op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      op.responses['403'] ??= { $ref: '#/components/responses/Forbidden' };
       op.responses['503'] = { $ref: '#/components/responses/ServiceUnavailable' };
       if (op.parameters?.some((q) => q.in === 'query' && q.name === 'limit')) op.responses['422'] ??= { $ref: '#/components/responses/InvalidQuery' };
       if (isStreamedUpload(method.toUpperCase(), p.replace(/\{[^}]+\}/g, 'x'), undefined)) continue;
