@@ -10,7 +10,7 @@ import { apiKeyCreatedSchema, apiKeyListSchema, apiKeySpecSchema, apiKeyView, fu
  * is in src/api/auth.ts). The same calls as the server admin's /v1/admin/tenants/{id}/api-keys.
  */
 
-const tags = ['ApiKeys'];
+const tags = ['Keys'];
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 const underScoped = problemResponse('The key lacks the admin scope');
 

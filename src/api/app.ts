@@ -127,7 +127,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       { name: 'Schedules', description: 'Cron schedules that start a batch from a template.' },
       { name: 'Webhooks', description: 'Webhook endpoints, their signing secrets, and the log of deliveries.' },
       { name: 'Tenants', description: 'The server admin\'s calls (FANOUT_ADMIN_KEY): tenants, their weight and quotas, and their API keys.' },
-      { name: 'ApiKeys', description: "A tenant's own API keys, managed with one of its admin-scoped keys." },
+      { name: 'Keys', description: "A tenant's own API keys, managed with one of its admin-scoped keys." },
       { name: 'Audit', description: 'The audit log of mutating calls: who, what, when, from where, and the answer.' },
       { name: 'System', description: 'Liveness, readiness and Prometheus metrics; no API key needed.' },
     ],
