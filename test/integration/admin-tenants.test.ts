@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ApiClient } from '../helpers/api-client.js';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { loginCookie } from '../ui/browser.js';
 import { expectProblem, waitUntil } from './support.js';
 
 /**
@@ -199,6 +200,25 @@ describe('tenants and API keys', () => {
     expect((await new ApiClient(svc.url, made.body.key).json('GET', `/v1/batches/${b.id}`)).status).toBe(200);
     expect((await keeper.request('DELETE', `/v1/api-keys/${made.body.id}`)).status).toBe(204);
     await expectProblem(await new ApiClient(svc.url, made.body.key).request('GET', '/v1/batches'), 401);
+  });
+
+  it('the dashboard takes a read key for its pages, and its buttons need write', async () => {
+    const t = await newTenant('dashboard');
+    const writer = await newKey(t.id, ['read', 'write']);
+    const viewer = await newKey(t.id, ['read']);
+    const noRead = await newKey(t.id, ['write']);
+    const b = await writer.client.createBatch({ task: 'rev', items: ['x'] });
+    const cookie = await loginCookie(svc.url, viewer.key);
+    const ui = (method: string, p: string) => fetch(svc.url + p, { method, redirect: 'manual', headers: { cookie, origin: svc.url } });
+    expect((await ui('GET', `/ui/batches/${b.id}`)).status).toBe(200);
+    await expectProblem(await ui('POST', `/ui/batches/${b.id}/cancel`), 403);
+    // It runs to its end (or still runs): never cancelled by the refused button.
+    expect((await writer.client.waitForPhase(b.id)).status.phase).toBe('Succeeded');
+    const login = await fetch(`${svc.url}/ui/login`, {
+      method: 'POST', redirect: 'manual', headers: { origin: svc.url, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ key: noRead.key }).toString(),
+    });
+    expect(login.status).toBe(403);
+    expect(login.headers.get('set-cookie')).toBeNull();
   });
 
   it('FANOUT_API_KEY keeps full rights on its tenant', async () => {
