@@ -4,7 +4,11 @@ import { requestId } from 'hono/request-id';
 import { clientWentAway } from '../domain/client-abort.js';
 import YAML from 'yaml';
 import { LABEL_KEY_PATTERN } from '../domain/batch-spec.js';
-import { authenticateApiKey } from '../store/tenants.js';
+import { auditMutations } from './audit.js';
+import { authenticate, unauthorized } from './auth.js';
+import { adminRouter } from './admin-router.js';
+import { apiKeysRouter } from './api-keys-router.js';
+import { auditRouter } from './audit-router.js';
 import { batchesRouter, isNdjson } from './batches-router.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { httpMetrics } from './http-metrics.js';
@@ -18,11 +22,6 @@ import { uiRouter } from './ui/ui-router.js';
 import { methodsByPath } from '../domain/allowed-methods.js';
 
 export type AppDeps = Omit<ApiDeps, 'tenantOf' | 'validationHook'>;
-
-const unauthorized = (detail: string) => {
-  const err = problem(401, 'unauthorized', 'Unauthorized', detail);
-  return Object.assign(err, { headers: { 'www-authenticate': 'Bearer realm="fanout"' } });
-};
 
 /**
  * The API app, without a server: tests call `app.request()` or serve it on 127.0.0.1.
@@ -51,18 +50,9 @@ export function createApp(base: AppDeps) {
     await next();
     c.header('x-request-id', c.get('requestId'));
   });
-  app.use('/v1/*', async (c, next) => {
-    const auth = c.req.header('authorization');
-    const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
-    if (!m) throw unauthorized('missing or malformed Authorization header: send Authorization: Bearer <key>');
-    if (m[1].startsWith('fbt_')) c.set('workerToken', m[1]);
-    else {
-      const tenantId = await deps.store.read(authenticateApiKey(m[1]));
-      if (!tenantId) throw unauthorized('the API key is not valid');
-      c.set('tenantId', tenantId);
-    }
-    await next();
-  });
+  // The audit log wraps authentication so that refusals after it (a missing scope) are recorded too.
+  app.use('/v1/*', auditMutations(deps));
+  app.use('/v1/*', authenticate(deps));
   // Every body a route reads whole: bounded while read, JSON checked once (docs/api.md "Limits").
   const { maxBodyBytes, maxJsonDepth } = deps.config.limits;
   app.use(
@@ -79,6 +69,9 @@ export function createApp(base: AppDeps) {
   app.route('/', itemsRouter(deps));
   app.route('/', webhooksRouter(deps));
   app.route('/', schedulesRouter(deps));
+  app.route('/', adminRouter(deps));
+  app.route('/', apiKeysRouter(deps));
+  app.route('/', auditRouter(deps));
 
   // The dashboard: a plain Hono app, so none of its routes enter the OpenAPI document.
   app.route('/ui', uiRouter(deps));
@@ -133,6 +126,9 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       { name: 'Items', description: "A batch's items and their results; the input and result calls are the worker's side." },
       { name: 'Schedules', description: 'Cron schedules that start a batch from a template.' },
       { name: 'Webhooks', description: 'Webhook endpoints, their signing secrets, and the log of deliveries.' },
+      { name: 'Tenants', description: 'The server admin\'s calls (FANOUT_ADMIN_KEY): tenants, their weight and quotas, and their API keys.' },
+      { name: 'Keys', description: "A tenant's own API keys, managed with one of its admin-scoped keys." },
+      { name: 'Audit', description: 'The audit log of mutating calls: who, what, when, from where, and the answer.' },
       { name: 'System', description: 'Liveness, readiness and Prometheus metrics; no API key needed.' },
     ],
   });
@@ -145,7 +141,8 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
   const problemContent = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   doc.components ??= {};
   doc.components.responses = {
-    Unauthorized: { description: 'Missing or invalid API key', content: problemContent },
+    Unauthorized: { description: 'Missing, unknown, revoked or expired API key', content: problemContent },
+    Forbidden: { description: "The API key lacks the scope the call needs (requiredScope names it), or its tenant is disabled", content: problemContent },
     MalformedJson: { description: 'The body is not valid JSON', content: problemContent },
     UnsupportedMediaType: { description: 'The body is missing or not application/json', content: problemContent },
     InvalidQuery: { description: 'A query parameter is out of range or malformed', content: problemContent },
@@ -172,6 +169,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       op.responses['431'] = { $ref: '#/components/responses/HeadersTooLarge' };
       if (!p.startsWith('/v1/')) continue;
       op.responses['401'] = { $ref: '#/components/responses/Unauthorized' };
+      op.responses['403'] ??= { $ref: '#/components/responses/Forbidden' };
       op.responses['503'] = { $ref: '#/components/responses/ServiceUnavailable' };
       if (op.parameters?.some((q) => q.in === 'query' && q.name === 'limit')) op.responses['422'] ??= { $ref: '#/components/responses/InvalidQuery' };
       if (isStreamedUpload(method.toUpperCase(), p.replace(/\{[^}]+\}/g, 'x'), undefined)) continue;

@@ -8,9 +8,21 @@ import type { HaltMode } from '../contracts/halt.js';
 import type { DeletedBatch } from '../store/batch-queries.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
 import type { BlobStore } from '../blobs/blob-store.js';
+import type { RequestAuth } from './auth.js';
+import type { KeyUsage } from './key-usage.js';
 
 /** Variables the middleware puts on the context. */
-export type ApiEnv = { Variables: { tenantId?: string; workerToken?: string; requestId: string } };
+export type ApiEnv = {
+  Variables: {
+    tenantId?: string;
+    workerToken?: string;
+    requestId: string;
+    /** set by the auth middleware for an API key or the admin key (src/api/auth.ts) */
+    auth?: RequestAuth;
+    /** the tenant an admin call acted on when its path does not name it (tenant creation), for the audit log */
+    auditTenantId?: string;
+  };
+};
 
 /** Everything the API needs, built in src/main and injected (no module reads the environment). */
 export interface ApiDeps {
@@ -36,6 +48,8 @@ export interface ApiDeps {
   tokens: { sign(batchId: string): string; verify(batchId: string, token: string): boolean };
   /** set when Kubernetes is configured: the API server's dry-run verdict on a batch's Job */
   kubernetesAdmission?: { refusal(header: BatchHeader): Promise<{ status: number; message: string } | null> };
+  /** remembers when keys were used and writes it now and then (absent: lastUsedAt is not kept) */
+  keyUsage?: Pick<KeyUsage, 'touch'>;
   /** the tenant of the request's API key; throws 401 when the request has none */
   tenantOf(c: Context<ApiEnv>): string;
   validationHook: Hook<any, any, any, any>;

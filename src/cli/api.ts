@@ -68,7 +68,7 @@ const NETWORK_REASONS: Record<string, string> = {
 };
 
 /** fetch rejects with `TypeError('fetch failed')` and hides the socket error in `cause`. */
-function toUnreachable(server: string, err: unknown): ServerUnreachableError {
+export function toUnreachable(server: string, err: unknown): ServerUnreachableError {
   let cause: unknown = err;
   while (cause instanceof Error && cause.cause !== undefined && !(cause as NodeJS.ErrnoException).code) {
     cause = cause.cause;

@@ -227,6 +227,61 @@ Examples:
     exitWith(await deleteCommand(ids, opts));
   });
 
+  const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+  const adminKeyOption = () => new Option('--admin-key <key>', 'the server admin key').env('FANOUT_ADMIN_KEY');
+  const admin = program.command('admin').description("the server admin's calls: tenants and their API keys (needs FANOUT_ADMIN_KEY)");
+  addOptions(
+    admin
+      .command('tenants')
+      .description('create, list, get, update or disable tenants')
+      .argument('<action>', 'create NAME | list | get ID | update ID | disable ID')
+      .argument('[arg]', 'the NAME (create) or the tenant ID')
+      .option('--name <name>', 'update: the new name')
+      .option('--weight <n>', 'fair-share weight, 1 to 1000')
+      .option('--quota <NAME=N|unlimited>', 'a quota over the server default (repeatable), e.g. runningItems=100', collect)
+      .option('--disable', 'update: disable the tenant (its keys are refused)')
+      .option('--enable', 'update: enable it again'),
+    [outputOption(), adminKeyOption(), ...clientOptions()],
+  ).action(async (action: string, arg: string | undefined, opts) => {
+    const { adminTenantsCommand } = await import('./tenant-commands.js');
+    const { processIo } = await import('./client-commands.js');
+    exitWith(await adminTenantsCommand(action, arg, opts, processIo));
+  });
+  const keyOptions = (cmd: Command) =>
+    cmd
+      .argument('<action>', 'create | list | revoke KEY_ID')
+      .argument('[keyId]', 'revoke: the key id')
+      .option('--scope <scope>', 'create: read, write or admin (repeatable; default read and write)', collect)
+      .option('--name <name>', 'create: a name to tell the key apart')
+      .option('--expires-at <time>', 'create: an RFC 3339 time the key stops working');
+  addOptions(
+    keyOptions(admin.command('keys').description("create, list or revoke a tenant's API keys")).requiredOption('--tenant <id>', 'the tenant'),
+    [outputOption(), adminKeyOption(), ...clientOptions()],
+  ).action(async (action: string, keyId: string | undefined, opts) => {
+    const { keysCommand } = await import('./tenant-commands.js');
+    const { processIo } = await import('./client-commands.js');
+    exitWith(await keysCommand(true, action, keyId, opts, processIo));
+  });
+  addOptions(keyOptions(program.command('keys').description("create, list or revoke your tenant's API keys (an admin-scoped --api-key)")), [outputOption(), ...clientOptions()]).action(
+    async (action: string, keyId: string | undefined, opts) => {
+      const { keysCommand } = await import('./tenant-commands.js');
+      const { processIo } = await import('./client-commands.js');
+      exitWith(await keysCommand(false, action, keyId, opts, processIo));
+    },
+  );
+  addOptions(
+    program
+      .command('audit')
+      .description('the audit log of mutating calls, newest first (your tenant; with --admin-key every tenant or --tenant)')
+      .option('--tenant <id>', 'with --admin-key: one tenant')
+      .option('--limit <n>', 'how many events (1 to 500, default 100)', parseNonNegativeInt),
+    [outputOption(), new Option('--admin-key <key>', 'the server admin key instead of an API key (not read from the environment here)'), ...clientOptions()],
+  ).action(async (opts) => {
+    const { auditCommand } = await import('./tenant-commands.js');
+    const { processIo } = await import('./client-commands.js');
+    exitWith(await auditCommand(opts, processIo));
+  });
+
   program
     .command('completion')
     .description('print a shell completion script (bash or zsh) for every fanout command and option')

@@ -30,6 +30,12 @@ export interface Config {
   apiUrl: string;
   leaseMs: number;
   apiKey?: string;
+  /** FANOUT_ADMIN_KEY: the server-wide key of the admin API (/v1/admin); unset, that API refuses every call. Never logged */
+  adminKey?: string;
+  /** FANOUT_AUDIT_RETENTION_DAYS: audit events older than this are pruned by the leading dispatcher */
+  auditRetentionMs: number;
+  /** FANOUT_KEY_LAST_USED_FLUSH_SECONDS: how often an API process writes the keys' lastUsedAt it keeps in memory */
+  keyUsageFlushMs: number;
   logLevel: string;
   resyncMs: number;
   /** the dispatcher's leader lease: a standby takes over within about this long after the leader dies */
@@ -175,6 +181,14 @@ function timerMs(value: string | undefined, name: string, fallbackMs: number, mi
   return ms;
 }
 
+/** The admin key guards every tenant: a short one is refused rather than guessed. */
+function adminKey(env: Env): string | undefined {
+  const key = env.FANOUT_ADMIN_KEY;
+  if (key === undefined || key === '') return undefined;
+  if (key.length < 16) throw new ConfigError(`FANOUT_ADMIN_KEY must be at least 16 characters (it has ${key.length}); generate one with: openssl rand -base64 32`);
+  return key;
+}
+
 function jsonDepth(value: string | undefined): number {
   const depth = integer(value, 'FANOUT_MAX_JSON_DEPTH', 64, 1);
   if (depth > JSON_DEPTH_CEILING) throw new ConfigError(`FANOUT_MAX_JSON_DEPTH must be at most ${JSON_DEPTH_CEILING}, got ${depth}`);
@@ -225,6 +239,9 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     apiUrl: pick(flags, 'apiUrl', env, 'FANOUT_API_URL') ?? `http://127.0.0.1:${port}`,
     leaseMs: worker.leaseMs,
     apiKey,
+    adminKey: adminKey(env),
+    auditRetentionMs: integer(env.FANOUT_AUDIT_RETENTION_DAYS, 'FANOUT_AUDIT_RETENTION_DAYS', 90, 1) * 24 * 3600 * 1000,
+    keyUsageFlushMs: timerMs(env.FANOUT_KEY_LAST_USED_FLUSH_SECONDS, 'FANOUT_KEY_LAST_USED_FLUSH_SECONDS', 60_000, 1000, 1000),
     logLevel: worker.logLevel,
     resyncMs: timerMs(pick(flags, 'resyncSeconds', env, 'FANOUT_RESYNC_SECONDS'), 'FANOUT_RESYNC_SECONDS', 5000, 1000, 1000),
     leaderLeaseMs: timerMs(env.FANOUT_LEADER_LEASE_SECONDS, 'FANOUT_LEADER_LEASE_SECONDS', 15_000, 1000, 1000),

@@ -21,6 +21,8 @@ import { Metrics } from './metrics.js';
 import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
 import { LeaderElection } from '../lifecycle/leader-election.js';
+import { startAuditPruning } from '../dispatch/audit-retention.js';
+import { KeyUsage } from '../api/key-usage.js';
 import type { Server as HttpServer } from 'node:http';
 import { closeHttpServer, listen } from './http-server.js';
 import { closeRedis, settledBefore, soonerOf, unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
@@ -88,7 +90,9 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   let server: HttpServer | null = null;
   let url: string | null = null;
   let stopBlobSweeps = () => {};
+  const keyUsage = new KeyUsage({ store, flushMs: config.keyUsageFlushMs, logger });
   if (o.api) {
+    keyUsage.start();
     stopBlobSweeps = startStaleBlobSweeps(blobs, logger);
     const app = createApp({
       store,
@@ -97,6 +101,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       metrics,
       blobs,
       tokens,
+      keyUsage,
       kubernetesAdmission: config.kubernetes ? new KubernetesAdmission(config.kubernetes, o.redisUrl) : undefined,
       notify: (id) => dispatcher?.notify(id),
       async knownTasks() {
@@ -125,6 +130,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   // One dispatcher leads at a time (docs/architecture.md#leader-election); the others stand by.
   // The leader also delivers webhooks. Both write through a store fenced by its leadership.
   let deliverer: WebhookDeliverer | null = null;
+  let stopAuditPruning = () => {};
   let stopping: StopContext = unboundedStop();
   const election = o.dispatcher
     ? new LeaderElection({
@@ -137,11 +143,13 @@ export async function startService(o: ServiceOptions): Promise<Service> {
           await dispatcher.start();
           deliverer = new WebhookDeliverer({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, config: config.webhooks });
           await deliverer.start();
+          stopAuditPruning = startAuditPruning({ store: fenced, retentionMs: config.auditRetentionMs, logger });
         },
         async stand() {
           const [d, w] = [dispatcher, deliverer];
           dispatcher = null;
           deliverer = null;
+          stopAuditPruning();
           await w?.stop(stopping);
           await d?.stop(stopping);
         },
@@ -180,6 +188,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       // Workers first: while they drain, the API still takes their large results.
       await Promise.all(workers.map((w) => w.close(ctx)));
       if (server) await closeHttpServer(server, ctx);
+      await settledBefore(keyUsage.stop(), soonerOf(ctx.drain, 1000));
       stopping = ctx;
       await election?.stop();
       await settledBefore(side.close(), soonerOf(ctx.drain, 1000));

@@ -35,9 +35,9 @@ describe('dashboard auth', () => {
     expect(set).toMatch(/Path=\/ui(;|$)/);
     expect(set).not.toContain(svc.apiKey);
     expect(decodeURIComponent(set)).not.toContain(svc.apiKey);
-    // The payload is readable base64url JSON: tenant and expiry only.
+    // The payload is readable base64url JSON: tenant, key id and expiry only.
     const payload = JSON.parse(Buffer.from(set.split(';')[0].split('.')[1], 'base64url').toString());
-    expect(Object.keys(payload).sort()).toEqual(['exp', 't']);
+    expect(Object.keys(payload).sort()).toEqual(['exp', 'k', 't']);
   });
 
   it('a wrong or empty key gets the login page again with 401 and no cookie', async () => {
@@ -70,14 +70,19 @@ describe('dashboard auth', () => {
 
   it('forged, tampered and expired cookies are refused', async () => {
     const secret = await svc.service.store.write(serverSecret());
-    const tenantId = JSON.parse(Buffer.from(cookie.split('.')[1], 'base64url').toString()).t as string;
+    const payload = JSON.parse(Buffer.from(cookie.split('.')[1], 'base64url').toString());
+    const tenantId = payload.t as string;
+    const keyId = payload.k as string;
     const [v, , sig] = cookie.slice('fanout_session='.length).split('.');
     const otherPayload = Buffer.from(JSON.stringify({ t: 't_someoneelse', exp: Date.now() + 3600_000 })).toString('base64url');
     const bad = [
       'fanout_session=v1.e30.AAAA',
       `fanout_session=${v}.${otherPayload}.${sig}`,
-      `fanout_session=${signSession('0'.repeat(64), { tenantId, expiresAt: Date.now() + 3600_000 })}`,
-      `fanout_session=${signSession(secret, { tenantId, expiresAt: Date.now() - 1000 })}`,
+      `fanout_session=${signSession('0'.repeat(64), { tenantId, keyId, expiresAt: Date.now() + 3600_000 })}`,
+      `fanout_session=${signSession(secret, { tenantId, keyId, expiresAt: Date.now() - 1000 })}`,
+      // signed right, but naming a key that does not exist, or the key under another tenant
+      `fanout_session=${signSession(secret, { tenantId, keyId: 'k_0000000000000000', expiresAt: Date.now() + 3600_000 })}`,
+      `fanout_session=${signSession(secret, { tenantId: 't_someoneelse', keyId, expiresAt: Date.now() + 3600_000 })}`,
     ];
     for (const c of bad) {
       expect((await get('/ui/batches', { cookie: c })).status, c).toBe(303);
@@ -85,7 +90,7 @@ describe('dashboard auth', () => {
     }
     // The real one works, and a freshly signed one with the server secret too (the format is what the test thinks).
     expect((await get('/ui/batches', { cookie })).status).toBe(200);
-    expect((await get('/ui/batches', { cookie: `fanout_session=${signSession(secret, { tenantId, expiresAt: Date.now() + 60_000 })}` })).status).toBe(200);
+    expect((await get('/ui/batches', { cookie: `fanout_session=${signSession(secret, { tenantId, keyId, expiresAt: Date.now() + 60_000 })}` })).status).toBe(200);
   });
 
   it('the cookie is no credential for /v1: the API stays bearer-only', async () => {

@@ -1,15 +1,22 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isSameOrigin, signSession, verifySession } from '../../src/api/ui/session.js';
 import { safeNext } from '../../src/api/ui/ui-router.js';
 
 const SECRET = 'a'.repeat(64);
+
+/** A cookie in the format sessions had before they named their key, with a valid mac. */
+function signedWithoutKey(): string {
+  const payload = Buffer.from(JSON.stringify({ t: 't_1234', exp: NOW + 60_000 })).toString('base64url');
+  return `v1.${payload}.${createHmac('sha256', SECRET).update(`ui-session:${payload}`).digest('base64url')}`;
+}
 const NOW = 1_800_000_000_000;
 
 describe('dashboard session tokens', () => {
-  const token = signSession(SECRET, { tenantId: 't_1234', expiresAt: NOW + 60_000 });
+  const token = signSession(SECRET, { tenantId: 't_1234', keyId: 'k_1', expiresAt: NOW + 60_000 });
 
   it('round-trips tenant and expiry', () => {
-    expect(verifySession(SECRET, token, NOW)).toEqual({ tenantId: 't_1234', expiresAt: NOW + 60_000 });
+    expect(verifySession(SECRET, token, NOW)).toEqual({ tenantId: 't_1234', keyId: 'k_1', expiresAt: NOW + 60_000 });
   });
 
   const [v, payload, sig] = token.split('.');
@@ -18,7 +25,7 @@ describe('dashboard session tokens', () => {
     ['missing', undefined],
     ['empty', ''],
     ['expired', token, NOW + 60_000],
-    ['another secret', signSession('b'.repeat(64), { tenantId: 't_1234', expiresAt: NOW + 60_000 })],
+    ['another secret', signSession('b'.repeat(64), { tenantId: 't_1234', keyId: 'k_1', expiresAt: NOW + 60_000 })],
     ['payload swapped (other tenant, old mac)', `${v}.${otherPayload}.${sig}`],
     ['mac cut short', `${v}.${payload}.${sig.slice(0, -2)}`],
     ['mac flipped', `${v}.${payload}.${sig.slice(0, -1)}${sig.endsWith('A') ? 'B' : 'A'}`],
@@ -26,13 +33,14 @@ describe('dashboard session tokens', () => {
     ['two parts', `${v}.${payload}`],
     ['junk', 'not-a-token'],
     ['huge', 'v1.' + 'a'.repeat(5000) + '.x'],
+    ['no key id (a cookie from before sessions named their key), signed right', signedWithoutKey()],
   ] as [string, string | undefined, number?][])('rejects %s', (_name, t, now = NOW) => {
     expect(verifySession(SECRET, t, now)).toBeNull();
   });
 
-  it('never contains anything but tenant and expiry', () => {
+  it('never contains anything but tenant, key id and expiry', () => {
     const body = JSON.parse(Buffer.from(payload, 'base64url').toString());
-    expect(Object.keys(body).sort()).toEqual(['exp', 't']);
+    expect(Object.keys(body).sort()).toEqual(['exp', 'k', 't']);
   });
 });
 

@@ -1,10 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * Dashboard sessions: a cookie holding `v1.<payload>.<mac>`, where the payload is the tenant id
- * and an expiry (base64url JSON) and the mac an HMAC-SHA256 of it under the server secret. The
- * API key itself never leaves the login request; nothing is stored server-side, so a session
- * ends when it expires or the server secret changes.
+ * Dashboard sessions: a cookie holding `v1.<payload>.<mac>`, where the payload is the tenant id,
+ * the id of the API key the session was opened with and an expiry (base64url JSON) and the mac an
+ * HMAC-SHA256 of it under the server secret. The API key itself never leaves the login request;
+ * nothing is stored server-side. A session ends when it expires, when the server secret changes,
+ * and when its key is revoked or expires or its tenant is disabled: the dashboard checks the
+ * key's row on every request (src/api/ui/ui-router.ts). A cookie without a key id (made before
+ * keys were named in it) is no session: log in again.
  */
 
 export const SESSION_COOKIE = 'fanout_session';
@@ -13,6 +16,8 @@ export const SESSION_TTL_MS = 12 * 3600 * 1000;
 
 export interface Session {
   tenantId: string;
+  /** the API key the session was opened with */
+  keyId: string;
   /** epoch ms */
   expiresAt: number;
 }
@@ -21,7 +26,7 @@ export interface Session {
 const mac = (secret: string, payload: string) => createHmac('sha256', secret).update(`ui-session:${payload}`).digest('base64url');
 
 export function signSession(secret: string, s: Session): string {
-  const payload = Buffer.from(JSON.stringify({ t: s.tenantId, exp: s.expiresAt })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ t: s.tenantId, k: s.keyId, exp: s.expiresAt })).toString('base64url');
   return `v1.${payload}.${mac(secret, payload)}`;
 }
 
@@ -40,10 +45,10 @@ export function verifySession(secret: string, token: string | undefined, now: nu
   } catch {
     return null;
   }
-  const { t, exp } = (body ?? {}) as { t?: unknown; exp?: unknown };
-  if (typeof t !== 'string' || t.length === 0 || typeof exp !== 'number' || !Number.isFinite(exp)) return null;
+  const { t, k, exp } = (body ?? {}) as { t?: unknown; k?: unknown; exp?: unknown };
+  if (typeof t !== 'string' || t.length === 0 || typeof k !== 'string' || k.length === 0 || typeof exp !== 'number' || !Number.isFinite(exp)) return null;
   if (exp <= now) return null;
-  return { tenantId: t, expiresAt: exp };
+  return { tenantId: t, keyId: k, expiresAt: exp };
 }
 
 /**

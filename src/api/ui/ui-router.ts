@@ -9,7 +9,7 @@ import { parseHeader } from '../../store/batch-state.js';
 import type { ItemStatus } from '../../store/item-queries.js';
 import { listSchedules, type ScheduleListQuery } from '../../store/schedules.js';
 import { getSetting } from '../../store/settings.js';
-import { authenticateApiKey } from '../../store/tenants.js';
+import { identifyApiKey, identifyApiKeyById, type KeyIdentity } from '../../store/api-keys.js';
 import { attemptsOf, listRecentDeliveries } from '../../store/webhook-deliveries.js';
 import { progressData, streamBatchEvents } from '../batch-events.js';
 import { boundedBody } from '../json-body.js';
@@ -34,7 +34,7 @@ import { isSameOrigin, SESSION_COOKIE, SESSION_TTL_MS, signSession, verifySessio
  * See docs/architecture.md#dashboard.
  */
 
-type UiEnv = { Variables: { requestId: string; session?: Session } };
+type UiEnv = { Variables: { requestId: string; session?: Session; key?: KeyIdentity } };
 
 const PAGE_SIZE = 25;
 const ITEM_PAGE_SIZE = 50;
@@ -105,8 +105,17 @@ export function uiRouter(deps: ApiDeps) {
     return c.body(a[0], 200, { 'content-type': a[1], 'cache-control': 'public, max-age=300' });
   });
 
+  /** The session of the request, if its key may still be used (not revoked, not expired, tenant enabled). */
+  const liveSession = async (c: Context<UiEnv>): Promise<{ session: Session; key: KeyIdentity } | null> => {
+    const session = verifySession(await secret(), getCookie(c, SESSION_COOKIE), Date.now());
+    if (!session) return null;
+    const key = await store.read(identifyApiKeyById(session.keyId));
+    if (!key || 'refused' in key || key.tenantId !== session.tenantId || !key.scopes.includes('read')) return null;
+    return { session, key };
+  };
+
   ui.get('/login', async (c) => {
-    if (verifySession(await secret(), getCookie(c, SESSION_COOKIE), Date.now())) return c.redirect(safeNext(c.req.query('next')), 303);
+    if (await liveSession(c)) return c.redirect(safeNext(c.req.query('next')), 303);
     return c.html(loginPage({ next: safeNext(c.req.query('next')) }));
   });
 
@@ -114,11 +123,12 @@ export function uiRouter(deps: ApiDeps) {
     const form = await c.req.parseBody();
     const key = typeof form.key === 'string' ? form.key.trim() : '';
     const next = safeNext(form.next);
-    const tenantId = key ? await store.read(authenticateApiKey(key)) : null;
-    if (!tenantId) return c.html(loginPage({ error: key ? 'That API key is not valid.' : 'Paste an API key.', next }), 401);
+    const found = key ? await store.read(identifyApiKey(key)) : null;
+    if (!found || 'refused' in found) return c.html(loginPage({ error: key ? 'That API key is not valid.' : 'Paste an API key.', next }), 401);
+    if (!found.scopes.includes('read')) return c.html(loginPage({ error: 'That API key has no "read" scope: the dashboard needs it.', next }), 403);
     const expiresAt = Date.now() + SESSION_TTL_MS;
     const secure = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
-    setCookie(c, SESSION_COOKIE, signSession(await secret(), { tenantId, expiresAt }), {
+    setCookie(c, SESSION_COOKIE, signSession(await secret(), { tenantId: found.tenantId, keyId: found.keyId, expiresAt }), {
       httpOnly: true, sameSite: 'Strict', path: '/ui', secure, maxAge: Math.floor(SESSION_TTL_MS / 1000),
     });
     return c.redirect(next, 303);
@@ -131,9 +141,10 @@ export function uiRouter(deps: ApiDeps) {
 
   // Everything below needs a session.
   ui.use('*', async (c, next) => {
-    const session = verifySession(await secret(), getCookie(c, SESSION_COOKIE), Date.now());
-    if (session) {
-      c.set('session', session);
+    const live = await liveSession(c);
+    if (live) {
+      c.set('session', live.session);
+      c.set('key', live.key);
       return next();
     }
     if (isApiPath(c.req.path)) throw problem(401, 'unauthorized', 'Unauthorized', 'no valid dashboard session: log in at /ui/login');
@@ -217,6 +228,7 @@ export function uiRouter(deps: ApiDeps) {
   for (const action of PAGE_ACTIONS) {
     ui.post(`/batches/:id/${action}`, async (c) => {
       const tenantId = tenant(c);
+      if (!c.get('key')!.scopes.includes('write')) throw problem(403, 'insufficient-scope', 'Forbidden', `this dashboard session's API key has no "write" scope: it cannot ${action} batches`, { requiredScope: 'write' });
       const id = c.req.param('id');
       try {
         await runBatchAction(deps, tenantId, id, action);

@@ -345,3 +345,32 @@ export const leaderLeases = pgTable('leader_leases', {
   token: bigint('token', { mode: 'number' }).notNull(),
   expiresAt: bigint('expires_at', { mode: 'number' }).notNull(),
 });
+
+/**
+ * The audit log: one row per mutating API call made with an API key or the admin key (worker
+ * tokens' result uploads are not audited). `tenant_id` is the tenant the call acted on (null for
+ * an admin call on no tenant); no foreign key, so the log outlives what it describes. Never holds
+ * a request body or a secret. Pruned after FANOUT_AUDIT_RETENTION_DAYS by the leading dispatcher.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    /** sortable by time (src/store/ids.ts): pages go newest first by id */
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id'),
+    /** the API key's id; null for the admin key */
+    keyId: text('key_id'),
+    /** read, write, admin, or `server-admin` for FANOUT_ADMIN_KEY */
+    scope: text('scope').notNull(),
+    /** the route: `POST /v1/batches/{id}/cancel` */
+    action: text('action').notNull(),
+    /** the path called: `/v1/batches/b0…/cancel` (no query string) */
+    target: text('target').notNull(),
+    /** the HTTP status answered */
+    status: bigint('status', { mode: 'number' }).notNull(),
+    sourceAddress: text('source_address'),
+    requestId: text('request_id'),
+    at: bigint('at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('audit_events_tenant_idx').on(t.tenantId, t.id), index('audit_events_at_idx').on(t.at)],
+);

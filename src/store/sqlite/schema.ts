@@ -336,3 +336,32 @@ export const leaderLeases = sqliteTable('leader_leases', {
   token: integer('token').notNull(),
   expiresAt: integer('expires_at').notNull(),
 });
+
+/**
+ * The audit log: one row per mutating API call made with an API key or the admin key (worker
+ * tokens' result uploads are not audited). `tenant_id` is the tenant the call acted on (null for
+ * an admin call on no tenant); no foreign key, so the log outlives what it describes. Never holds
+ * a request body or a secret. Pruned after FANOUT_AUDIT_RETENTION_DAYS by the leading dispatcher.
+ */
+export const auditEvents = sqliteTable(
+  'audit_events',
+  {
+    /** sortable by time (src/store/ids.ts): pages go newest first by id */
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id'),
+    /** the API key's id; null for the admin key */
+    keyId: text('key_id'),
+    /** read, write, admin, or `server-admin` for FANOUT_ADMIN_KEY */
+    scope: text('scope').notNull(),
+    /** the route: `POST /v1/batches/{id}/cancel` */
+    action: text('action').notNull(),
+    /** the path called: `/v1/batches/b0…/cancel` (no query string) */
+    target: text('target').notNull(),
+    /** the HTTP status answered */
+    status: integer('status').notNull(),
+    sourceAddress: text('source_address'),
+    requestId: text('request_id'),
+    at: integer('at').notNull(),
+  },
+  (t) => [index('audit_events_tenant_idx').on(t.tenantId, t.id), index('audit_events_at_idx').on(t.at)],
+);
