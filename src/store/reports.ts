@@ -5,6 +5,7 @@ import { dialect, get, pluck, run, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
 import { settleLease } from './leases.js';
 import { ItemFailedEvents } from './webhook-events.js';
+import { addUsage } from './quotas.js';
 
 /**
  * Recording what workers report. One operation per report: every item outcome, its attempt
@@ -51,6 +52,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   const viaApi = new Map<string, Set<string>>();
   let failBatch: { reason: string; message: string } | undefined;
   const itemEvents = new ItemFailedEvents(batchId);
+  const usage = new ReportUsage(now);
 
   // PostgreSQL: a worker's successes in two set-based statements (a round trip each) instead of
   // two per item, while the batch row is locked.
@@ -58,7 +60,9 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   if (leaseId && (yield* dialect()) === 'postgres') {
     const successes = uniqueSuccesses(reports);
     if (successes.length > 0) {
-      const applied = yield* recordSuccesses(batchId, successes, now);
+      const recorded = yield* recordSuccesses(batchId, successes, now);
+      for (const r of recorded) usage.ran(r, true);
+      const applied = recorded.length;
       out.applied += applied;
       out.succeeded += applied;
       add('running', -applied);
@@ -78,6 +82,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
       // still runs this attempt and records it, instead of a SELECT and then an UPDATE.
       const result = r.resultBlob ? null : JSON.stringify(r.result ?? null);
       if ((yield* run(SUCCEED_IF_CURRENT, result, r.resultBlob ?? null, now, batchId, r.i, r.a)) === 0) continue;
+      usage.ran(r, true);
       out.applied++;
       add('running', -1);
       yield* attemptRow('succeeded', null);
@@ -101,6 +106,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
     }
     if (r.outcome === 'succeeded') {
       yield* run(SUCCEED, r.resultBlob ? null : JSON.stringify(r.result ?? null), r.resultBlob ?? null, now, batchId, r.i);
+      usage.ran(r, true);
       yield* attemptRow('succeeded', null);
       add('succeeded', 1);
       out.succeeded++;
@@ -114,6 +120,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
           item.failures,
         );
     yield* attemptRow('failed', decision.reason);
+    usage.ran(r, false);
     if (decision.kind === 'retry') {
       yield* run(BACK_TO_PENDING, decision.counted ? 1 : 0, now + decision.delayMs, error, batchId, r.i);
       add('pending', 1);
@@ -127,6 +134,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   }
 
   yield* bumpCounters(batchId, delta);
+  yield* usage.record(batch.tenantId, batchId);
   if (leaseId) yield* settleLease(leaseId, settled);
   for (const [id, pairs] of viaApi) yield* settleLease(id, pairs);
   if (out.failed > 0) {
@@ -138,6 +146,31 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   }
   out.phaseChanged = (yield* refreshStatus(batchId, now)).changed;
   return out;
+}
+
+/**
+ * What the attempts a report recorded used, added to the batch's stored result bytes and to its
+ * tenant's usage of the day in the report's own transaction (after the batch row's lock, the
+ * order every operation that records usage keeps).
+ */
+class ReportUsage {
+  private itemsRun = 0;
+  private itemMs = 0;
+  private resultBytes = 0;
+
+  constructor(private readonly now: number) {}
+
+  ran(r: ItemReport, succeeded: boolean): void {
+    this.itemsRun++;
+    if (r.startedAt !== undefined) this.itemMs += Math.max(0, (r.finishedAt ?? this.now) - r.startedAt);
+    if (succeeded) this.resultBytes += r.resultBlob ? (r.resultBytes ?? 0) : Buffer.byteLength(JSON.stringify(r.result ?? null));
+  }
+
+  *record(tenantId: string, batchId: string): Op<void> {
+    if (this.itemsRun === 0) return;
+    if (this.resultBytes > 0) yield* run('UPDATE batches SET result_bytes = result_bytes + ? WHERE id = ?', this.resultBytes, batchId);
+    yield* addUsage(tenantId, this.now, { itemsRun: this.itemsRun, itemMs: this.itemMs, resultBytes: this.resultBytes });
+  }
 }
 
 /** A report's successes, each (index, attempt) once. */
@@ -154,9 +187,9 @@ function uniqueSuccesses(reports: ItemReport[]): ItemReport[] {
 
 /**
  * Records successes (PostgreSQL): one UPDATE of the items still running the reported attempt,
- * then one INSERT of the attempt rows of exactly those. Returns how many were recorded.
+ * then one INSERT of the attempt rows of exactly those. Returns the successes recorded.
  */
-function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<number> {
+function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<ItemReport[]> {
   const recorded = yield* pluck<number>(
     `UPDATE items AS i SET status = 'succeeded', result = u.result, result_blob = u.blob, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?
        FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) AS u(idx, attempt, result, blob)
@@ -172,7 +205,7 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     // primary key instead of joining the unnest with every row of the batch.
     successes.map((r) => r.i),
   );
-  if (recorded.length === 0) return 0;
+  if (recorded.length === 0) return [];
   const done = new Set(recorded);
   const rows = successes.filter((r) => done.has(r.i));
   yield* run(
@@ -192,7 +225,7 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     rows.map((r) => r.startedAt ?? null),
     rows.map((r) => r.finishedAt ?? now),
   );
-  return recorded.length;
+  return rows;
 }
 
 /**
