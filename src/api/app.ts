@@ -14,6 +14,7 @@ import { fieldErrors, problem, respondProblem, toProblem, validationProblem } fr
 import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
 import { schedulesRouter } from './schedules-router.js';
+import { usageRouter } from './usage-router.js';
 import { uiRouter } from './ui/ui-router.js';
 import { methodsByPath } from '../domain/allowed-methods.js';
 
@@ -79,6 +80,7 @@ export function createApp(base: AppDeps) {
   app.route('/', itemsRouter(deps));
   app.route('/', webhooksRouter(deps));
   app.route('/', schedulesRouter(deps));
+  app.route('/', usageRouter(deps));
 
   // The dashboard: a plain Hono app, so none of its routes enter the OpenAPI document.
   app.route('/ui', uiRouter(deps));
@@ -133,6 +135,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       { name: 'Items', description: "A batch's items and their results; the input and result calls are the worker's side." },
       { name: 'Schedules', description: 'Cron schedules that start a batch from a template.' },
       { name: 'Webhooks', description: 'Webhook endpoints, their signing secrets, and the log of deliveries.' },
+      { name: 'Usage', description: "The tenant's quotas with their limits and use, and its usage per day." },
       { name: 'System', description: 'Liveness, readiness and Prometheus metrics; no API key needed.' },
     ],
   });
