@@ -15,6 +15,7 @@ import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
 import { queueBacklogByTask } from '../store/queue-backlog.js';
 import { ensureApiKey, serverSecret } from '../store/tenants.js';
+import { tenantActivityToday } from '../store/quotas.js';
 import { backfillBatchWebhookSecrets } from '../store/webhook-endpoints.js';
 import { parseTaskFlag, startWorker, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
@@ -55,6 +56,9 @@ export const EXAMPLE_TASKS = ['rev=rev', 'echo=cat', 'shout=tr a-z A-Z'];
 
 const TASK_REGISTRY_MAX_AGE_MS = 24 * 3600 * 1000;
 
+/** Tenants with a label of their own in the per-tenant metrics; the rest are summed as `other`. */
+const METRICS_TOP_TENANTS = 20;
+
 export async function startService(o: ServiceOptions): Promise<Service> {
   const { config, logger } = o;
   const store: Store = await openStore(config.database, { logger });
@@ -81,6 +85,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       return store.read(queueBacklogByTask(held.flat()));
     },
     dispatcherLeader: o.dispatcher ? () => (election?.leading ? 1 : 0) : undefined,
+    tenantActivity: () => store.read(tenantActivityToday(Date.now(), METRICS_TOP_TENANTS)),
   });
 
   let dispatcher: Dispatcher | null = null;

@@ -180,17 +180,47 @@ export function* usageByDay(tenantId: string, fromDay: string, toDay: string): O
   }));
 }
 
+/** One tenant's activity today, as /metrics labels it (`tenant`: its id, or `other`). */
+export interface TenantActivity {
+  tenant: string;
+  batches: number;
+  itemsRun: number;
+  itemSeconds: number;
+  resultBytes: number;
+  runningItems: number;
+}
+
 /**
- * Today's usage of the most active tenants (by items run, then batches), for /metrics: at most
- * `limit` rows, so the label set stays bounded however many tenants there are.
+ * Today's activity of the `top` most active tenants (by items run, then batches) and of all the
+ * others summed as `other`, for /metrics: at most top + 1 label values, however many tenants.
  */
-export function* busiestTenantsToday(now: number, limit: number): Op<{ tenantId: string; name: string; itemsRun: number; itemMs: number; resultBytes: number; batches: number }[]> {
-  const rows = yield* all<{ tenantId: string; name: string; itemsRun: number; itemMs: number; resultBytes: number; batches: number }>(
-    `SELECT u.tenant_id AS "tenantId", t.name, u.items_run AS "itemsRun", u.item_ms AS "itemMs", u.result_bytes AS "resultBytes", u.batches
-       FROM tenant_usage_days u JOIN tenants t ON t.id = u.tenant_id
-      WHERE u.day = ? ORDER BY u.items_run DESC, u.batches DESC, u.tenant_id LIMIT ?`,
+export function* tenantActivityToday(now: number, top: number): Op<TenantActivity[]> {
+  type Row = { tenantId: string; batches: number; itemsRun: number; itemMs: number; resultBytes: number };
+  const rows = yield* all<Row>(
+    `SELECT tenant_id AS "tenantId", batches, items_run AS "itemsRun", item_ms AS "itemMs", result_bytes AS "resultBytes"
+       FROM tenant_usage_days WHERE day = ? ORDER BY items_run DESC, batches DESC, tenant_id`,
     usageDay(now),
-    limit,
   );
-  return rows.map((r) => ({ ...r, itemsRun: Number(r.itemsRun), itemMs: Number(r.itemMs), resultBytes: Number(r.resultBytes), batches: Number(r.batches) }));
+  const running = new Map(
+    (yield* all<{ tenantId: string; n: number }>(`SELECT tenant_id AS "tenantId", sum(running) AS n FROM batches WHERE state = 'active' GROUP BY tenant_id`)).map((r) => [r.tenantId, Number(r.n)]),
+  );
+  const out: TenantActivity[] = [];
+  const other: TenantActivity = { tenant: 'other', batches: 0, itemsRun: 0, itemSeconds: 0, resultBytes: 0, runningItems: 0 };
+  const listed = new Set<string>();
+  for (const r of rows) {
+    const a = { tenant: r.tenantId, batches: Number(r.batches), itemsRun: Number(r.itemsRun), itemSeconds: Number(r.itemMs) / 1000, resultBytes: Number(r.resultBytes), runningItems: running.get(r.tenantId) ?? 0 };
+    if (out.length < top) {
+      out.push(a);
+      listed.add(r.tenantId);
+      continue;
+    }
+    other.batches += a.batches;
+    other.itemsRun += a.itemsRun;
+    other.itemSeconds += a.itemSeconds;
+    other.resultBytes += a.resultBytes;
+  }
+  // running items of tenants not listed (none today, or beyond the top) go to `other`
+  for (const [tenantId, n] of running) if (!listed.has(tenantId)) other.runningItems += n;
+  out.push(other);
+  return out;
 }

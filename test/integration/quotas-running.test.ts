@@ -110,6 +110,15 @@ describe('runningItems quota', () => {
     expect(r.body.quotas.storedItems).toEqual({ limit: null, used: 22 });
   });
 
+  it('has per-tenant counters in /metrics, with other for tenants beyond the busiest', async () => {
+    const usage = (await limited.json('GET', '/v1/usage?from=' + new Date().toISOString().slice(0, 10))).body;
+    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(text).toContain(`fanout_tenant_items_run_today{tenant="${usage.tenantId}"} ${usage.days[0].itemsRun}`);
+    expect(text).toContain(`fanout_tenant_batches_today{tenant="${usage.tenantId}"} 4`);
+    expect(text).toContain(`fanout_tenant_running_items{tenant="${usage.tenantId}"} 0`);
+    expect(text).toMatch(/^fanout_tenant_items_run_today\{tenant="other"\} 0$/m);
+  });
+
   it.each([
     ['from=yesterday', '/query/from'],
     ['from=2026-12-03&to=2026-12-01', '/query/to'],
