@@ -8,6 +8,7 @@ import { maxOverlap } from '../helpers/cluster.js';
 import type { ApiClient } from '../helpers/api-client.js';
 import { run } from '../../src/store/op.js';
 import { authenticateApiKey } from '../../src/store/tenants.js';
+import { loginCookie } from '../ui/browser.js';
 
 /**
  * The runningItems quota: a tenant's items running at once across its batches never exceed it
@@ -117,6 +118,17 @@ describe('runningItems quota', () => {
     expect(text).toContain(`fanout_tenant_batches_today{tenant="${usage.tenantId}"} 4`);
     expect(text).toContain(`fanout_tenant_running_items{tenant="${usage.tenantId}"} 0`);
     expect(text).toMatch(/^fanout_tenant_items_run_today\{tenant="other"\} 0$/m);
+  });
+
+  it("shows the tenant's quotas and usage on the dashboard", async () => {
+    const cookie = await loginCookie(svc.url, limited.apiKey);
+    const res = await fetch(`${svc.url}/ui/usage`, { headers: { cookie } });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/<tr data-quota="runningItems"><td>Items running now<div class="mono muted">runningItems<\/div><\/td><td class="num">0<\/td><td class="num">2<\/td>/);
+    expect(text).toMatch(/<tr data-quota="storedItems">.*<td class="num">22<\/td><td class="num"><span class="muted">unlimited<\/span>/);
+    const today = new Date().toISOString().slice(0, 10);
+    expect(text).toContain(`<tr><td>${today}</td><td class="num">4</td><td class="num">22</td>`);
   });
 
   it.each([
