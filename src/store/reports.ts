@@ -134,7 +134,6 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   }
 
   yield* bumpCounters(batchId, delta);
-  yield* usage.record(batch.tenantId, batchId);
   if (leaseId) yield* settleLease(leaseId, settled);
   for (const [id, pairs] of viaApi) yield* settleLease(id, pairs);
   if (out.failed > 0) {
@@ -145,6 +144,9 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
     if (failBatch && !parseDecisions(fresh).halt) yield* haltBatch(fresh, { phase: 'Failed', ...failBatch, at: new Date(now).toISOString() }, now);
   }
   out.phaseChanged = (yield* refreshStatus(batchId, now)).changed;
+  // Last: on PostgreSQL the tenant's usage row stays locked until the commit, and reports of the
+  // tenant's other batches wait for it; taken here, that wait is as short as it can be.
+  yield* usage.record(batch.tenantId, batchId);
   return out;
 }
 
