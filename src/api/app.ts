@@ -18,6 +18,7 @@ import { fieldErrors, problem, respondProblem, toProblem, validationProblem } fr
 import { systemRouter } from './system-router.js';
 import { webhooksRouter } from './webhooks-router.js';
 import { schedulesRouter } from './schedules-router.js';
+import { usageRouter } from './usage-router.js';
 import { uiRouter } from './ui/ui-router.js';
 import { methodsByPath } from '../domain/allowed-methods.js';
 
@@ -72,6 +73,7 @@ export function createApp(base: AppDeps) {
   app.route('/', adminRouter(deps));
   app.route('/', apiKeysRouter(deps));
   app.route('/', auditRouter(deps));
+  app.route('/', usageRouter(deps));
 
   // The dashboard: a plain Hono app, so none of its routes enter the OpenAPI document.
   app.route('/ui', uiRouter(deps));
@@ -129,6 +131,7 @@ export function openApiDocument(app: OpenAPIHono<ApiEnv>) {
       { name: 'Tenants', description: 'The server admin\'s calls (FANOUT_ADMIN_KEY): tenants, their weight and quotas, and their API keys.' },
       { name: 'Keys', description: "A tenant's own API keys, managed with one of its admin-scoped keys." },
       { name: 'Audit', description: 'The audit log of mutating calls: who, what, when, from where, and the answer.' },
+      { name: 'Usage', description: "The tenant's quotas with their limits and use, and its usage per day." },
       { name: 'System', description: 'Liveness, readiness and Prometheus metrics; no API key needed.' },
     ],
   });

@@ -10,6 +10,7 @@ import { jsonTextProblem } from './json-body.js';
 import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
 import { fieldErrors, pointerOf, problem, validationProblem } from './problems.js';
 import { targetRefusal } from '../webhooks/target-check.js';
+import { checkSubmission } from '../store/quotas.js';
 
 /**
  * Turning a create request into a stored batch: validation beyond the schema (runtime, task,
@@ -127,7 +128,7 @@ export async function createFromJson(deps: ApiDeps, tenantId: string, raw: strin
   if (!parsed.success) throw validationProblem(fieldErrors(parsed.error.issues));
   const { header, rows } = await prepareBatch(deps, parsed.data);
   const idem: IdempotencyRecord | undefined = key ? { key, requestHash } : undefined;
-  return withIdempotencyRace(deps, tenantId, key, requestHash, () => deps.store.write(createBatch(tenantId, header, rows, idem)));
+  return withIdempotencyRace(deps, tenantId, key, requestHash, () => deps.store.write(createBatch(tenantId, header, rows, idem, Date.now(), deps.config.quotas)));
 }
 
 /**
@@ -192,6 +193,10 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
         }
         header = parsed.data;
         await checkRunnable(deps, header, 1);
+        // Refused before any item is read when the tenant cannot submit a batch now; the items
+        // themselves are counted against the quotas once the stream ends (finishUpload).
+        const refusal = await deps.store.read(checkSubmission(tenantId, deps.config.quotas, { batches: 1, items: 0, storedItems: 0 }, Date.now()));
+        if (refusal) throw refusal;
         id = await deps.store.write(beginUpload(tenantId, header));
       },
       onItems: async (first, rows) => {
@@ -202,7 +207,7 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
     const requestHash = hash.digest('hex');
     const idem = key ? { key, requestHash } : undefined;
     const created = await withIdempotencyRace(deps, tenantId, key, requestHash, async () => {
-      await deps.store.write(finishUpload(tenantId, id!, total, idem));
+      await deps.store.write(finishUpload(tenantId, id!, total, idem, Date.now(), deps.config.quotas));
       return id!;
     });
     if (created !== id) await deps.store.write(abortUpload(id!));

@@ -1,10 +1,12 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { batchSpecSchema } from '../domain/batch-spec.js';
-import { PHASES } from '../domain/batch-status.js';
+import { isFinalPhase, PHASES, type Phase } from '../domain/batch-status.js';
 import { parseLabelSelector, type LabelRequirement } from '../domain/label-selector.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
 import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, type BatchRow, type DeletedBatch } from '../store/batch-queries.js';
-import { parseHeader } from '../store/batch-state.js';
+import { lockBatch, parseHeader } from '../store/batch-state.js';
+import { admitSubmission } from '../store/quotas.js';
+import type { Quotas } from '../domain/quotas.js';
 import type { Op } from '../store/op.js';
 import { HALT_PAUSE, HALT_STOP } from '../contracts/halt.js';
 import { registerBatchEvents } from './batch-events.js';
@@ -38,10 +40,12 @@ const createRouteDef = createRoute({
   responses: {
     202: { description: 'Stored: the batch, its items and the dispatch intent are committed.', headers: z.object({ Location: z.string() }), content: { 'application/json': { schema: batchSchema } } },
     400: problemResponse('Malformed JSON body'),
+    403: problemResponse('Over a storage quota (storedItems, storedResultBytes), or larger than a whole minute of a rate quota; names the quota, its limit and use'),
     409: problemResponse('The Idempotency-Key is being used by a request in progress'),
     413: problemResponse('Body, an item, or the item count over its limit'),
     415: problemResponse('Unsupported content type'),
     422: problemResponse('Invalid spec or items; or the Idempotency-Key was used with another body'),
+    429: problemResponse('Over a submission-rate quota (batchesPerMinute, itemsPerMinute); Retry-After, RateLimit-Policy and RateLimit say when to come back'),
   },
 });
 
@@ -88,6 +92,12 @@ const actionRoute = (action: BatchAction, summary: string) =>
       200: { description: 'The batch after the action', content: { 'application/json': { schema: batchSchema } } },
       404: problemResponse('No such batch'),
       409: problemResponse('The action is not allowed in the batch phase'),
+      ...(action === 'retry'
+        ? {
+            403: problemResponse('The items to re-run are more than a whole minute of the itemsPerMinute quota, or storedResultBytes is used up'),
+            429: problemResponse('Over the itemsPerMinute quota; Retry-After, RateLimit-Policy and RateLimit say when to come back'),
+          }
+        : {}),
     },
   });
 
@@ -204,10 +214,24 @@ export function batchesRouter(deps: ApiDeps) {
  */
 export async function runBatchAction(deps: ApiDeps, tenantId: string, id: string, action: BatchAction): Promise<BatchRow> {
   if (action === 'retry') refuseKubernetesRetry(await deps.store.read(getBatch(tenantId, id)));
-  const row = await deps.store.write(applyBatchAction(tenantId, id, action));
+  const row = await deps.store.write(action === 'retry' ? retryWithinQuotas(tenantId, id, deps.config.quotas) : applyBatchAction(tenantId, id, action));
   if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
   deps.notify(id);
   return row;
+}
+
+/**
+ * A retry runs the batch's failed and cancelled items again: they count against the tenant's
+ * submission rate (items, no new batch), checked after the batch row is locked (the order every
+ * operation that records usage takes its locks in) and refused before anything moves.
+ */
+function* retryWithinQuotas(tenantId: string, id: string, quotaDefaults: Quotas): Op<BatchRow> {
+  const row = yield* lockBatch(id);
+  if (row && row.tenantId === tenantId && isFinalPhase(row.phase as Phase) && row.phase !== 'Cancelled') {
+    const items = row.failed + row.cancelled;
+    if (items > 0) yield* admitSubmission(tenantId, quotaDefaults, { batches: 0, items, storedItems: 0 }, Date.now());
+  }
+  return yield* applyBatchAction(tenantId, id, 'retry');
 }
 
 /** Deletes the tenant's batches matching a selector, chosen and deleted in one transaction. */

@@ -165,7 +165,7 @@ export function itemsRouter(deps: ApiDeps) {
     const stored = await receiveResult(deps, c.req.raw, id, index, attempt);
     const { applied } = await store.write(
       applyReports(id, null, [
-        { i: index, a: attempt, outcome: 'succeeded', ...(stored.blob ? { resultBlob: stored.blob } : { result: stored.value }), finishedAt: Date.now() },
+        { i: index, a: attempt, outcome: 'succeeded', ...(stored.blob ? { resultBlob: stored.blob, resultBytes: stored.size } : { result: stored.value }), finishedAt: Date.now() },
       ]),
     );
     // Lost to another upload, a newer attempt or a final item: only this request's own blob goes.
@@ -204,7 +204,7 @@ function* itemWithAttempts(batchId: string, index: number): Op<{ item: ItemRow |
  * this request's own (see BlobStore.put): a client that disconnects or goes over the limit
  * leaves nothing behind.
  */
-async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index: number, attempt: number): Promise<{ value?: unknown; blob?: string }> {
+async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index: number, attempt: number): Promise<{ value?: unknown; blob?: string; size?: number }> {
   const inlineLimit = deps.config.limits.inlineResultBytes;
   const max = deps.config.limits.maxResultBytes;
   const isJson = (req.headers.get('content-type') ?? '').startsWith('application/json');
@@ -232,7 +232,8 @@ async function receiveResult(deps: ApiDeps, req: Request, batchId: string, index
         yield chunk;
       }
     }
-    return { blob: await deps.blobs.put(batchId, `${index}.${attempt}`, body()) };
+    const blob = await deps.blobs.put(batchId, `${index}.${attempt}`, body());
+    return { blob, size };
   }
   const text = Buffer.concat(head).toString('utf8');
   if (isJson) {

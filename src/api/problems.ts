@@ -7,6 +7,7 @@ import { TemplateError } from '../domain/template.js';
 import { NotFoundError } from '../store/batch-actions.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { BlobStoreUnavailableError } from '../blobs/blob-store.js';
+import { QuotaExceededError, RATE_WINDOW_MS } from '../store/quotas.js';
 
 /**
  * RFC 9457 problem details. Every error the API answers goes through {@link toProblem}, the one
@@ -112,6 +113,7 @@ export function toProblem(err: unknown): ProblemError {
   if (err instanceof ZodError) return validationProblem(fieldErrors(err.issues));
   if (err instanceof StoreUnavailableError) return storeUnavailable();
   if (err instanceof BlobStoreUnavailableError) return blobStoreUnavailable();
+  if (err instanceof QuotaExceededError) return quotaProblem(err);
   if (err instanceof NotFoundError) return problem(404, 'not-found', 'Not Found', err.message);
   if (err instanceof TransitionError) return problem(409, 'conflict', 'Conflict', err.message);
   if (err instanceof LabelSelectorError) {
@@ -127,6 +129,42 @@ export function toProblem(err: unknown): ProblemError {
     return new ProblemError({ type: TYPE_BASE + (known?.[0] ?? 'http'), title, status: err.status, detail: err.message || title }, headers);
   }
   return problem(500, 'internal', 'Internal Server Error', 'an unexpected error occurred; see the server log with this request id');
+}
+
+/**
+ * A submission over a quota. A rate quota that waiting can satisfy: 429 with Retry-After and the
+ * RateLimit-Policy and RateLimit fields of draft-ietf-httpapi-ratelimit-headers-10 (one policy per
+ * rate quota the tenant has, named after it; RateLimit for the one exceeded). Anything else
+ * (storage, or a single submission larger than a whole window): 403. Both name the quota.
+ */
+function quotaProblem(err: QuotaExceededError): ProblemError {
+  const facts = { quota: err.quota, limit: err.limit, used: err.used, requested: err.requested };
+  if (err.retryAfterSeconds === null) {
+    const detail =
+      err.quota === 'batchesPerMinute' || err.quota === 'itemsPerMinute'
+        ? `this request needs ${err.requested} of the ${err.quota} quota (${err.limit} a minute): it can never pass; split it`
+        : `${err.quota} quota exceeded: ${err.used} in use of ${err.limit}${err.requested > 0 ? `, this request adds ${err.requested}` : ''}; delete batches to free it`;
+    return problem(403, 'quota-exceeded', 'Quota exceeded', detail, facts);
+  }
+  const windowSeconds = RATE_WINDOW_MS / 1000;
+  const policies = (['batchesPerMinute', 'itemsPerMinute'] as const)
+    .filter((name) => err.quotas[name] !== null)
+    .map((name) => `"${name}";q=${err.quotas[name]};w=${windowSeconds}`)
+    .join(', ');
+  return new ProblemError(
+    {
+      type: TYPE_BASE + 'rate-quota-exceeded',
+      title: 'Too Many Requests',
+      status: 429,
+      detail: `${err.quota} quota exceeded: ${err.used} used of ${err.limit} this minute, this request needs ${err.requested}; retry in ${err.retryAfterSeconds} seconds`,
+      ...facts,
+    },
+    {
+      'retry-after': String(err.retryAfterSeconds),
+      'ratelimit-policy': policies,
+      ratelimit: `"${err.quota}";r=${Math.max(0, err.limit - err.used)};t=${err.retryAfterSeconds}`,
+    },
+  );
 }
 
 export function respondProblem(c: Context, err: ProblemError): Response {

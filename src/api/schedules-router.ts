@@ -95,7 +95,9 @@ const triggerDef = createRoute({
   request: { params: scheduleIdParam },
   responses: {
     202: { description: 'The batch it started', headers: z.object({ Location: z.string() }), content: { 'application/json': { schema: batchSchema } } },
+    403: problemResponse('Over a storage quota of the tenant (the batch was not started)'),
     404: problemResponse('No such schedule'),
+    429: problemResponse('Over a submission-rate quota of the tenant (the batch was not started)'),
   },
 });
 
@@ -155,7 +157,7 @@ export function schedulesRouter(deps: ApiDeps) {
 
   app.openapi(triggerDef, async (c) => {
     const tenantId = deps.tenantOf(c);
-    const outcome = await store.write(triggerSchedule(tenantId, c.req.valid('param').id, Date.now()));
+    const outcome = await store.write(triggerSchedule(tenantId, c.req.valid('param').id, Date.now(), deps.config.quotas));
     if (!outcome?.started) throw notFound('schedule');
     deps.notify(outcome.started);
     await deps.forgetDeleted(await store.write(pruneHistory(outcome.scheduleId)));

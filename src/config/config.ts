@@ -5,6 +5,7 @@ import { JSON_DEPTH_CEILING } from '../domain/json-scan.js';
 import { MAX_TIMER_MS } from '../domain/long-timeout.js';
 import { databaseConfig, DatabaseConfigError, type DatabaseConfig } from './database.js';
 import { parseTaskLimit, TaskLimitError, type TaskLimits } from '../domain/task-limits.js';
+import type { Quotas } from '../domain/quotas.js';
 
 export { JSON_DEPTH_CEILING };
 export type { DatabaseConfig };
@@ -45,6 +46,8 @@ export interface Config {
   /** largest lease range (items per BullMQ job) */
   maxLeaseSize: number;
   limits: Limits;
+  /** FANOUT_QUOTA_*: every tenant's quotas unless its own `quotas` override them; null (unset) is unlimited */
+  quotas: Quotas;
   /** `fanout worker --batch`: the one batch this worker serves */
   batchId?: string;
   /** `fanout worker --exit-when-empty`: exit once the batch is done (needs batchId) */
@@ -255,6 +258,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       inlineResultBytes: worker.inlineResultBytes,
       maxResultBytes: integer(env.FANOUT_MAX_RESULT_BYTES, 'FANOUT_MAX_RESULT_BYTES', 1024 * 1024 * 1024, 1),
     },
+    quotas: quotaDefaults(env),
     batchId,
     exitWhenEmpty,
     batchToken,
@@ -266,6 +270,18 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     logFormat: logFormat(env),
     inContainer: Boolean(env.KUBERNETES_SERVICE_HOST || env.container),
     blobs: blobConfig(env, dataDir),
+  };
+}
+
+/** The server-wide quota defaults; an unset setting leaves that quota unlimited. */
+function quotaDefaults(env: Env): Quotas {
+  const quota = (name: string) => (env[name] === undefined || env[name] === '' ? null : integer(env[name], name, 0, 0));
+  return {
+    batchesPerMinute: quota('FANOUT_QUOTA_BATCHES_PER_MINUTE'),
+    itemsPerMinute: quota('FANOUT_QUOTA_ITEMS_PER_MINUTE'),
+    storedItems: quota('FANOUT_QUOTA_STORED_ITEMS'),
+    storedResultBytes: quota('FANOUT_QUOTA_STORED_RESULT_BYTES'),
+    runningItems: quota('FANOUT_QUOTA_RUNNING_ITEMS'),
   };
 }
 

@@ -22,6 +22,8 @@ export interface ItemReport {
   result?: unknown;
   /** set when the result was streamed to the API blob store instead (PUT …/result) */
   resultBlob?: string;
+  /** the size of that blob in bytes (usage and the storedResultBytes quota) */
+  resultBytes?: number;
   exitCode?: number;
   httpStatus?: number;
   condition?: AttemptCondition;

@@ -12,6 +12,7 @@ import { QueueRuntime, type ReportMetrics } from '../runtimes/queue/runtime.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { forgetBatches, type DeletedBatch } from './forget-batches.js';
 import { Scheduler } from './scheduler.js';
+import type { Quotas } from '../domain/quotas.js';
 
 /**
  * The controller. Level-triggered like the Kubernetes job controller: `reconcile(batchId)` reads
@@ -48,6 +49,8 @@ export interface DispatcherOptions {
   blobs?: BlobStore;
   /** how often the schedule loop looks for due schedules (default 1000 ms) */
   scheduleTickMs?: number;
+  /** the server-wide quota defaults (FANOUT_QUOTA_*), under each tenant's own overrides */
+  quotaDefaults?: Quotas;
 }
 
 export class Dispatcher {
@@ -95,6 +98,7 @@ export class Dispatcher {
       store: this.o.store,
       logger: this.o.logger,
       intervalMs: this.o.scheduleTickMs,
+      quotaDefaults: this.o.quotaDefaults,
       notify,
       forget: (deleted) => this.forgetDeleted(deleted),
     });

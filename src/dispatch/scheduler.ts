@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { anyFinishedRuns, dueScheduleIds, DuplicateTickError, pruneHistory, runDueSchedule, syncFinishedRuns } from '../store/schedule-runs.js';
 import type { DeletedBatch } from './forget-batches.js';
+import type { Quotas } from '../domain/quotas.js';
 
 /**
  * The schedule loop of a dispatcher. About every second it starts the due schedules' batches
@@ -18,6 +19,8 @@ export interface SchedulerOptions {
   /** cleanup after pruned batches were deleted (Redis, blobs, Kubernetes) */
   forget(deleted: DeletedBatch[]): Promise<void>;
   intervalMs?: number;
+  /** the server-wide quota defaults: a tick over its tenant's quota is skipped as QuotaExceeded */
+  quotaDefaults?: Quotas;
   /** the clock; tests may inject one */
   now?: () => number;
 }
@@ -49,7 +52,7 @@ export class Scheduler {
       const touched = new Set<string>();
       for (const id of await this.o.store.read(dueScheduleIds(now))) {
         try {
-          const outcome = await this.o.store.write(runDueSchedule(id, now)).catch((err: unknown) => {
+          const outcome = await this.o.store.write(runDueSchedule(id, now, this.o.quotaDefaults)).catch((err: unknown) => {
             // Another dispatcher recorded this tick first: its run stands.
             if (err instanceof DuplicateTickError) return null;
             throw err;

@@ -35,6 +35,11 @@ export interface Condition {
 export interface BatchDecisions {
   halt: null | { phase: 'Failed' | 'Cancelled'; reason: string; message: string; at: string };
   suspended: boolean;
+  /**
+   * Set by the dispatcher while a quota of the batch's tenant (runningItems) keeps items of it
+   * from being released; cleared once they are. Absent on rows written before quotas existed.
+   */
+  quotaHold?: { quota: string; message: string } | null;
 }
 
 export interface DerivedStatus {
@@ -54,7 +59,7 @@ export interface DeriveInput {
 type Wanted = Omit<Condition, 'lastTransitionTime'>;
 
 // Condition types this module owns; others in `previous` (if any) are carried over untouched.
-const MANAGED = ['Suspended', 'Complete', 'Failed', 'Cancelled'];
+const MANAGED = ['Suspended', 'Complete', 'Failed', 'Cancelled', 'QuotaExceeded'];
 
 function checkCounts(c: ItemCounts): void {
   const parts = [c.total, c.pending, c.running, c.succeeded, c.failed, c.cancelled];
@@ -88,7 +93,9 @@ function desired(decisions: BatchDecisions, counts: ItemCounts, startTime: strin
     return { phase: 'Succeeded', wanted: [{ type: 'Complete', status: 'True', reason: 'Completed', message }] };
   }
   const started = startTime !== null || counts.running + counts.succeeded + counts.failed + counts.cancelled > 0;
-  return { phase: started ? 'Running' : 'Pending', wanted: [] };
+  // Admitted but waiting for its tenant's quota, as a Kueue workload waits with QuotaReserved False.
+  const wanted: Wanted[] = decisions.quotaHold && counts.pending > 0 ? [{ type: 'QuotaExceeded', status: 'True', reason: 'QuotaExceeded', message: decisions.quotaHold.message }] : [];
+  return { phase: started ? 'Running' : 'Pending', wanted };
 }
 
 /** The False form of a managed condition that no longer holds, with why it stopped holding. */
@@ -98,6 +105,7 @@ function retired(c: Condition, phase: Phase): Wanted {
       ? { type: c.type, status: 'False', reason: 'BatchFinished', message: `batch finished as ${phase} while suspended` }
       : { type: c.type, status: 'False', reason: 'BatchResumed', message: 'batch resumed' };
   }
+  if (c.type === 'QuotaExceeded') return { type: c.type, status: 'False', reason: 'QuotaAvailable', message: 'no item of the batch waits for a quota' };
   return { type: c.type, status: 'False', reason: 'BatchRetried', message: `batch reopened by retry, now ${phase}` };
 }
 

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ApiMetrics } from '../contracts/api-metrics.js';
 import type { ItemReport } from '../contracts/item-report.js';
 import type { ApplyResult } from '../store/reports.js';
+import type { TenantActivity } from '../store/quotas.js';
 
 export interface MetricSources {
   batchesByPhase: () => Promise<{ phase: string; n: number }[]>;
@@ -12,6 +13,8 @@ export interface MetricSources {
   taskRates?: () => Promise<{ task: string; perSecond: number }[]>;
   /** 1 while this process leads the dispatchers, 0 while it stands by; undefined: it runs no dispatcher */
   dispatcherLeader?: () => number;
+  /** today's activity of the busiest tenants and `other` (a bounded label set) */
+  tenantActivity?: () => Promise<TenantActivity[]>;
 }
 
 /** HTTP request durations' buckets, in seconds: API calls answer in milliseconds, a big upload in seconds. */
@@ -33,6 +36,40 @@ export class Metrics implements ApiMetrics {
    * event-loop delay `nodejs_eventloop_lag_*_seconds`, sampled by perf_hooks' monitorEventLoopDelay
    * every 10 ms and reset on each scrape). Off only for a registry that is never scraped.
    */
+  /**
+   * Per-tenant gauges, labelled `tenant` (its id) for the busiest tenants of the day and `other`
+   * for the rest, read once per scrape (the first gauge's collect reads, the others reuse it).
+   */
+  private tenantGauges(read: () => Promise<TenantActivity[]>, registers: Registry[]): void {
+    let latest: Promise<TenantActivity[]> | null = null;
+    const fields: [string, string, keyof Omit<TenantActivity, 'tenant'>][] = [
+      ['fanout_tenant_batches_today', 'Batches submitted today (UTC), by tenant (the busiest by items run, the rest as other).', 'batches'],
+      ['fanout_tenant_items_run_today', 'Item attempts run to an outcome today (UTC), by tenant.', 'itemsRun'],
+      ['fanout_tenant_item_seconds_today', 'Execution time of those attempts today (UTC), in seconds, by tenant.', 'itemSeconds'],
+      ['fanout_tenant_result_bytes_today', 'Bytes of results stored today (UTC), by tenant.', 'resultBytes'],
+      ['fanout_tenant_running_items', 'Items released to workers now, by tenant (what the runningItems quota limits).', 'runningItems'],
+    ];
+    fields.forEach(([name, help, field], k) => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['tenant'],
+        registers,
+        async collect() {
+          if (k === 0 || !latest) latest = read();
+          let rows;
+          try {
+            rows = await latest;
+          } catch {
+            return; // the store unreachable: leave the last values
+          }
+          this.reset();
+          for (const r of rows) this.set({ tenant: r.tenant }, r[field]);
+        },
+      });
+    });
+  }
+
   constructor(sources: MetricSources, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
@@ -58,6 +95,7 @@ export class Metrics implements ApiMetrics {
         },
       });
     }
+    if (sources.tenantActivity) this.tenantGauges(sources.tenantActivity, registers);
     new Gauge({
       name: 'fanout_queue_depth',
       help: 'Lease ranges waiting, delayed or active in Redis.',

@@ -15,6 +15,7 @@ import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
 import { queueBacklogByTask } from '../store/queue-backlog.js';
 import { ensureApiKey, serverSecret } from '../store/tenants.js';
+import { tenantActivityToday } from '../store/quotas.js';
 import { backfillBatchWebhookSecrets } from '../store/webhook-endpoints.js';
 import { parseTaskFlag, startWorker, withTaskLimits, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
@@ -57,6 +58,9 @@ export const EXAMPLE_TASKS = ['rev=rev', 'echo=cat', 'shout=tr a-z A-Z'];
 
 const TASK_REGISTRY_MAX_AGE_MS = 24 * 3600 * 1000;
 
+/** Tenants with a label of their own in the per-tenant metrics; the rest are summed as `other`. */
+const METRICS_TOP_TENANTS = 20;
+
 export async function startService(o: ServiceOptions): Promise<Service> {
   const { config, logger } = o;
   const store: Store = await openStore(config.database, { logger });
@@ -84,6 +88,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     },
     taskRates: () => side.taskRates(TASK_REGISTRY_MAX_AGE_MS),
     dispatcherLeader: o.dispatcher ? () => (election?.leading ? 1 : 0) : undefined,
+    tenantActivity: () => store.read(tenantActivityToday(Date.now(), METRICS_TOP_TENANTS)),
   });
 
   let dispatcher: Dispatcher | null = null;
@@ -139,7 +144,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
         leaseMs: config.leaderLeaseMs,
         logger,
         async lead(fenced) {
-          dispatcher = new Dispatcher({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobs });
+          dispatcher = new Dispatcher({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobs, quotaDefaults: config.quotas });
           await dispatcher.start();
           deliverer = new WebhookDeliverer({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, config: config.webhooks });
           await deliverer.start();

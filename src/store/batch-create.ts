@@ -3,6 +3,8 @@ import type { BatchDecisions } from '../domain/batch-status.js';
 import { dialect, get, run, type Op } from './op.js';
 import type { NewItem } from './store.js';
 import { compactId } from './ids.js';
+import { UNLIMITED_QUOTAS, type Quotas } from '../domain/quotas.js';
+import { admitSubmission } from './quotas.js';
 
 export type { NewItem } from './store.js';
 
@@ -89,8 +91,12 @@ function* writeActivation(tenantId: string, id: string, idem: IdempotencyRecord 
   }
 }
 
-/** Stores a whole JSON batch in one operation; returns its id. */
-export function* createBatch(tenantId: string, header: BatchHeader, rows: readonly NewItem[], idem?: IdempotencyRecord, now = Date.now()): Op<string> {
+/**
+ * Stores a whole JSON batch in one operation; returns its id. Admitted against the tenant's
+ * rate and storage quotas first (its overrides over `quotaDefaults`) (QuotaExceededError rolls it all back).
+ */
+export function* createBatch(tenantId: string, header: BatchHeader, rows: readonly NewItem[], idem?: IdempotencyRecord, now = Date.now(), quotaDefaults: Quotas = UNLIMITED_QUOTAS): Op<string> {
+  yield* admitSubmission(tenantId, quotaDefaults, { batches: 1, items: rows.length, storedItems: rows.length }, now);
   const id = newBatchId(now);
   yield* insertBatchRow(tenantId, id, header, 'active', rows.length, now);
   yield* insertItems(id, 0, rows);
@@ -105,8 +111,12 @@ export function* beginUpload(tenantId: string, header: BatchHeader, now = Date.n
   return id;
 }
 
-/** Makes an uploaded batch visible and dispatchable, in one operation. */
-export function* finishUpload(tenantId: string, id: string, total: number, idem?: IdempotencyRecord, now = Date.now()): Op<void> {
+/**
+ * Makes an uploaded batch visible and dispatchable, in one operation; admitted against the
+ * tenant's quotas here, once its item count is known (QuotaExceededError rolls it back).
+ */
+export function* finishUpload(tenantId: string, id: string, total: number, idem?: IdempotencyRecord, now = Date.now(), quotaDefaults: Quotas = UNLIMITED_QUOTAS): Op<void> {
+  yield* admitSubmission(tenantId, quotaDefaults, { batches: 1, items: total, storedItems: total }, now);
   yield* run("UPDATE batches SET state = 'active', total = ?, pending = ?, updated_at = ? WHERE id = ? AND state = 'uploading'", total, total, now, id);
   yield* writeActivation(tenantId, id, idem, now);
 }

@@ -1,5 +1,8 @@
 import { all, run, value, type Op } from './op.js';
-import { lockBatch, parseDecisions } from './batch-state.js';
+import { lockBatch, parseDecisions, writeDecisions } from './batch-state.js';
+import type { BatchRow } from './columns.js';
+import type { Quotas } from '../domain/quotas.js';
+import { tenantQuotas } from './quotas.js';
 
 /**
  * Releasing items to workers. A release moves pending items to `running` with a new attempt
@@ -51,12 +54,59 @@ const RETRY_READY = {
  * Releases nothing from a batch no longer active, halted or suspended.
  */
 export function* releaseLeases(batchId: string, task: string, max: number, leaseSize: number, now: number): Op<ReleasedLease[]> {
+  return (yield* releaseWithinQuota(batchId, task, max, leaseSize, now, null)).leases;
+}
+
+/** A release, and whether a quota of the batch's tenant held some of it back. */
+export interface QuotaRelease {
+  leases: ReleasedLease[];
+  heldByQuota: boolean;
+}
+
+/**
+ * `releaseLeases`, admitted against the runningItems quota of the batch's tenant (its overrides
+ * over `quotaDefaults`; null: no quota): at most the quota minus the tenant's items running in
+ * all its active batches are released, counted here from the store, so the quota holds whichever
+ * dispatcher releases and after any restart. While items are held back the batch's decisions
+ * say so (the QuotaExceeded condition); the first release that holds nothing back clears it.
+ */
+export function* releaseWithinQuota(batchId: string, task: string, max: number, leaseSize: number, now: number, quotaDefaults: Quotas | null): Op<QuotaRelease> {
   // Locked first, like every operation that moves a batch's items: a cancel committed meanwhile
   // is seen here, and never overwritten by the range UPDATE below.
   const batch = yield* lockBatch(batchId);
-  if (!batch || batch.state !== 'active') return [];
+  if (!batch || batch.state !== 'active') return { leases: [], heldByQuota: false };
   const decisions = parseDecisions(batch);
-  if (decisions.halt || decisions.suspended) return [];
+  if (decisions.halt || decisions.suspended) return { leases: [], heldByQuota: false };
+  let heldByQuota = false;
+  if (quotaDefaults) {
+    const room = yield* runningRoom(batch.tenantId, quotaDefaults);
+    heldByQuota = room !== null && room.free < max;
+    if (heldByQuota) max = room!.free;
+    const hold = heldByQuota ? { quota: 'runningItems', message: `the tenant's runningItems quota (${room!.limit}) is in use: items wait until some of its running items finish` } : null;
+    yield* recordQuotaHold(batch, hold, now);
+    if (max <= 0) return { leases: [], heldByQuota };
+  }
+  return { leases: yield* releaseItems(batch, task, max, leaseSize, now), heldByQuota };
+}
+
+/** How many more items the tenant may have running under its runningItems quota, or null when unlimited. */
+function* runningRoom(tenantId: string, quotaDefaults: Quotas): Op<{ limit: number; free: number } | null> {
+  const limit = (yield* tenantQuotas(tenantId, quotaDefaults)).runningItems;
+  if (limit === null) return null;
+  const running = Number((yield* value<number>("SELECT coalesce(sum(running), 0) FROM batches WHERE tenant_id = ? AND state = 'active'", tenantId)) ?? 0);
+  return { limit, free: Math.max(0, limit - running) };
+}
+
+/** Writes the batch's quota hold only when it changes (most releases change nothing). */
+function* recordQuotaHold(batch: BatchRow, hold: { quota: string; message: string } | null, now: number): Op<void> {
+  const decisions = parseDecisions(batch);
+  const current = decisions.quotaHold ?? null;
+  if (current?.quota === hold?.quota && current?.message === hold?.message) return;
+  yield* writeDecisions(batch.id, { ...decisions, quotaHold: hold }, now);
+}
+
+function* releaseItems(batch: BatchRow, task: string, max: number, leaseSize: number, now: number): Op<ReleasedLease[]> {
+  const batchId = batch.id;
   const releaseCursor = batch.releaseCursor;
   const rows = yield* all<PendingRow>(RETRY_READY, batchId, now, max);
   let cursor = releaseCursor;

@@ -5,6 +5,7 @@ import { dialect, get, pluck, run, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
 import { settleLease, settleLeases } from './leases.js';
 import { ItemFailedEvents } from './webhook-events.js';
+import { addUsage } from './quotas.js';
 
 /**
  * Recording what workers report. One operation per report: every item outcome, its attempt
@@ -51,6 +52,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   const viaApi = new Map<string, Set<string>>();
   let failBatch: { reason: string; message: string } | undefined;
   const itemEvents = new ItemFailedEvents(batchId);
+  const usage = new ReportUsage(now);
 
   // PostgreSQL: a worker's successes in two set-based statements (a round trip each) instead of
   // two per item, while the batch row is locked.
@@ -58,7 +60,9 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   if (leaseId && (yield* dialect()) === 'postgres') {
     const successes = uniqueSuccesses(reports);
     if (successes.length > 0) {
-      const applied = (yield* recordSuccesses(batchId, successes, now)).size;
+      const { rows } = yield* recordSuccesses(batchId, successes, now);
+      for (const r of rows) usage.ran(r, true);
+      const applied = rows.length;
       out.applied += applied;
       out.succeeded += applied;
       add('running', -applied);
@@ -78,6 +82,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
       // still runs this attempt and records it, instead of a SELECT and then an UPDATE.
       const result = r.resultBlob ? null : JSON.stringify(r.result ?? null);
       if ((yield* run(SUCCEED_IF_CURRENT, result, r.resultBlob ?? null, now, batchId, r.i, r.a)) === 0) continue;
+      usage.ran(r, true);
       out.applied++;
       add('running', -1);
       yield* attemptRow('succeeded', null);
@@ -101,6 +106,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
     }
     if (r.outcome === 'succeeded') {
       yield* run(SUCCEED, r.resultBlob ? null : JSON.stringify(r.result ?? null), r.resultBlob ?? null, now, batchId, r.i);
+      usage.ran(r, true);
       yield* attemptRow('succeeded', null);
       add('succeeded', 1);
       out.succeeded++;
@@ -114,6 +120,7 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
           item.failures,
         );
     yield* attemptRow('failed', decision.reason);
+    usage.ran(r, false);
     if (decision.kind === 'retry') {
       yield* run(BACK_TO_PENDING, decision.counted ? 1 : 0, now + decision.delayMs, error, batchId, r.i);
       add('pending', 1);
@@ -137,7 +144,35 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
     if (failBatch && !parseDecisions(fresh).halt) yield* haltBatch(fresh, { phase: 'Failed', ...failBatch, at: new Date(now).toISOString() }, now);
   }
   out.phaseChanged = (yield* refreshStatus(batchId, now)).changed;
+  // Last: on PostgreSQL the tenant's usage row stays locked until the commit, and reports of the
+  // tenant's other batches wait for it; taken here, that wait is as short as it can be.
+  yield* usage.record(batch.tenantId, batchId);
   return out;
+}
+
+/**
+ * What the attempts a report recorded used, added to the batch's stored result bytes and to its
+ * tenant's usage of the day in the report's own transaction (after the batch row's lock, the
+ * order every operation that records usage keeps).
+ */
+class ReportUsage {
+  private itemsRun = 0;
+  private itemMs = 0;
+  private resultBytes = 0;
+
+  constructor(private readonly now: number) {}
+
+  ran(r: ItemReport, succeeded: boolean): void {
+    this.itemsRun++;
+    if (r.startedAt !== undefined) this.itemMs += Math.max(0, (r.finishedAt ?? this.now) - r.startedAt);
+    if (succeeded) this.resultBytes += r.resultBlob ? (r.resultBytes ?? 0) : Buffer.byteLength(JSON.stringify(r.result ?? null));
+  }
+
+  *record(tenantId: string, batchId: string): Op<void> {
+    if (this.itemsRun === 0) return;
+    if (this.resultBytes > 0) yield* run('UPDATE batches SET result_bytes = result_bytes + ? WHERE id = ?', this.resultBytes, batchId);
+    yield* addUsage(tenantId, this.now, { itemsRun: this.itemsRun, itemMs: this.itemMs, resultBytes: this.resultBytes });
+  }
 }
 
 /** A report's successes, each (index, attempt) once. */
@@ -157,9 +192,10 @@ const attemptKey = (i: number, a: number): string => `${i}.${a}`;
 
 /**
  * Records successes (PostgreSQL): one UPDATE of the items still running the reported attempt,
- * then one INSERT of the attempt rows of exactly those. Returns the attempts recorded (attemptKey).
+ * then one INSERT of the attempt rows of exactly those. Returns the attempts recorded (attemptKey)
+ * and their reports.
  */
-function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<Set<string>> {
+function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<{ keys: Set<string>; rows: ItemReport[] }> {
   let lowest = successes[0].i;
   let highest = lowest;
   for (const r of successes) {
@@ -188,7 +224,7 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     highest,
   );
   const done = new Set(recorded);
-  if (done.size === 0) return done;
+  if (done.size === 0) return { keys: done, rows: [] };
   // By attempt, not index: a stale attempt of an item reported next to its current one gets no row.
   const rows = successes.filter((r) => done.has(attemptKey(r.i, r.a)));
   yield* run(
@@ -208,7 +244,7 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     rows.map((r) => r.startedAt ?? null),
     rows.map((r) => r.finishedAt ?? now),
   );
-  return done;
+  return { keys: done, rows };
 }
 
 /**
@@ -237,10 +273,13 @@ function isWorkerSuccesses(report: { leaseId: string | null; items: ItemReport[]
 function* applySuccessGroup(batchId: string, reports: { leaseId: string; items: ItemReport[] }[], now: number): Op<ApplyResult[]> {
   const results: ApplyResult[] = reports.map(() => ({ applied: 0, succeeded: 0, failed: 0, phaseChanged: false }));
   // Locked first, like every operation that moves a batch's items.
-  if (!(yield* lockBatch(batchId))) return results;
+  const batch = yield* lockBatch(batchId);
+  if (!batch) return results;
   const successes: ItemReport[] = [];
   for (const report of reports) for (const item of report.items) successes.push(item);
-  const recorded = yield* recordSuccesses(batchId, uniqueSuccesses(successes), now);
+  const { keys: recorded, rows } = yield* recordSuccesses(batchId, uniqueSuccesses(successes), now);
+  const usage = new ReportUsage(now);
+  for (const r of rows) usage.ran(r, true);
   const credited = new Set<string>();
   reports.forEach((report, k) => {
     for (const item of report.items) {
@@ -260,5 +299,7 @@ function* applySuccessGroup(batchId: string, reports: { leaseId: string; items: 
   }
   yield* settleLeases(reportedByLease);
   results[results.length - 1].phaseChanged = (yield* refreshStatus(batchId, now)).changed;
+  // last, as in applyReports: the tenant's usage row stays locked until the commit
+  yield* usage.record(batch.tenantId, batchId);
   return results;
 }

@@ -4,6 +4,8 @@ import { SCHEDULE_LABEL, type ScheduleSpec } from '../domain/schedule-spec.js';
 import { concurrencyDecision, historyToPrune, planDue } from '../domain/schedule-time.js';
 import { applyBatchAction } from './batch-actions.js';
 import { createBatch } from './batch-create.js';
+import { checkSubmission } from './quotas.js';
+import { UNLIMITED_QUOTAS, type Quotas } from '../domain/quotas.js';
 import { deleteBatches, type DeletedBatch } from './batch-queries.js';
 import { all, get, pluck, run, value, type Op } from './op.js';
 import { activeScheduleBatches, getScheduleById, lockSchedule, parseScheduleSpec, parseScheduleStatus, type ScheduleRow, type ScheduleStatus } from './schedules.js';
@@ -42,7 +44,7 @@ export function dueScheduleIds(now: number, limit = 100): Op<string[]> {
 }
 
 /** Creates one batch from the template, labelled with the schedule (after validation: the label is ours). */
-function startBatch(row: ScheduleRow, spec: ScheduleSpec, tick: number, now: number): Op<string> {
+function startBatch(row: ScheduleRow, spec: ScheduleSpec, tick: number, now: number, quotaDefaults: Quotas): Op<string> {
   const { items, ...template } = spec.batchTemplate;
   const header = {
     ...template,
@@ -50,7 +52,7 @@ function startBatch(row: ScheduleRow, spec: ScheduleSpec, tick: number, now: num
     labels: { ...(template.labels ?? {}), [SCHEDULE_LABEL]: row.id },
   };
   const rows = items.map((item) => ({ input: JSON.stringify(item === undefined ? null : item), customId: customIdOf(item) }));
-  return createBatch(row.tenantId, header, rows, undefined, now);
+  return createBatch(row.tenantId, header, rows, undefined, now, quotaDefaults);
 }
 
 function* insertRun(scheduleId: string, tick: number, outcome: 'started' | 'skipped', batchId: string | null, reason: string | null, now: number): Op<void> {
@@ -105,7 +107,7 @@ function canCancel(phase: string, failed: number): boolean {
  * starting deadline), reports earlier due ticks as missed, applies the concurrency policy.
  * Returns null when the schedule is not due (another dispatcher handled it) or gone.
  */
-export function* runDueSchedule(scheduleId: string, now: number): Op<TickOutcome | null> {
+export function* runDueSchedule(scheduleId: string, now: number, quotaDefaults: Quotas = UNLIMITED_QUOTAS): Op<TickOutcome | null> {
   const row = yield* lockSchedule(scheduleId);
   if (!row || row.nextRunAt === null || row.nextRunAt > now) return null;
   const spec = parseScheduleSpec(row);
@@ -130,14 +132,22 @@ export function* runDueSchedule(scheduleId: string, now: number): Op<TickOutcome
   } else if (plan.run !== null) {
     const active = yield* activeScheduleBatches(row.tenantId, scheduleId);
     const decision = concurrencyDecision(spec.concurrencyPolicy, active);
-    if (decision.action === 'skip') {
+    const items = spec.batchTemplate.items.length;
+    // Over a quota, the tick is skipped and recorded (the schedule goes on to its next tick):
+    // its tenant's quota never holds up the schedules of other tenants.
+    const refusal = decision.action === 'skip' ? null : yield* checkSubmission(row.tenantId, quotaDefaults, { batches: 1, items, storedItems: items }, now);
+    if (refusal) {
+      yield* insertRun(scheduleId, plan.run, 'skipped', null, 'QuotaExceeded', now);
+      status.lastSkipped = { time: iso(plan.run)!, reason: 'QuotaExceeded', message: refusal.message };
+      outcome.skipped = 'QuotaExceeded';
+    } else if (decision.action === 'skip') {
       yield* insertRun(scheduleId, plan.run, 'skipped', null, 'ConcurrencyPolicyForbid', now);
       status.lastSkipped = { time: iso(plan.run)!, reason: 'ConcurrencyPolicyForbid', message: decision.reason };
       status.active = active;
       outcome.skipped = 'ConcurrencyPolicyForbid';
     } else {
       if (decision.action === 'replace') outcome.cancelled = yield* cancelBatches(row.tenantId, decision.cancel, now);
-      const batchId = yield* startBatch(row, spec, plan.run, now);
+      const batchId = yield* startBatch(row, spec, plan.run, now, quotaDefaults);
       yield* insertRun(scheduleId, plan.run, 'started', batchId, decision.action === 'replace' ? 'ReplacedActive' : null, now);
       status.lastScheduleTime = iso(plan.run);
       status.active = yield* activeScheduleBatches(row.tenantId, scheduleId);
@@ -152,7 +162,7 @@ export function* runDueSchedule(scheduleId: string, now: number): Op<TickOutcome
  * POST /v1/schedules/{id}/trigger: one batch now, whatever the cron says, like
  * `kubectl create job --from=cronjob/…` (the concurrency policy and suspend do not apply).
  */
-export function* triggerSchedule(tenantId: string, scheduleId: string, now: number): Op<TickOutcome | null> {
+export function* triggerSchedule(tenantId: string, scheduleId: string, now: number, quotaDefaults: Quotas = UNLIMITED_QUOTAS): Op<TickOutcome | null> {
   const row = yield* lockSchedule(scheduleId);
   if (!row || row.tenantId !== tenantId) return null;
   const spec = parseScheduleSpec(row);
@@ -160,7 +170,7 @@ export function* triggerSchedule(tenantId: string, scheduleId: string, now: numb
   // A trigger in the same millisecond as a recorded tick takes the next free millisecond.
   let tick = now;
   while ((yield* value<number>('SELECT 1 FROM schedule_runs WHERE schedule_id = ? AND tick_at = ?', scheduleId, tick)) !== undefined) tick++;
-  const batchId = yield* startBatch(row, spec, tick, now);
+  const batchId = yield* startBatch(row, spec, tick, now, quotaDefaults);
   yield* insertRun(scheduleId, tick, 'started', batchId, 'Triggered', now);
   status.active = yield* activeScheduleBatches(tenantId, scheduleId);
   yield* writeStatus(scheduleId, status, undefined, now);

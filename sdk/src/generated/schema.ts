@@ -591,6 +591,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's quotas with their use; with from/to, its usage per day */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1123,6 +1140,54 @@ export interface components {
             requestId: string | null;
             at: string;
         };
+        Usage: {
+            tenantId: string;
+            quotas: {
+                batchesPerMinute: {
+                    /** @description null: unlimited */
+                    limit: number | null;
+                    used: number;
+                };
+                itemsPerMinute: {
+                    /** @description null: unlimited */
+                    limit: number | null;
+                    used: number;
+                };
+                storedItems: {
+                    /** @description null: unlimited */
+                    limit: number | null;
+                    used: number;
+                };
+                storedResultBytes: {
+                    /** @description null: unlimited */
+                    limit: number | null;
+                    used: number;
+                };
+                runningItems: {
+                    /** @description null: unlimited */
+                    limit: number | null;
+                    used: number;
+                };
+            };
+            /** @description first day of `days` (UTC), when asked for */
+            from: string | null;
+            to: string | null;
+            /** @description usage per UTC day from `from` to `to`, every day listed (zeros included); null without `from` */
+            days: components["schemas"]["UsageDay"][] | null;
+        };
+        UsageDay: {
+            /** @example 2026-12-03 */
+            day: string;
+            /** @description batches submitted */
+            batches: number;
+            itemsSubmitted: number;
+            /** @description attempts that ran to an outcome (succeeded or failed) */
+            itemsRun: number;
+            /** @description execution time of those attempts, in seconds */
+            itemSeconds: number;
+            /** @description bytes of the results stored */
+            resultBytes: number;
+        };
     };
     responses: {
         /** @description Missing, unknown, revoked or expired API key */
@@ -1381,7 +1446,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            /** @description Over a storage quota (storedItems, storedResultBytes), or larger than a whole minute of a rate quota; names the quota, its limit and use */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             408: components["responses"]["RequestTimeout"];
             /** @description The Idempotency-Key is being used by a request in progress */
             409: {
@@ -1412,6 +1485,15 @@ export interface operations {
             };
             /** @description Invalid spec or items; or the Idempotency-Key was used with another body */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a submission-rate quota (batchesPerMinute, itemsPerMinute); Retry-After, RateLimit-Policy and RateLimit say when to come back */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1833,7 +1915,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            /** @description The items to re-run are more than a whole minute of the itemsPerMinute quota, or storedResultBytes is used up */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such batch */
             404: {
                 headers: {
@@ -1864,6 +1954,15 @@ export interface operations {
             };
             /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the itemsPerMinute quota; Retry-After, RateLimit-Policy and RateLimit say when to come back */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2934,7 +3033,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            /** @description Over a storage quota of the tenant (the batch was not started) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such schedule */
             404: {
                 headers: {
@@ -2956,6 +3063,15 @@ export interface operations {
             };
             /** @description A JSON body nested deeper than FANOUT_MAX_JSON_DEPTH, not UTF-8, with a number too large to represent, or with a "__proto__" key */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a submission-rate quota of the tenant (the batch was not started) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3550,6 +3666,47 @@ export interface operations {
             };
             408: components["responses"]["RequestTimeout"];
             422: components["responses"]["InvalidQuery"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                /** @description a UTC day (YYYY-MM-DD) or an RFC 3339 date-time (its UTC day is used) */
+                from?: string;
+                /** @description last day, inclusive (default: today) */
+                to?: string;
+                /** @description the only grouping: per UTC day (the default) */
+                groupBy?: "day";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's quotas and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            /** @description Bad from, to or groupBy (the pointer names which) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -12,7 +12,7 @@ export type Html = ReturnType<typeof html>;
 export interface PageOptions {
   title: string;
   /** nav entry to highlight; none on the login page (which has no nav) */
-  nav?: 'batches' | 'schedules' | 'webhooks';
+  nav?: 'batches' | 'schedules' | 'webhooks' | 'usage';
   /** data-* attributes on <body> that start the page script (follow, batch, poll) */
   data?: Record<string, string>;
   notice?: { text: string; error?: boolean };
@@ -22,6 +22,7 @@ const NAV: [NonNullable<PageOptions['nav']>, string, string][] = [
   ['batches', 'Batches', '/ui/batches'],
   ['schedules', 'Schedules', '/ui/schedules'],
   ['webhooks', 'Webhook deliveries', '/ui/webhooks'],
+  ['usage', 'Usage', '/ui/usage'],
 ];
 
 export function page(o: PageOptions, body: Html): Html {

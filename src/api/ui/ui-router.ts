@@ -25,6 +25,8 @@ import { DELIVERY_STATUSES, deliveriesPage } from './deliveries-page.js';
 import { errorPage } from './error-page.js';
 import { loginPage } from './login-page.js';
 import { schedulesPage } from './schedules-page.js';
+import { usagePage } from './usage-page.js';
+import { readUsage } from '../usage-router.js';
 import { isSameOrigin, SESSION_COOKIE, SESSION_TTL_MS, signSession, verifySession, type Session } from './session.js';
 
 /**
@@ -262,6 +264,13 @@ export function uiRouter(deps: ApiDeps) {
         onFirst: !before,
       }),
     );
+  });
+
+  ui.get('/usage', async (c) => {
+    // the last 14 days, today included
+    const now = Date.now();
+    const today = now - (now % 86_400_000);
+    return c.html(usagePage(await store.read(readUsage(tenant(c), deps.config.quotas, { from: today - 13 * 86_400_000, to: today }, now))));
   });
 
   ui.onError((err, c) => {

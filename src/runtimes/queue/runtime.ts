@@ -9,7 +9,8 @@ import { renderTemplate } from '../../domain/template.js';
 import { closeRedis, settledBefore, soonerOf, type StopContext } from '../../lifecycle/stop-context.js';
 import type { BatchRow, DeletedBatch } from '../../store/batch-queries.js';
 import { parseDecisions, parseHeader, refreshStatus } from '../../store/batch-state.js';
-import { nextRetryAt, releaseLeases, type ReleasedLease } from '../../store/leases.js';
+import { nextRetryAt, releaseWithinQuota, type ReleasedLease } from '../../store/leases.js';
+import { UNLIMITED_QUOTAS, type Quotas } from '../../domain/quotas.js';
 import { applyReports, type ApplyResult } from '../../store/reports.js';
 import { FencedOffError } from '../../store/leadership.js';
 import { StoreUnavailableError, type Store } from '../../store/store.js';
@@ -63,6 +64,8 @@ export interface QueueRuntimeOptions {
   /** most items of one batch out in Redis at once */
   window?: number;
   maxLeaseSize?: number;
+  /** the server-wide quota defaults (each tenant's overrides are read with every release) */
+  quotaDefaults?: Quotas;
 }
 
 export class QueueRuntime implements Runtime {
@@ -74,6 +77,13 @@ export class QueueRuntime implements Runtime {
   private reportConnection?: Redis;
 
   private readonly recorder: ReportRecorder;
+  /**
+   * Batches a quota held items of back at their last release, by tenant: woken when a report of
+   * that tenant frees capacity (the periodic resync wakes them too, so after a restart this only
+   * makes them start sooner; the counts themselves always come from the store).
+   */
+  private readonly heldByQuota = new Map<string, string>();
+  private readonly tenantOfBatch = new Map<string, string>();
 
   constructor(private readonly o: QueueRuntimeOptions) {
     this.recorder = new ReportRecorder(o.store, storeCannotTakeIt);
@@ -125,6 +135,8 @@ export class QueueRuntime implements Runtime {
     const { store } = this.o;
     const batchId = row.id;
     if (row.state !== 'active') {
+      this.heldByQuota.delete(batchId);
+      this.tenantOfBatch.delete(batchId);
       await this.side.halt([batchId]);
       return null;
     }
@@ -147,7 +159,10 @@ export class QueueRuntime implements Runtime {
     if (plan.count > 0 && row.task) {
       // A batch with its own Kubernetes workers gets a queue of its own (they take only its items).
       const queue = header.workers?.kubernetes ? batchQueueKey(batchId) : row.task;
-      const released = await store.write(releaseLeases(batchId, queue, plan.count, plan.leaseSize, now));
+      this.tenantOfBatch.set(batchId, row.tenantId);
+      const { leases: released, heldByQuota } = await store.write(releaseWithinQuota(batchId, queue, plan.count, plan.leaseSize, now, this.o.quotaDefaults ?? UNLIMITED_QUOTAS));
+      if (heldByQuota) this.heldByQuota.set(batchId, row.tenantId);
+      else this.heldByQuota.delete(batchId);
       await this.enqueue(batchId, queue, row.task, header, released, row.running);
     }
     await store.write(refreshStatus(batchId, now));
@@ -155,10 +170,14 @@ export class QueueRuntime implements Runtime {
   }
 
   /**
-   * Nothing left to do: the process that deleted the batch removed its waiting leases and set
-   * its halt key (`forgetDeleted`, which knows the lease ids the store no longer has).
+   * Nothing left to do but drop what this runtime remembers of it: the process that deleted the
+   * batch removed its waiting leases and set its halt key (`forgetDeleted`, which knows the lease
+   * ids the store no longer has).
    */
-  async forget(): Promise<void> {}
+  async forget(batchId: string): Promise<void> {
+    this.heldByQuota.delete(batchId);
+    this.tenantOfBatch.delete(batchId);
+  }
 
   /** Halts deleted batches and removes their waiting leases (schedule history the dispatcher prunes). */
   forgetDeleted(deleted: DeletedBatch[]): Promise<void> {
@@ -202,6 +221,13 @@ export class QueueRuntime implements Runtime {
     }
     this.o.metrics?.observeReport(report.items, result);
     this.o.notify(report.batchId);
+    this.wakeHeldBatchesOf(this.tenantOfBatch.get(report.batchId));
+  }
+
+  /** A report freed running items: the tenant's batches waiting for its quota may go on. */
+  private wakeHeldBatchesOf(tenantId: string | undefined): void {
+    if (tenantId === undefined) return;
+    for (const [batchId, tenant] of this.heldByQuota) if (tenant === tenantId) this.o.notify(batchId);
   }
 
   /**

@@ -74,6 +74,8 @@ export const batches = pgTable(
     succeeded: bigint('succeeded', { mode: 'number' }).notNull().default(0),
     failed: bigint('failed', { mode: 'number' }).notNull().default(0),
     cancelled: bigint('cancelled', { mode: 'number' }).notNull().default(0),
+    /** bytes of the results its items stored (inline JSON text and blobs), for the storedResultBytes quota */
+    resultBytes: bigint('result_bytes', { mode: 'number' }).notNull().default(0),
     createdAt: bigint('created_at', { mode: 'number' }).notNull(),
     updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
   },
@@ -373,4 +375,42 @@ export const auditEvents = pgTable(
     at: bigint('at', { mode: 'number' }).notNull(),
   },
   (t) => [index('audit_events_tenant_idx').on(t.tenantId, t.id), index('audit_events_at_idx').on(t.at)],
+);
+
+/**
+ * Usage per tenant per UTC day, added to in the transactions that submit batches and record
+ * reports (GET /v1/usage reads it; nothing scans items for it).
+ */
+export const tenantUsageDays = pgTable(
+  'tenant_usage_days',
+  {
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    /** YYYY-MM-DD, UTC */
+    day: text('day').notNull(),
+    batches: bigint('batches', { mode: 'number' }).notNull().default(0),
+    itemsSubmitted: bigint('items_submitted', { mode: 'number' }).notNull().default(0),
+    /** attempts that ran to an outcome (succeeded or failed; items handed back unrun are not counted) */
+    itemsRun: bigint('items_run', { mode: 'number' }).notNull().default(0),
+    /** execution time of those attempts, from the workers' start and finish times */
+    itemMs: bigint('item_ms', { mode: 'number' }).notNull().default(0),
+    resultBytes: bigint('result_bytes', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
+);
+
+/**
+ * Submissions per tenant per minute (fixed windows starting on the minute), for the
+ * batchesPerMinute and itemsPerMinute quotas: in the store, so every API replica counts the same.
+ * Windows older than the current one are deleted as new ones start.
+ */
+export const tenantRateWindows = pgTable(
+  'tenant_rate_windows',
+  {
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    /** epoch ms of the minute the window starts */
+    windowStart: bigint('window_start', { mode: 'number' }).notNull(),
+    batches: bigint('batches', { mode: 'number' }).notNull().default(0),
+    items: bigint('items', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.windowStart] })],
 );

@@ -69,6 +69,8 @@ export const batches = sqliteTable(
     succeeded: integer('succeeded').notNull().default(0),
     failed: integer('failed').notNull().default(0),
     cancelled: integer('cancelled').notNull().default(0),
+    /** bytes of the results its items stored (inline JSON text and blobs), for the storedResultBytes quota */
+    resultBytes: integer('result_bytes').notNull().default(0),
     createdAt: integer('created_at').notNull(),
     updatedAt: integer('updated_at').notNull(),
   },
@@ -364,4 +366,42 @@ export const auditEvents = sqliteTable(
     at: integer('at').notNull(),
   },
   (t) => [index('audit_events_tenant_idx').on(t.tenantId, t.id), index('audit_events_at_idx').on(t.at)],
+);
+
+/**
+ * Usage per tenant per UTC day, added to in the transactions that submit batches and record
+ * reports (GET /v1/usage reads it; nothing scans items for it).
+ */
+export const tenantUsageDays = sqliteTable(
+  'tenant_usage_days',
+  {
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    /** YYYY-MM-DD, UTC */
+    day: text('day').notNull(),
+    batches: integer('batches').notNull().default(0),
+    itemsSubmitted: integer('items_submitted').notNull().default(0),
+    /** attempts that ran to an outcome (succeeded or failed; items handed back unrun are not counted) */
+    itemsRun: integer('items_run').notNull().default(0),
+    /** execution time of those attempts, from the workers' start and finish times */
+    itemMs: integer('item_ms').notNull().default(0),
+    resultBytes: integer('result_bytes').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
+);
+
+/**
+ * Submissions per tenant per minute (fixed windows starting on the minute), for the
+ * batchesPerMinute and itemsPerMinute quotas: in the store, so every API replica counts the same.
+ * Windows older than the current one are deleted as new ones start.
+ */
+export const tenantRateWindows = sqliteTable(
+  'tenant_rate_windows',
+  {
+    tenantId: text('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    /** epoch ms of the minute the window starts */
+    windowStart: integer('window_start').notNull(),
+    batches: integer('batches').notNull().default(0),
+    items: integer('items').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.windowStart] })],
 );
