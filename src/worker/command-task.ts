@@ -128,12 +128,11 @@ function spawnFailure(line: CommandLine, error: Error): TaskResult {
 }
 
 /**
- * The command's environment: the worker's own, then the item's rendered template env, then the
- * FANOUT_* variables, which the item env can never override.
+ * What an item adds to the worker's environment (which the spawner puts first): the item's
+ * rendered template env, then the FANOUT_* variables, which the item env can never override.
  */
-export function commandEnv(ctx: TaskContext): NodeJS.ProcessEnv {
+export function commandEnv(ctx: TaskContext): Record<string, string> {
   return {
-    ...process.env,
     ...ctx.env,
     FANOUT_BATCH_ID: ctx.batchId,
     FANOUT_ITEM_INDEX: String(ctx.index),
