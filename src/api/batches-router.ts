@@ -180,7 +180,7 @@ export function batchesRouter(deps: ApiDeps) {
   }
 
   app.openapi(deleteRoute, async (c) => {
-    const deleted = await store.write(deleteBatches(deps.tenantOf(c), [c.req.valid('param').id]));
+    const deleted = await store.write(deleteBatches(deps.tenantOf(c), [c.req.valid('param').id], deps.config.sweepChunkItems));
     if (deleted.length === 0) throw notFound('batch');
     await deps.forgetDeleted(deleted);
     return c.body(null, 204);
@@ -189,7 +189,7 @@ export function batchesRouter(deps: ApiDeps) {
   app.openapi(deleteManyRoute, async (c) => {
     const tenantId = deps.tenantOf(c);
     const selector = parseLabelSelector(c.req.valid('query').labelSelector);
-    const deleted = await store.write(deleteMatching(tenantId, selector));
+    const deleted = await store.write(deleteMatching(tenantId, selector, deps.config.sweepChunkItems));
     await deps.forgetDeleted(deleted);
     return c.json({ deleted: deleted.length }, 200);
   });
@@ -204,15 +204,18 @@ export function batchesRouter(deps: ApiDeps) {
  */
 export async function runBatchAction(deps: ApiDeps, tenantId: string, id: string, action: BatchAction): Promise<BatchRow> {
   if (action === 'retry') refuseKubernetesRetry(await deps.store.read(getBatch(tenantId, id)));
-  const row = await deps.store.write(applyBatchAction(tenantId, id, action));
+  const row = await deps.store.write(applyBatchAction(tenantId, id, action, Date.now(), deps.config.sweepChunkItems));
   if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
   deps.notify(id);
   return row;
 }
 
-/** Deletes the tenant's batches matching a selector, chosen and deleted in one transaction. */
-function* deleteMatching(tenantId: string, selector: LabelRequirement[]): Op<DeletedBatch[]> {
-  return yield* deleteBatches(tenantId, yield* selectBatchIds(tenantId, selector));
+/**
+ * Deletes the tenant's batches matching a selector, chosen and deleted (or, past one chunk of
+ * items, hidden and left to the sweeper) in one transaction.
+ */
+function* deleteMatching(tenantId: string, selector: LabelRequirement[], chunkItems: number): Op<DeletedBatch[]> {
+  return yield* deleteBatches(tenantId, yield* selectBatchIds(tenantId, selector), chunkItems);
 }
 
 /**

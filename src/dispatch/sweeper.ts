@@ -1,0 +1,82 @@
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import { sweepChunk, unfinishedSweeps } from '../store/sweeps.js';
+
+export interface SweeperOptions {
+  store: Store;
+  logger: Logger;
+  /** items per chunk (FANOUT_SWEEP_CHUNK_ITEMS) */
+  chunkItems: number;
+  /** rest between two chunks (FANOUT_SWEEP_PAUSE_MS); 0: just let the event loop turn */
+  pauseMs: number;
+  /** how often to look for sweeps recorded by another process (an API elsewhere) */
+  pollMs?: number;
+  /** after a retry's chunk (items to release) and a sweep's last one: the dispatcher looks at the batch again */
+  onProgress(batchId: string): void;
+}
+
+/**
+ * Drives the chunked work on batches (src/store/sweeps.ts) that the requests asking for it
+ * only started: one chunk of each batch with work left in turn, each a transaction of its own,
+ * with the event loop free between two chunks, so /healthz and every other request keep being
+ * answered while millions of items are cancelled, put back or deleted. The leading dispatcher
+ * runs it; at start it resumes what a previous leader left unfinished.
+ */
+export class Sweeper {
+  private readonly queued = new Set<string>();
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private poll: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: SweeperOptions) {}
+
+  async start(): Promise<void> {
+    await this.lookForWork();
+    this.poll = setInterval(() => void this.lookForWork(), this.o.pollMs ?? 1000);
+    this.poll.unref();
+  }
+
+  /** A batch may have work left (a request just recorded some). */
+  kick(batchId: string): void {
+    if (this.stopped) return;
+    this.queued.add(batchId);
+    this.running ??= this.drain().finally(() => (this.running = null));
+  }
+
+  /** Stops after the chunk under way (the rest stays recorded for the next leader). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.poll) clearInterval(this.poll);
+    await this.running;
+  }
+
+  private async lookForWork(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      for (const id of await this.o.store.read(unfinishedSweeps())) this.kick(id);
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'could not look for unfinished batch sweeps; looking again soon');
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.stopped && this.queued.size > 0) {
+      for (const id of [...this.queued]) {
+        if (this.stopped) return;
+        try {
+          const { kind, left } = await this.o.store.write(sweepChunk(id, this.o.chunkItems, Date.now()));
+          if (left === 'done') this.queued.delete(id);
+          if (kind !== null && (kind === 'retry' || left === 'done')) this.o.onProgress(id);
+        } catch (err) {
+          // Dropped for now: the poll finds it again within a second. A chunk that did not
+          // commit changed nothing (the database unreachable, leadership lost).
+          this.queued.delete(id);
+          this.o.logger.warn({ batchId: id, err: (err as Error).message }, 'a chunk of batch work failed; retrying soon');
+        }
+        if (this.o.pauseMs > 0) await sleep(this.o.pauseMs);
+        else await nextTurn();
+      }
+    }
+  }
+}
