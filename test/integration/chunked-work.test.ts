@@ -68,9 +68,9 @@ describe('chunked cancel, retry and delete', () => {
     expect(await queryDb(svc, 'SELECT id FROM leases WHERE batch_id = ?', b.id)).toEqual([]);
   });
 
-  it('a FailBatch halt cancels the rest in chunks; retry then puts every item back in chunks and the batch succeeds', async () => {
+  it('a FailBatch halt cancels the rest in chunks; retry then puts every item back in chunks and the batch succeeds', { timeout: 180_000 }, async () => {
     const n = 250;
-    const b = await svc.client.createBatch({ task: 'flaky', items: items(n), parallelism: 1, retry: { backoffLimitPerItem: 0, maxFailedItems: 0 } });
+    const b = await svc.client.createBatch({ task: 'flaky', items: items(n), parallelism: 8, retry: { backoffLimitPerItem: 0, maxFailedItems: 0 } });
     const failed = await svc.client.waitForPhase(b.id, ['Failed'], 60_000);
     expect(failed.status.conditions.find((c: any) => c.type === 'Failed')?.reason).toBe('MaxFailedItemsExceeded');
     await waitUntil(async () => (await sweepOf(b.id)) === null, 'the halt to cancel the rest', 60_000);
