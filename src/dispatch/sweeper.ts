@@ -6,7 +6,7 @@ import { sweepChunk, unfinishedSweeps } from '../store/sweeps.js';
 export interface SweeperOptions {
   store: Store;
   logger: Logger;
-  /** items per chunk (FANOUT_SWEEP_CHUNK_ITEMS) */
+  /** most items per chunk (FANOUT_SWEEP_CHUNK_ITEMS) */
   chunkItems: number;
   /** rest between two chunks (FANOUT_SWEEP_PAUSE_MS); 0: just let the event loop turn */
   pauseMs: number;
@@ -23,13 +23,25 @@ export interface SweeperOptions {
  * answered while millions of items are cancelled, put back or deleted. The leading dispatcher
  * runs it; at start it resumes what a previous leader left unfinished.
  */
+/** What one chunk may take: on SQLite, how long it holds the event loop. */
+const CHUNK_TARGET_MS = 20;
+const MIN_CHUNK_ITEMS = 50;
+
 export class Sweeper {
   private readonly queued = new Set<string>();
+  /**
+   * Items in the next chunk: halved (or less) after a chunk slower than CHUNK_TARGET_MS, doubled
+   * after one under half of it, within [MIN_CHUNK_ITEMS, chunkItems]. A loaded machine or a
+   * slow disk gets smaller chunks instead of longer stalls.
+   */
+  private chunkSize: number;
   private running: Promise<void> | null = null;
   private stopped = false;
   private poll: NodeJS.Timeout | null = null;
 
-  constructor(private readonly o: SweeperOptions) {}
+  constructor(private readonly o: SweeperOptions) {
+    this.chunkSize = Math.min(o.chunkItems, 1000);
+  }
 
   async start(): Promise<void> {
     await this.lookForWork();
@@ -60,12 +72,21 @@ export class Sweeper {
     }
   }
 
+  private adjustChunkSize(ms: number): void {
+    const max = this.o.chunkItems;
+    const min = Math.min(MIN_CHUNK_ITEMS, max);
+    if (ms > CHUNK_TARGET_MS) this.chunkSize = Math.max(min, Math.floor(this.chunkSize * Math.max(0.1, Math.min(0.5, CHUNK_TARGET_MS / ms))));
+    else if (ms < CHUNK_TARGET_MS / 2) this.chunkSize = Math.min(max, this.chunkSize * 2);
+  }
+
   private async drain(): Promise<void> {
     while (!this.stopped && this.queued.size > 0) {
       for (const id of [...this.queued]) {
         if (this.stopped) return;
         try {
-          const { kind, left } = await this.o.store.write(sweepChunk(id, this.o.chunkItems, Date.now()));
+          const started = performance.now();
+          const { kind, left } = await this.o.store.write(sweepChunk(id, this.chunkSize, Date.now()));
+          this.adjustChunkSize(performance.now() - started);
           if (left === 'done') this.queued.delete(id);
           if (kind !== null && (kind === 'retry' || left === 'done')) this.o.onProgress(id);
         } catch (err) {

@@ -101,7 +101,7 @@ export function* settleFinal(batchId: string, announce: boolean, now: number): O
   const row = yield* lockBatch(batchId);
   if (!row || !isFinalPhase(row.phase as Phase)) return;
   const status = parseStatus(row);
-  Object.assign(status, yield* indexSets(batchId), { indexesKey: `${row.succeeded},${row.failed},${row.cancelled}`, indexesComputedAt: now });
+  Object.assign(status, yield* indexSets(batchId, row), { indexesKey: `${row.succeeded},${row.failed},${row.cancelled}`, indexesComputedAt: now });
   yield* run('UPDATE batches SET status = ? WHERE id = ?', JSON.stringify(status), batchId);
   if (!announce) return;
   const counts = { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled };

@@ -16,7 +16,7 @@ import { bumpCounters, refreshStatus, settleFinal } from './batch-state.js';
 export type SweepKind = 'cancel' | 'retry' | 'delete';
 
 /** Items per chunk unless configured (FANOUT_SWEEP_CHUNK_ITEMS). */
-export const DEFAULT_SWEEP_CHUNK_ITEMS = 5000;
+export const DEFAULT_SWEEP_CHUNK_ITEMS = 2000;
 
 interface SweepRow {
   sweep: SweepKind | null;
