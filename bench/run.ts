@@ -29,6 +29,7 @@ import {
 } from './lib.js';
 import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench.js';
 import { postgresCopyBaseline, ROWS_PER_COPY } from './postgres-baseline.js';
+import { F_TARGET_MS, measureLoopLag } from './loop-lag.js';
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 
 /**
@@ -39,6 +40,8 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  *   B. end-to-end no-op items with two worker processes vs raw BullMQ with two worker processes
  *      (the raw BullMQ baseline is measured once and serves every store)
  *   C. Redis memory per queued item vs per waiting raw BullMQ job (Redis only; server on SQLite)
+ *   F. the server's event-loop delay and /healthz latency while it cancels one batch of 5,000,000
+ *      items and deletes another (bench/loop-lag.ts); target: delay max < 100 ms
  *   E. command tasks (`fanout up --task rev=rev`) at parallelism 4 and 16 vs `xargs -P` running
  *      `sh -c 'echo ITEM | rev'` per item (SQLite)
  *
@@ -48,8 +51,8 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  * DATABASE_URL. A and B also report the server's CPU time per item.
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process (A-C); BENCH_ONLY=A,B,C,E picks measurements; BENCH_STORES=sqlite,postgres picks the
- * stores of A and B; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
+ * process (A-C); BENCH_ONLY=A,B,C,E,F picks measurements; BENCH_STORES=sqlite,postgres picks the
+ * stores of A, B and F; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
  * commits cost, not a fair comparison); BENCH_POSTGRES_STATEMENTS=1 logs the costliest statements
  * of each PostgreSQL measurement (pg_stat_statements); BENCH_SERVER_LOG=1 logs each server's
  * output (warnings) when it stops; BENCH_SERVER_NODE_ARGS adds node flags to the
@@ -62,7 +65,7 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
-const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,E').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,E,F').split(',').map((s) => s.trim().toUpperCase()));
 type StoreKind = 'sqlite' | 'postgres';
 const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
 const STORES = (process.env.BENCH_STORES || STORE_KINDS.join(','))
@@ -83,6 +86,7 @@ const N_A = Math.round(1_000_000 * SCALE);
 const N_B = Math.round(200_000 * SCALE);
 const N_C = Math.round(100_000 * SCALE);
 const N_E = Math.round(10_000 * SCALE);
+const N_F = Math.round(5_000_000 * SCALE);
 const E_PARALLELISM = [4, 16];
 const E_TARGET = 0.6;
 const PREFIX = 'fanout';
@@ -607,6 +611,38 @@ async function measureCommandTasks(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// F. event-loop delay during a large cancel and delete
+
+async function measureLoopLagOn(store: StoreKind): Promise<void> {
+  await redis!.flushall();
+  const results = await measureLoopLag({
+    store,
+    items: N_F,
+    postgresUrl: store === 'postgres' ? await freshDatabase('f') : undefined,
+    startServer: (name, env) => fanoutServer(name, env),
+    registerNoop,
+    log,
+    fmt,
+  });
+  for (const r of results) {
+    rows.push({
+      measurement: `F. server event-loop delay max during ${r.action} of ${fmt(N_F)} items (ms)`,
+      store,
+      fanout: fmt(r.loopMaxMs, 1),
+      baseline: `${fmt(r.idleLoopMaxMs, 1)} (the same server idle, 2 s)`,
+      ratio: '—',
+      target: `< ${F_TARGET_MS}`,
+      met: r.loopMaxMs < F_TARGET_MS ? 'yes' : 'NO',
+    });
+    notes.push(
+      `F (${store}) ${r.action}: answered in ${fmt(r.answerMs)} ms, all ${fmt(N_F)} items done in ${fmt(r.wholeMs / 1000, 2)} s; ` +
+        `event-loop delay p99 ${fmt(r.loopP99Ms, 1)} ms, max ${fmt(r.loopMaxMs, 1)} ms; ` +
+        `/healthz probed ${fmt(r.probes)} times: p99 ${fmt(r.healthzP99Ms, 1)} ms, max ${fmt(r.healthzMaxMs, 1)} ms.`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function table(): string {
   const head = ['measurement', 'store', 'fanout', 'baseline', 'ratio', 'target', 'met?', 'server CPU/item'];
@@ -629,9 +665,10 @@ async function main(): Promise<void> {
     ...STORES.map((store): [string, string, () => Promise<void>] => ['B', store, () => measureEndToEnd(store)]),
     ['C', '—', measureMemory],
     ['E', 'sqlite', measureCommandTasks],
+    ...STORES.map((store): [string, string, () => Promise<void>] => ['F', store, () => measureLoopLagOn(store)]),
   ];
   try {
-    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B'))) {
+    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B') || ONLY.has('F'))) {
       log(`starting a PostgreSQL cluster (fsync ${POSTGRES_DURABLE ? 'on' : 'off'})`);
       postgres = await startTestPostgres({ durable: POSTGRES_DURABLE });
       postgresVersion = (await postgres.sql<{ server_version: string }>('SHOW server_version'))[0].server_version;

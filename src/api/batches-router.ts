@@ -190,7 +190,7 @@ export function batchesRouter(deps: ApiDeps) {
   }
 
   app.openapi(deleteRoute, async (c) => {
-    const deleted = await store.write(deleteBatches(deps.tenantOf(c), [c.req.valid('param').id]));
+    const deleted = await store.write(deleteBatches(deps.tenantOf(c), [c.req.valid('param').id], deps.config.sweepChunkItems));
     if (deleted.length === 0) throw notFound('batch');
     await deps.forgetDeleted(deleted);
     return c.body(null, 204);
@@ -199,7 +199,7 @@ export function batchesRouter(deps: ApiDeps) {
   app.openapi(deleteManyRoute, async (c) => {
     const tenantId = deps.tenantOf(c);
     const selector = parseLabelSelector(c.req.valid('query').labelSelector);
-    const deleted = await store.write(deleteMatching(tenantId, selector));
+    const deleted = await store.write(deleteMatching(tenantId, selector, deps.config.sweepChunkItems));
     await deps.forgetDeleted(deleted);
     return c.json({ deleted: deleted.length }, 200);
   });
@@ -214,7 +214,7 @@ export function batchesRouter(deps: ApiDeps) {
  */
 export async function runBatchAction(deps: ApiDeps, tenantId: string, id: string, action: BatchAction): Promise<BatchRow> {
   if (action === 'retry') refuseKubernetesRetry(await deps.store.read(getBatch(tenantId, id)));
-  const row = await deps.store.write(action === 'retry' ? retryWithinQuotas(tenantId, id, deps.config.quotas) : applyBatchAction(tenantId, id, action));
+  const row = await deps.store.write(action === 'retry' ? retryWithinQuotas(tenantId, id, deps.config.quotas, deps.config.sweepChunkItems) : applyBatchAction(tenantId, id, action, Date.now(), deps.config.sweepChunkItems));
   if (action === 'cancel' || action === 'suspend') await deps.haltInRedis([id], action === 'cancel' ? HALT_STOP : HALT_PAUSE);
   deps.notify(id);
   return row;
@@ -225,18 +225,21 @@ export async function runBatchAction(deps: ApiDeps, tenantId: string, id: string
  * submission rate (items, no new batch), checked after the batch row is locked (the order every
  * operation that records usage takes its locks in) and refused before anything moves.
  */
-function* retryWithinQuotas(tenantId: string, id: string, quotaDefaults: Quotas): Op<BatchRow> {
+function* retryWithinQuotas(tenantId: string, id: string, quotaDefaults: Quotas, chunkItems: number): Op<BatchRow> {
   const row = yield* lockBatch(id);
   if (row && row.tenantId === tenantId && isFinalPhase(row.phase as Phase) && row.phase !== 'Cancelled') {
     const items = row.failed + row.cancelled;
     if (items > 0) yield* admitSubmission(tenantId, quotaDefaults, { batches: 0, items, storedItems: 0 }, Date.now());
   }
-  return yield* applyBatchAction(tenantId, id, 'retry');
+  return yield* applyBatchAction(tenantId, id, 'retry', Date.now(), chunkItems);
 }
 
-/** Deletes the tenant's batches matching a selector, chosen and deleted in one transaction. */
-function* deleteMatching(tenantId: string, selector: LabelRequirement[]): Op<DeletedBatch[]> {
-  return yield* deleteBatches(tenantId, yield* selectBatchIds(tenantId, selector));
+/**
+ * Deletes the tenant's batches matching a selector, chosen and deleted (or, past one chunk of
+ * items, hidden and left to the sweeper) in one transaction.
+ */
+function* deleteMatching(tenantId: string, selector: LabelRequirement[], chunkItems: number): Op<DeletedBatch[]> {
+  return yield* deleteBatches(tenantId, yield* selectBatchIds(tenantId, selector), chunkItems);
 }
 
 /**

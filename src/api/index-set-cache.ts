@@ -51,13 +51,14 @@ export class IndexSetCache {
     if (status.indexesKey === key) return pick(status);
     const cached = this.entries.get(row.id);
     if (cached?.key === key) return cached.sets;
-    if (row.state !== 'final') {
+    // A batch whose items are still being cancelled or put back in chunks is final only in name.
+    if (row.state !== 'final' || row.sweep !== null) {
       const refreshMs = row.total > CHEAP_TOTAL ? BIG_INDEX_REFRESH_MS : INDEX_REFRESH_MS;
       if (cached && now - cached.computedAt < refreshMs) return cached.sets;
       // Sets an older server stored while the batch ran count as a computation too.
       if (!cached && status.indexesComputedAt && now - status.indexesComputedAt < refreshMs) return pick(status);
     }
-    const sets = await store.read(indexSets(row.id));
+    const sets = await store.read(indexSets(row.id, row));
     this.remember(row.id, { key, computedAt: now, sets });
     return sets;
   }

@@ -45,6 +45,10 @@ export interface Config {
   releaseWindow: number;
   /** largest lease range (items per BullMQ job) */
   maxLeaseSize: number;
+  /** cancel, retry and delete of a batch go through its items this many at a time (one transaction each) */
+  sweepChunkItems: number;
+  /** rest between two such chunks (0: only let the event loop turn) */
+  sweepPauseMs: number;
   limits: Limits;
   /** FANOUT_QUOTA_*: every tenant's quotas unless its own `quotas` override them; null (unset) is unlimited */
   quotas: Quotas;
@@ -250,6 +254,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     leaderLeaseMs: timerMs(env.FANOUT_LEADER_LEASE_SECONDS, 'FANOUT_LEADER_LEASE_SECONDS', 15_000, 1000, 1000),
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
+    sweepChunkItems: integer(env.FANOUT_SWEEP_CHUNK_ITEMS, 'FANOUT_SWEEP_CHUNK_ITEMS', 2000, 1),
+    sweepPauseMs: integer(env.FANOUT_SWEEP_PAUSE_MS, 'FANOUT_SWEEP_PAUSE_MS', 0, 0),
     limits: {
       maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
       maxJsonDepth: jsonDepth(env.FANOUT_MAX_JSON_DEPTH),

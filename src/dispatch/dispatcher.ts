@@ -13,6 +13,8 @@ import type { BlobStore } from '../blobs/blob-store.js';
 import { forgetBatches, type DeletedBatch } from './forget-batches.js';
 import { Scheduler } from './scheduler.js';
 import type { Quotas } from '../domain/quotas.js';
+import { Sweeper } from './sweeper.js';
+import { DEFAULT_SWEEP_CHUNK_ITEMS } from '../store/sweeps.js';
 
 /**
  * The controller. Level-triggered like the Kubernetes job controller: `reconcile(batchId)` reads
@@ -51,6 +53,9 @@ export interface DispatcherOptions {
   scheduleTickMs?: number;
   /** the server-wide quota defaults (FANOUT_QUOTA_*), under each tenant's own overrides */
   quotaDefaults?: Quotas;
+  /** chunked work on a batch's items (cancel, retry, delete): items per chunk, rest between chunks */
+  sweepChunkItems?: number;
+  sweepPauseMs?: number;
 }
 
 export class Dispatcher {
@@ -66,6 +71,7 @@ export class Dispatcher {
   private stopped = false;
   private intervals: NodeJS.Timeout[] = [];
   private scheduler?: Scheduler;
+  private sweeper?: Sweeper;
 
   constructor(private readonly o: DispatcherOptions) {}
 
@@ -103,6 +109,14 @@ export class Dispatcher {
       forget: (deleted) => this.forgetDeleted(deleted),
     });
     this.scheduler.start();
+    this.sweeper = new Sweeper({
+      store: this.o.store,
+      logger: this.o.logger,
+      chunkItems: this.o.sweepChunkItems ?? DEFAULT_SWEEP_CHUNK_ITEMS,
+      pauseMs: this.o.sweepPauseMs ?? 0,
+      onProgress: notify,
+    });
+    await this.sweeper.start();
   }
 
   /** Cleanup after batches were deleted here (schedule history), as DELETE /v1/batches does it. */
@@ -121,6 +135,7 @@ export class Dispatcher {
   async stop(ctx: StopContext = unboundedStop()): Promise<void> {
     this.stopped = true;
     this.scheduler?.stop();
+    await this.sweeper?.stop();
     for (const t of this.intervals) clearInterval(t);
     for (const t of this.timers.values()) clearTimeout(t);
     for (const runtime of this.runtimes) await runtime.stop(ctx);
@@ -168,8 +183,11 @@ export class Dispatcher {
     const row = await this.o.store.read(getBatchById(batchId));
     if (!row) {
       for (const runtime of this.runtimes) await runtime.forget(batchId);
+      // Deleted, or still being deleted in chunks.
+      this.sweeper?.kick(batchId);
       return;
     }
+    if (row.sweep !== null) this.sweeper?.kick(batchId);
     if (row.state === 'final') {
       for (const runtime of this.runtimes) await runtime.reconcile(row);
       return;

@@ -5,6 +5,7 @@ import { BATCH_COLUMNS, type BatchRow } from './columns.js';
 import { recordBatchFinished } from './webhook-events.js';
 import { indexSets } from './item-queries.js';
 import { getBatchById } from './batch-queries.js';
+import { startSweep } from './sweeps.js';
 
 /**
  * Helpers used inside the operations that change a batch: counters move with the items they
@@ -41,7 +42,7 @@ export function parseHeader(row: BatchRow): BatchHeader {
  * status reads it this way, so two writers never both act on the same old row.
  */
 export function lockBatch(id: string): Op<BatchRow | undefined> {
-  const text = `SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ? AND state <> 'uploading'`;
+  const text = `SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ? AND state IN ('active', 'final')`;
   return get<BatchRow>({ sqlite: text, postgres: `${text} FOR UPDATE` }, id);
 }
 
@@ -69,39 +70,55 @@ export function* refreshStatus(batchId: string, now: number): Op<{ phase: Phase;
   if (!derive(seen, now).changed) return { phase: seen.phase as Phase, changed: false };
   const row = yield* lockBatch(batchId);
   if (!row) return { phase: 'Cancelled', changed: false };
-  const { stored, previous, counts, next, changed } = derive(row, now);
+  const { stored, previous, next, changed } = derive(row, now);
   if (!changed) return { phase: next.phase, changed: false };
+  const final = isFinalPhase(next.phase);
+  // A retry still putting failed items back in chunks: the batch stays open until all are back
+  // (the items put back so far may all have finished already).
+  if (final && row.sweep === 'retry') return { phase: row.phase as Phase, changed: false };
   const status: StoredStatus = { ...stored, conditions: next.conditions, startTime: next.startTime, completionTime: next.completionTime };
-  if (isFinalPhase(next.phase)) {
-    // A final batch's index sets no longer move: computed once here (for reads and the webhook event).
-    Object.assign(status, yield* indexSets(batchId), { indexesKey: `${row.succeeded},${row.failed},${row.cancelled}`, indexesComputedAt: now });
-  }
   yield* run(
     'UPDATE batches SET phase = ?, status = ?, state = ?, updated_at = ? WHERE id = ?',
     next.phase,
     JSON.stringify(status),
-    isFinalPhase(next.phase) ? 'final' : 'active',
+    final ? 'final' : 'active',
     now,
     batchId,
   );
-  // The webhook event commits with the final transition it reports (at least once, never lost).
-  if (isFinalPhase(next.phase) && !isFinalPhase(previous.phase)) {
-    yield* recordBatchFinished(
-      {
-        id: row.id,
-        tenantId: row.tenantId,
-        spec: row.spec,
-        phase: next.phase,
-        counts,
-        completedIndexes: status.completedIndexes,
-        failedIndexes: status.failedIndexes,
-        startTime: next.startTime,
-        completionTime: next.completionTime,
-      },
-      now,
-    );
-  }
+  // While its open items are still being cancelled in chunks, a halted batch is final (nothing
+  // runs any more) but its counts still move: its index sets and webhook event wait for the
+  // last chunk, which settles it (src/store/sweeps.ts).
+  if (final && row.sweep === null) yield* settleFinal(batchId, !isFinalPhase(previous.phase), now);
   return { phase: next.phase, changed: true };
+}
+
+/**
+ * A final batch whose counts no longer move: its index sets are computed once here (for reads
+ * and the webhook event), and when it has just become final, its webhook event commits with the
+ * transition it reports (at least once, never lost).
+ */
+export function* settleFinal(batchId: string, announce: boolean, now: number): Op<void> {
+  const row = yield* lockBatch(batchId);
+  if (!row || !isFinalPhase(row.phase as Phase)) return;
+  const status = parseStatus(row);
+  Object.assign(status, yield* indexSets(batchId, row), { indexesKey: `${row.succeeded},${row.failed},${row.cancelled}`, indexesComputedAt: now });
+  yield* run('UPDATE batches SET status = ? WHERE id = ?', JSON.stringify(status), batchId);
+  if (!announce) return;
+  const counts = { total: row.total, pending: row.pending, running: row.running, succeeded: row.succeeded, failed: row.failed, cancelled: row.cancelled };
+  yield* recordBatchFinished(
+    {
+      id: row.id,
+      tenantId: row.tenantId,
+      spec: row.spec,
+      phase: row.phase as Phase,
+      counts,
+      completedIndexes: status.completedIndexes,
+      failedIndexes: status.failedIndexes,
+      startTime: status.startTime,
+      completionTime: status.completionTime,
+    },
+    now,
+  );
 }
 
 /** The status a batch row's decisions and counters call for, beside the one it has. */
@@ -120,24 +137,21 @@ export function* writeDecisions(batchId: string, decisions: BatchDecisions, now:
 
 /**
  * Ends every not-yet-final item of a batch as cancelled and forgets its leases: what a cancel,
- * a FailBatch rule, maxFailedItems or a deadline does to the rest of the batch.
+ * a FailBatch rule, maxFailedItems or a deadline does to the rest of the batch. The items are
+ * cancelled in bounded chunks (src/store/sweeps.ts): the first one here, the rest, for a batch
+ * larger than a chunk, by the dispatcher's sweeper in transactions of their own.
  */
-export function* cancelOpenItems(batchId: string, now: number): Op<void> {
-  const moved = yield* run(
-    `UPDATE items SET status = 'cancelled', lease_id = NULL, finished_at = ? WHERE batch_id = ? AND status IN ('pending', 'running')`,
-    now,
-    batchId,
-  );
-  if (moved > 0) yield* run('UPDATE batches SET cancelled = cancelled + pending + running, pending = 0, running = 0 WHERE id = ?', batchId);
+export function* cancelOpenItems(batchId: string, now: number, chunkItems?: number): Op<void> {
   yield* run('DELETE FROM leases WHERE batch_id = ?', batchId);
+  yield* startSweep(batchId, 'cancel', now, chunkItems);
 }
 
 /** Records a halt decision (Failed or Cancelled) and cancels what is still open. */
-export function* haltBatch(row: BatchRow, halt: NonNullable<BatchDecisions['halt']>, now: number): Op<void> {
+export function* haltBatch(row: BatchRow, halt: NonNullable<BatchDecisions['halt']>, now: number, chunkItems?: number): Op<void> {
   const decisions = parseDecisions(row);
   if (decisions.halt) return;
   yield* writeDecisions(row.id, { ...decisions, halt }, now);
-  yield* cancelOpenItems(row.id, now);
+  yield* cancelOpenItems(row.id, now, chunkItems);
 }
 
 /**

@@ -38,7 +38,7 @@ const backlogSql = (d: { workersUnset: string; leaseItems: string; notTaken: str
   ),
   pending AS (SELECT task, sum(pending) AS n FROM releasable GROUP BY task)
   SELECT t.task AS task, coalesce(p.n, 0) + coalesce(w.n, 0) AS items
-    FROM (SELECT DISTINCT task FROM batches WHERE task IS NOT NULL AND state <> 'uploading') t
+    FROM (SELECT DISTINCT task FROM batches WHERE task IS NOT NULL AND state IN ('active', 'final')) t
     LEFT JOIN pending p ON p.task = t.task
     LEFT JOIN waiting w ON w.task = t.task
    ORDER BY t.task`;

@@ -43,7 +43,9 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   const out: ApplyResult = { applied: 0, succeeded: 0, failed: 0, phaseChanged: false };
   // Locked first, like every operation that moves a batch's items (no deadlock among them).
   const batch = yield* lockBatch(batchId);
-  if (!batch) return out;
+  // A final batch has no running item, or (halted, its open items still being cancelled in
+  // chunks) none that may still record a result: what a worker reports for it is too late.
+  if (!batch || batch.state !== 'active') return out;
   const policy = (JSON.parse(batch.spec) as BatchHeader).retry;
   const delta: CounterDelta = {};
   const add = (k: keyof CounterDelta, n: number) => (delta[k] = (delta[k] ?? 0) + n);

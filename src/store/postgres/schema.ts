@@ -59,8 +59,11 @@ export const batches = pgTable(
     parallelism: bigint('parallelism', { mode: 'number' }).notNull(),
     /** higher runs first among the tenant's batches (aged so low priority is never starved) */
     priority: bigint('priority', { mode: 'number' }).notNull().default(0),
-    /** uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final */
-    state: text('state', { enum: ['uploading', 'active', 'final'] }).notNull(),
+    /**
+     * uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final;
+     * deleting: deleted by a client, invisible, its rows being removed in chunks (see `sweep`)
+     */
+    state: text('state', { enum: ['uploading', 'active', 'final', 'deleting'] }).notNull(),
     phase: text('phase').notNull(),
     /** JSON {halt, suspended}: facts decided by a request or a rule, input to deriveStatus */
     decisions: text('decisions').notNull(),
@@ -76,10 +79,22 @@ export const batches = pgTable(
     cancelled: bigint('cancelled', { mode: 'number' }).notNull().default(0),
     /** bytes of the results its items stored (inline JSON text and blobs), for the storedResultBytes quota */
     resultBytes: bigint('result_bytes', { mode: 'number' }).notNull().default(0),
+    /**
+     * Work on the batch's items left to do in bounded chunks (src/store/sweeps.ts): cancel (open
+     * items → cancelled), retry (failed and cancelled items → pending) or delete (rows removed);
+     * null when none. The durable marker a restarted dispatcher resumes from.
+     */
+    sweep: text('sweep', { enum: ['cancel', 'retry', 'delete'] }),
+    /** the index the next chunk of `sweep` starts at */
+    sweepCursor: bigint('sweep_cursor', { mode: 'number' }).notNull().default(0),
     createdAt: bigint('created_at', { mode: 'number' }).notNull(),
     updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
   },
-  (t) => [index('batches_tenant_created').on(t.tenantId, t.id), index('batches_state').on(t.state)],
+  (t) => [
+    index('batches_tenant_created').on(t.tenantId, t.id),
+    index('batches_state').on(t.state),
+    index('batches_sweep').on(t.sweep).where(sql`sweep IS NOT NULL`),
+  ],
 );
 
 export const batchLabels = pgTable(

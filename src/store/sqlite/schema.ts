@@ -54,8 +54,11 @@ export const batches = sqliteTable(
     parallelism: integer('parallelism').notNull(),
     /** higher runs first among the tenant's batches (aged so low priority is never starved) */
     priority: integer('priority').notNull().default(0),
-    /** uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final */
-    state: text('state', { enum: ['uploading', 'active', 'final'] }).notNull(),
+    /**
+     * uploading: NDJSON still streaming, invisible; active: being worked; final: phase is final;
+     * deleting: deleted by a client, invisible, its rows being removed in chunks (see `sweep`)
+     */
+    state: text('state', { enum: ['uploading', 'active', 'final', 'deleting'] }).notNull(),
     phase: text('phase').notNull(),
     /** JSON {halt, suspended}: facts decided by a request or a rule, input to deriveStatus */
     decisions: text('decisions').notNull(),
@@ -71,10 +74,22 @@ export const batches = sqliteTable(
     cancelled: integer('cancelled').notNull().default(0),
     /** bytes of the results its items stored (inline JSON text and blobs), for the storedResultBytes quota */
     resultBytes: integer('result_bytes').notNull().default(0),
+    /**
+     * Work on the batch's items left to do in bounded chunks (src/store/sweeps.ts): cancel (open
+     * items → cancelled), retry (failed and cancelled items → pending) or delete (rows removed);
+     * null when none. The durable marker a restarted dispatcher resumes from.
+     */
+    sweep: text('sweep', { enum: ['cancel', 'retry', 'delete'] }),
+    /** the index the next chunk of `sweep` starts at */
+    sweepCursor: integer('sweep_cursor').notNull().default(0),
     createdAt: integer('created_at').notNull(),
     updatedAt: integer('updated_at').notNull(),
   },
-  (t) => [index('batches_tenant_created').on(t.tenantId, t.id), index('batches_state').on(t.state)],
+  (t) => [
+    index('batches_tenant_created').on(t.tenantId, t.id),
+    index('batches_state').on(t.state),
+    index('batches_sweep').on(t.sweep).where(sql`sweep IS NOT NULL`),
+  ],
 );
 
 export const batchLabels = sqliteTable(
