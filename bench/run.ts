@@ -30,6 +30,7 @@ import {
 import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench.js';
 import { postgresCopyBaseline, ROWS_PER_COPY } from './postgres-baseline.js';
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
+import { measureStatusReads, measureWritePath, type StatusReadsContext } from './status-reads.js';
 
 /**
  * `npm run bench`: Fanout against baselines measured in the same run on the same machine.
@@ -39,6 +40,9 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  *   B. end-to-end no-op items with two worker processes vs raw BullMQ with two worker processes
  *      (the raw BullMQ baseline is measured once and serves every store)
  *   C. Redis memory per queued item vs per waiting raw BullMQ job (Redis only; server on SQLite)
+ *   D. status reads (three GETs, 50 keep-alive clients) vs a bare Hono server over the same database,
+ *      and the write path (50 clients POSTing 100-item batches, /healthz latency meanwhile):
+ *      bench/status-reads.ts
  *   E. command tasks (`fanout up --task rev=rev`) at parallelism 4 and 16 vs `xargs -P` running
  *      `sh -c 'echo ITEM | rev'` per item (SQLite)
  *
@@ -48,7 +52,7 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  * DATABASE_URL. A and B also report the server's CPU time per item.
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process (A-C); BENCH_ONLY=A,B,C,E picks measurements; BENCH_STORES=sqlite,postgres picks the
+ * process (A-C); BENCH_ONLY=A,B,C,D,E picks measurements; BENCH_STORES=sqlite,postgres picks the
  * stores of A and B; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
  * commits cost, not a fair comparison); BENCH_POSTGRES_STATEMENTS=1 logs the costliest statements
  * of each PostgreSQL measurement (pg_stat_statements); BENCH_SERVER_LOG=1 logs each server's
@@ -62,7 +66,7 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
-const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,E').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,D,E').split(',').map((s) => s.trim().toUpperCase()));
 type StoreKind = 'sqlite' | 'postgres';
 const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
 const STORES = (process.env.BENCH_STORES || STORE_KINDS.join(','))
@@ -569,6 +573,26 @@ async function rawBullmqMemory(n: number): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// D. status reads and the write path (bench/status-reads.ts)
+
+async function measureStatusAndWrites(store: StoreKind): Promise<void> {
+  await redis!.flushall();
+  const ctx: StatusReadsContext = {
+    store,
+    startServer: async (name, env, upArgs) => ({ ...(await fanoutServer(name, env, upArgs)), dataDir: path.join(tmp, name) }),
+    storeEnv: (name) => storeEnv(store, name),
+    registerNoop,
+    skipBaselines: SKIP_BASELINES,
+    log,
+    note: (n) => notes.push(n),
+    row: (r) => rows.push({ ...r, store }),
+  };
+  await measureStatusReads(ctx);
+  await redis!.flushall();
+  await measureWritePath(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
 // E. command tasks
 
 /**
@@ -609,7 +633,7 @@ async function measureCommandTasks(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 function table(): string {
-  const head = ['measurement', 'store', 'fanout', 'baseline', 'ratio', 'target', 'met?', 'server CPU/item'];
+  const head = ['measurement', 'store', 'fanout', 'baseline', 'ratio', 'target', 'met?', 'server CPU/item (D: /request)'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) lines.push(`| ${[r.measurement, r.store, r.fanout, r.baseline, r.ratio, r.target, r.met, r.serverCpu ?? '—'].join(' | ')} |`);
   return lines.join('\n');
@@ -628,10 +652,11 @@ async function main(): Promise<void> {
     ...STORES.map((store): [string, string, () => Promise<void>] => ['A', store, () => measureIngest(store)]),
     ...STORES.map((store): [string, string, () => Promise<void>] => ['B', store, () => measureEndToEnd(store)]),
     ['C', '—', measureMemory],
+    ...STORES.map((store): [string, string, () => Promise<void>] => ['D', store, () => measureStatusAndWrites(store)]),
     ['E', 'sqlite', measureCommandTasks],
   ];
   try {
-    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B'))) {
+    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B') || ONLY.has('D'))) {
       log(`starting a PostgreSQL cluster (fsync ${POSTGRES_DURABLE ? 'on' : 'off'})`);
       postgres = await startTestPostgres({ durable: POSTGRES_DURABLE });
       postgresVersion = (await postgres.sql<{ server_version: string }>('SHOW server_version'))[0].server_version;
