@@ -46,6 +46,9 @@ export class IndexSetCache {
 
   /** The batch's index sets, fresh as described above; reads the store only when they are due. */
   async setsOf(store: Store, row: BatchRow, now = Date.now()): Promise<IndexSets> {
+    // Nothing finished yet (a batch just created): both sets are empty, no scan needed. The
+    // counters move in the transactions that move the items they count.
+    if (row.succeeded === 0 && row.failed === 0) return { completedIndexes: '', failedIndexes: '' };
     const key = countsKey(row);
     const status = parseStatus(row);
     if (status.indexesKey === key) return pick(status);
