@@ -31,6 +31,7 @@ import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench
 import { postgresCopyBaseline, ROWS_PER_COPY } from './postgres-baseline.js';
 import { F_TARGET_MS, measureLoopLag } from './loop-lag.js';
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
+import { measureStatusReads, measureWritePath, type StatusReadsContext } from './status-reads.js';
 
 /**
  * `npm run bench`: Fanout against baselines measured in the same run on the same machine.
@@ -40,6 +41,9 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  *   B. end-to-end no-op items with two worker processes vs raw BullMQ with two worker processes
  *      (the raw BullMQ baseline is measured once and serves every store)
  *   C. Redis memory per queued item vs per waiting raw BullMQ job (Redis only; server on SQLite)
+ *   D. status reads (three GETs, 50 keep-alive clients) vs a bare Hono server over the same database,
+ *      and the write path (50 clients POSTing 100-item batches, /healthz latency meanwhile):
+ *      bench/status-reads.ts
  *   F. the server's event-loop delay and /healthz latency while it cancels one batch of 5,000,000
  *      items and deletes another (bench/loop-lag.ts); target: delay max < 100 ms
  *   E. command tasks (`fanout up --task rev=rev`) at parallelism 4 and 16 vs `xargs -P` running
@@ -51,8 +55,8 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  * DATABASE_URL. A and B also report the server's CPU time per item.
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process (A-C); BENCH_ONLY=A,B,C,E,F picks measurements; BENCH_STORES=sqlite,postgres picks the
- * stores of A, B and F; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
+ * process (A-C); BENCH_ONLY=A,B,C,D,E,F picks measurements; BENCH_STORES=sqlite,postgres picks the
+ * stores of A, B, D and F; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
  * commits cost, not a fair comparison); BENCH_POSTGRES_STATEMENTS=1 logs the costliest statements
  * of each PostgreSQL measurement (pg_stat_statements); BENCH_SERVER_LOG=1 logs each server's
  * output (warnings) when it stops; BENCH_SERVER_NODE_ARGS adds node flags to the
@@ -65,7 +69,7 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
-const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,E,F').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,D,E,F').split(',').map((s) => s.trim().toUpperCase()));
 type StoreKind = 'sqlite' | 'postgres';
 const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
 const STORES = (process.env.BENCH_STORES || STORE_KINDS.join(','))
@@ -573,6 +577,26 @@ async function rawBullmqMemory(n: number): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// D. status reads and the write path (bench/status-reads.ts)
+
+async function measureStatusAndWrites(store: StoreKind): Promise<void> {
+  await redis!.flushall();
+  const ctx: StatusReadsContext = {
+    store,
+    startServer: async (name, env, upArgs) => ({ ...(await fanoutServer(name, env, upArgs)), dataDir: path.join(tmp, name) }),
+    storeEnv: (name) => storeEnv(store, name),
+    registerNoop,
+    skipBaselines: SKIP_BASELINES,
+    log,
+    note: (n) => notes.push(n),
+    row: (r) => rows.push({ ...r, store }),
+  };
+  await measureStatusReads(ctx);
+  await redis!.flushall();
+  await measureWritePath(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
 // E. command tasks
 
 /**
@@ -645,7 +669,7 @@ async function measureLoopLagOn(store: StoreKind): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 function table(): string {
-  const head = ['measurement', 'store', 'fanout', 'baseline', 'ratio', 'target', 'met?', 'server CPU/item'];
+  const head = ['measurement', 'store', 'fanout', 'baseline', 'ratio', 'target', 'met?', 'server CPU/item (D: /request)'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) lines.push(`| ${[r.measurement, r.store, r.fanout, r.baseline, r.ratio, r.target, r.met, r.serverCpu ?? '—'].join(' | ')} |`);
   return lines.join('\n');
@@ -664,11 +688,12 @@ async function main(): Promise<void> {
     ...STORES.map((store): [string, string, () => Promise<void>] => ['A', store, () => measureIngest(store)]),
     ...STORES.map((store): [string, string, () => Promise<void>] => ['B', store, () => measureEndToEnd(store)]),
     ['C', '—', measureMemory],
+    ...STORES.map((store): [string, string, () => Promise<void>] => ['D', store, () => measureStatusAndWrites(store)]),
     ['E', 'sqlite', measureCommandTasks],
     ...STORES.map((store): [string, string, () => Promise<void>] => ['F', store, () => measureLoopLagOn(store)]),
   ];
   try {
-    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B') || ONLY.has('F'))) {
+    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B') || ONLY.has('D') || ONLY.has('F'))) {
       log(`starting a PostgreSQL cluster (fsync ${POSTGRES_DURABLE ? 'on' : 'off'})`);
       postgres = await startTestPostgres({ durable: POSTGRES_DURABLE });
       postgresVersion = (await postgres.sql<{ server_version: string }>('SHOW server_version'))[0].server_version;

@@ -1,3 +1,4 @@
+import { apiKeyCacheOf } from './api-key-cache.js';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { createApiKey, listApiKeys, revokeApiKey } from '../store/api-keys.js';
 import { createTenant, getTenant, listTenants, updateTenant } from '../store/tenants.js';
@@ -56,11 +57,13 @@ export function adminRouter(deps: ApiDeps) {
   });
   app.openapi(routes.update, async (c) => {
     const row = await store.write(updateTenant(c.req.valid('param').id, c.req.valid('json')));
+    apiKeyCacheOf(store).forgetAll();
     if (!row) throw notFound('tenant');
     return c.json(tenantView(row), 200);
   });
   app.openapi(routes.disable, async (c) => {
     const row = await store.write(updateTenant(c.req.valid('param').id, { disabled: true }));
+    apiKeyCacheOf(store).forgetAll();
     if (!row) throw notFound('tenant');
     return c.json(tenantView(row), 200);
   });
@@ -79,7 +82,9 @@ export function adminRouter(deps: ApiDeps) {
   });
   app.openapi(routes.revokeKey, async (c) => {
     const { id, keyId } = c.req.valid('param');
-    if (!(await store.write(revokeApiKey(id, keyId)))) throw notFound('API key');
+    const revoked = await store.write(revokeApiKey(id, keyId));
+    apiKeyCacheOf(store).forgetAll();
+    if (!revoked) throw notFound('API key');
     return c.body(null, 204);
   });
   return app;

@@ -1,3 +1,4 @@
+import { apiKeyCacheOf } from './api-key-cache.js';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { createApiKey, listApiKeys, revokeApiKey } from '../store/api-keys.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
@@ -34,7 +35,9 @@ export function apiKeysRouter(deps: ApiDeps) {
   });
   app.openapi(routes.list, async (c) => c.json({ items: (await store.read(listApiKeys(deps.tenantOf(c)))).map(apiKeyView) }, 200));
   app.openapi(routes.revoke, async (c) => {
-    if (!(await store.write(revokeApiKey(deps.tenantOf(c), c.req.valid('param').keyId)))) throw notFound('API key');
+    const revoked = await store.write(revokeApiKey(deps.tenantOf(c), c.req.valid('param').keyId));
+    apiKeyCacheOf(store).forgetAll();
+    if (!revoked) throw notFound('API key');
     return c.body(null, 204);
   });
   return app;

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { requiredScope, type Scope } from '../domain/scopes.js';
-import { identifyApiKey } from '../store/api-keys.js';
+import { apiKeyCacheOf } from './api-key-cache.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
 import { problem } from './problems.js';
 
@@ -33,6 +33,7 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 export function authenticate(deps: Pick<ApiDeps, 'store' | 'config' | 'keyUsage'>): MiddlewareHandler<ApiEnv> {
   const adminDigest = deps.config.adminKey ? digest(deps.config.adminKey) : null;
   const isAdminKey = (key: string) => adminDigest !== null && timingSafeEqual(digest(key), adminDigest);
+  const keys = apiKeyCacheOf(deps.store);
   return async (c, next) => {
     const auth = c.req.header('authorization');
     const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
@@ -54,7 +55,7 @@ export function authenticate(deps: Pick<ApiDeps, 'store' | 'config' | 'keyUsage'
       c.set('auth', { kind: 'admin' });
       return next();
     }
-    const found = await deps.store.read(identifyApiKey(key));
+    const found = await keys.identify(key);
     if (!found) throw unauthorized('the API key is not valid');
     if ('refused' in found) {
       if (found.refused === 'tenant-disabled') throw problem(403, 'tenant-disabled', 'Forbidden', "the API key's tenant is disabled");

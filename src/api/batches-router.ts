@@ -145,9 +145,11 @@ export function batchesRouter(deps: ApiDeps) {
       if (isNdjson(contentType)) {
         id = await createFromNdjson(deps, tenantId, c.req.raw.body, key);
       } else {
-        // Anything but JSON was refused with 415 by the middleware above.
-        const raw = await c.req.text();
-        id = await createFromJson(deps, tenantId, raw, key);
+        // Anything but JSON was refused with 415 by the middleware above, and the route's
+        // validator has checked the JSON against the spec schema.
+        const spec = c.req.valid('json');
+        if (typeof spec !== 'object') throw new Error('a JSON create reached its handler without a validated spec');
+        id = await createFromJson(deps, tenantId, await c.req.text(), spec, key);
       }
       deps.notify(id);
       const row = (await store.read(getBatch(tenantId, id)))!;

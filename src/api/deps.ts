@@ -34,8 +34,11 @@ export interface ApiDeps {
   blobs: BlobStore;
   /** wakes the dispatcher for a batch (in-process; the outbox covers other processes) */
   notify(batchId: string): void;
-  /** task names registered by workers, or null when Redis cannot be asked right now */
-  knownTasks(): Promise<Set<string> | null>;
+  /**
+   * task names registered by workers, or null when Redis cannot be asked right now; may be up to a
+   * second old unless `fresh` (ask again before refusing a task as unknown)
+   */
+  knownTasks(o?: { fresh?: boolean }): Promise<Set<string> | null>;
   /** `stop`: abort running items too (cancel); `pause`: let them finish (suspend) */
   haltInRedis(batchIds: string[], mode: HaltMode): Promise<void>;
   /**

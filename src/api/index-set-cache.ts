@@ -1,5 +1,5 @@
 import type { BatchRow } from '../store/batch-queries.js';
-import { parseStatus } from '../store/batch-state.js';
+import { parseStatus, type StoredStatus } from '../store/batch-state.js';
 import { indexSets } from '../store/item-queries.js';
 import type { Store } from '../store/store.js';
 
@@ -45,9 +45,11 @@ export class IndexSetCache {
   }
 
   /** The batch's index sets, fresh as described above; reads the store only when they are due. */
-  async setsOf(store: Store, row: BatchRow, now = Date.now()): Promise<IndexSets> {
+  async setsOf(store: Store, row: BatchRow, now = Date.now(), status: StoredStatus = parseStatus(row)): Promise<IndexSets> {
+    // Nothing finished yet (a batch just created): both sets are empty, no scan needed. The
+    // counters move in the transactions that move the items they count.
+    if (row.succeeded === 0 && row.failed === 0) return { completedIndexes: '', failedIndexes: '' };
     const key = countsKey(row);
-    const status = parseStatus(row);
     if (status.indexesKey === key) return pick(status);
     const cached = this.entries.get(row.id);
     if (cached?.key === key) return cached.sets;

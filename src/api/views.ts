@@ -1,5 +1,5 @@
 import type { BatchRow } from '../store/batch-queries.js';
-import { parseStatus } from '../store/batch-state.js';
+import { parseStatus, type StoredStatus } from '../store/batch-state.js';
 import type { AttemptRow, ItemRow } from '../store/item-queries.js';
 import type { Store } from '../store/store.js';
 import { indexSetCacheOf, type IndexSets } from './index-set-cache.js';
@@ -10,8 +10,7 @@ import { validationProblem } from './problems.js';
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 /** A batch as the API answers it, with its index sets already looked up (see {@link loadBatchView}). */
-export function batchView(row: BatchRow, sets: IndexSets) {
-  const status = parseStatus(row);
+export function batchView(row: BatchRow, sets: IndexSets, status: StoredStatus = parseStatus(row)) {
   return {
     id: row.id,
     name: row.name,
@@ -34,7 +33,9 @@ export type BatchView = ReturnType<typeof batchView>;
 
 /** A batch's view, its index sets from the API's cache (src/api/index-set-cache.ts); only reads. */
 export async function loadBatchView(store: Store, row: BatchRow): Promise<BatchView> {
-  return batchView(row, await indexSetCacheOf(store).setsOf(store, row));
+  // The status JSON parsed once for both (a list parses it for every batch of the page).
+  const status = parseStatus(row);
+  return batchView(row, await indexSetCacheOf(store).setsOf(store, row, Date.now(), status), status);
 }
 
 /** Views of a page of batches, one after the other (one store connection at a time). */

@@ -22,19 +22,39 @@ export type Statement =
 /** An operation returning T. Compose with `yield*`; run with `store.read(op)` or `store.write(op)`. */
 export type Op<T> = Generator<Statement, T, unknown>;
 
+/**
+ * Operations that are one statement and nothing else (what `all`, `get` and `pluck` return when
+ * an operation is no more than that call): an adapter may run such a read without a transaction
+ * block, one statement being one snapshot already.
+ */
+const singleStatements = new WeakMap<Op<unknown>, Statement>();
+
+/** The statement of an operation that is exactly one statement, or undefined. */
+export function singleStatementOf(op: Op<unknown>): Statement | undefined {
+  return singleStatements.get(op);
+}
+
+function single<T>(statement: Statement): Op<T> {
+  const op = (function* () {
+    return (yield statement) as T;
+  })();
+  singleStatements.set(op, statement);
+  return op;
+}
+
 /** Every row. */
-export function* all<T>(text: SqlText, ...params: unknown[]): Op<T[]> {
-  return (yield { kind: 'all', text, params }) as T[];
+export function all<T>(text: SqlText, ...params: unknown[]): Op<T[]> {
+  return single<T[]>({ kind: 'all', text, params });
 }
 
 /** The first row, or undefined. */
-export function* get<T>(text: SqlText, ...params: unknown[]): Op<T | undefined> {
-  return (yield { kind: 'get', text, params }) as T | undefined;
+export function get<T>(text: SqlText, ...params: unknown[]): Op<T | undefined> {
+  return single<T | undefined>({ kind: 'get', text, params });
 }
 
 /** The first column of every row. */
-export function* pluck<T>(text: SqlText, ...params: unknown[]): Op<T[]> {
-  return (yield { kind: 'pluck', text, params }) as T[];
+export function pluck<T>(text: SqlText, ...params: unknown[]): Op<T[]> {
+  return single<T[]>({ kind: 'pluck', text, params });
 }
 
 /** The first column of the first row, or undefined. */

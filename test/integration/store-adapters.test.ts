@@ -178,6 +178,28 @@ describe.each(adapters)('store contract: $name', (adapter) => {
     expect(await store.read(all<KvRow>('SELECT k, n FROM kv'))).toEqual([{ k: 'a', n: 1 }]);
   });
 
+  it('a read that is one statement gives its rows, and one that would change rows or lock them is refused', async () => {
+    const store = await adapter.open();
+    await store.write(createKv());
+    await store.write(putKv('a', 1));
+    expect(await store.read(all<KvRow>('SELECT k, n FROM kv'))).toEqual([{ k: 'a', n: 1 }]);
+    expect(await store.read(get<KvRow>('SELECT k, n FROM kv WHERE k = ?', 'a'))).toEqual({ k: 'a', n: 1 });
+    const refusal = adapter.name === 'SQLite' ? /read-only operation tried to write/ : /read-only transaction/;
+    const changing = [
+      all('UPDATE kv SET n = n + 1 RETURNING k'),
+      // PostgreSQL only: a data-changing CTE, and SELECTs that lock rows
+      ...(adapter.name === 'SQLite'
+        ? []
+        : [get('WITH moved AS (UPDATE kv SET n = n + 1 RETURNING k) SELECT k FROM moved'), get('SELECT k FROM kv FOR UPDATE'), get('select k from kv for  no key update')]),
+    ];
+    for (const op of changing) {
+      const err = await rejection(store.read(op));
+      expect(err).not.toBeInstanceOf(StoreUnavailableError);
+      expect(err.message).toMatch(refusal);
+    }
+    expect(await store.read(all<KvRow>('SELECT k, n FROM kv'))).toEqual([{ k: 'a', n: 1 }]);
+  });
+
   it('rolls back all of a write that throws, whether the operation or a statement fails', async () => {
     const store = await adapter.open();
     await store.write(createKv());

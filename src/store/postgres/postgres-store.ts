@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Logger } from 'pino';
-import { driveAsync, textFor, type Op, type Statement } from '../op.js';
+import { driveAsync, singleStatementOf, textFor, type Op, type Statement } from '../op.js';
 import type { NewItem, Store } from '../store.js';
 import { copyRow, numberPlaceholders } from './sql-text.js';
 import { isUnavailable, unavailableOr } from './unavailable.js';
@@ -12,7 +12,7 @@ import { isUnavailable, unavailableOr } from './unavailable.js';
  * The PostgreSQL adapter, for several API replicas and dispatchers on one database. Each
  * operation runs on one pooled connection between BEGIN and COMMIT, its statements one after
  * the other; a read runs on a REPEATABLE READ READ ONLY snapshot, so PostgreSQL itself refuses
- * a write in it. Failures that mean "unreachable, restarting, out of connections" become
+ * a write in it (a read that is one plain SELECT is sent alone: see readOne). Failures that mean "unreachable, restarting, out of connections" become
  * StoreUnavailableError (the API answers 503); a connection that broke is destroyed, never
  * handed to the next request. Settings: docs/operations.md#postgresql.
  *
@@ -94,7 +94,31 @@ export class PostgresStore implements Store {
   }
 
   read<T>(op: Op<T>): Promise<T> {
+    const single = singleStatementOf(op);
+    if (single && single.kind !== 'dialect' && single.kind !== 'run' && isPlainSelect(textFor(single.text, 'postgres'))) {
+      return driveAsync(op, (s) => this.readOne(s));
+    }
     return this.transaction(BEGIN_READ, (client) => driveAsync(op, (s) => this.execute(client, s)));
+  }
+
+  /**
+   * A read that is one SELECT, sent alone: one statement is one snapshot, so BEGIN and COMMIT
+   * would only add two round trips (a status GET was three where a bare pg server sends one).
+   * A pooled connection found broken is replaced as in begin(): the statement read nothing.
+   */
+  private async readOne(s: Statement): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      const session = await this.checkout();
+      let failure: unknown;
+      try {
+        return await this.execute(session.client, s);
+      } catch (err) {
+        failure = err;
+        if (attempt > this.poolSize || !isUnavailable(err)) throw unavailableOr(err);
+      } finally {
+        session.release(failure);
+      }
+    }
   }
 
   write<T>(op: Op<T>): Promise<T> {
@@ -202,6 +226,14 @@ export class PostgresStore implements Store {
     }
     return numbered;
   }
+}
+
+/**
+ * A SELECT that takes no row locks: sent outside a transaction block it changes nothing (a
+ * locking read, or anything else, goes through the READ ONLY transaction, which refuses writes).
+ */
+function isPlainSelect(text: string): boolean {
+  return /^\s*SELECT\b/i.test(text) && !/\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b/i.test(text);
 }
 
 /** The error each broken connection reported (see the pool's 'connect' listener). */
