@@ -31,8 +31,10 @@ export interface Config {
   resyncMs: number;
   /** the dispatcher's leader lease: a standby takes over within about this long after the leader dies */
   leaderLeaseMs: number;
-  /** most items of one batch released to Redis at once (fairness between batches) */
+  /** most items released to Redis at once per task queue, shared by tenants by weight (fair share) */
   releaseWindow: number;
+  /** a waiting batch's priority rises by one point per this many ms (aging) */
+  priorityAgingMs: number;
   /** largest lease range (items per BullMQ job) */
   maxLeaseSize: number;
   limits: Limits;
@@ -224,6 +226,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     leaderLeaseMs: timerMs(env.FANOUT_LEADER_LEASE_SECONDS, 'FANOUT_LEADER_LEASE_SECONDS', 15_000, 1000, 1000),
     releaseWindow: integer(env.FANOUT_RELEASE_WINDOW, 'FANOUT_RELEASE_WINDOW', 20_000, 1),
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
+    priorityAgingMs: timerMs(env.FANOUT_PRIORITY_AGING_SECONDS, 'FANOUT_PRIORITY_AGING_SECONDS', 10_000, 1000, 1000),
     limits: {
       maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
       maxJsonDepth: jsonDepth(env.FANOUT_MAX_JSON_DEPTH),
