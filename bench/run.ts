@@ -29,6 +29,7 @@ import {
 } from './lib.js';
 import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench.js';
 import { postgresCopyBaseline, ROWS_PER_COPY } from './postgres-baseline.js';
+import { measureFairShare } from './fair-share.js';
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 
 /**
@@ -41,6 +42,8 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  *   C. Redis memory per queued item vs per waiting raw BullMQ job (Redis only; server on SQLite)
  *   E. command tasks (`fanout up --task rev=rev`) at parallelism 4 and 16 vs `xargs -P` running
  *      `sh -c 'echo ITEM | rev'` per item (SQLite)
+ *   G. fair share (bench/fair-share.ts, only with BENCH_ONLY=G): tenant A's 1,000,000 items of a
+ *      2 ms task, then tenant B's 20: seconds until B is done vs one raw BullMQ queue (FIFO)
  *
  * A and B run once per store of BENCH_STORES (default `sqlite,postgres`). For PostgreSQL the
  * bench starts its own cluster (test/helpers/postgres.ts, with fsync and synchronous_commit on,
@@ -48,7 +51,7 @@ import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.j
  * DATABASE_URL. A and B also report the server's CPU time per item.
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process (A-C); BENCH_ONLY=A,B,C,E picks measurements; BENCH_STORES=sqlite,postgres picks the
+ * process (A-C); BENCH_ONLY=A,B,C,E,G picks measurements (default A,B,C,E); BENCH_STORES=sqlite,postgres picks the
  * stores of A and B; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
  * commits cost, not a fair comparison); BENCH_POSTGRES_STATEMENTS=1 logs the costliest statements
  * of each PostgreSQL measurement (pg_stat_statements); BENCH_SERVER_LOG=1 logs each server's
@@ -607,6 +610,30 @@ async function measureCommandTasks(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// G. Fair share between tenants (bench/fair-share.ts)
+
+async function measureG(store: StoreKind): Promise<void> {
+  const n = Math.round(1_000_000 * SCALE);
+  const server = async (extra: Record<string, string>) => {
+    const env = { ...(await storeEnv(store, 'g')), ...extra };
+    return { ...(await fanoutServer(`g-${store}`, env)), dataDir: path.join(tmp, `g-${store}`), env };
+  };
+  const g = await measureFairShare({ store, items: n, concurrency: CONCURRENCY, redisUrl, redis: redis!, prefix: PREFIX, rawPrefix: RAW_PREFIX, skipBaselines: SKIP_BASELINES, server, log, fmt });
+  notes.push(...g.notes);
+  const ratio = g.fifoSeconds / g.fanoutSeconds;
+  const met = g.fanoutSeconds < 5 && g.backlogWhenDone > 0 && ratio >= 10;
+  rows.push({
+    measurement: `G. tenant B's 20 items behind tenant A's ${fmt(n)} (2 ms task, 2 workers × ${CONCURRENCY}): seconds until B is done`,
+    store,
+    fanout: fmt(g.fanoutSeconds, 2),
+    baseline: `${fmt(g.fifoSeconds, 2)} (one raw BullMQ queue, FIFO)`,
+    ratio: fmt(ratio, 1),
+    target: '< 5 s, A still busy, ≥ 10× sooner',
+    met: Number.isNaN(ratio) ? 'n/a' : met ? 'yes' : 'NO',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function table(): string {
   const head = ['measurement', 'store', 'fanout', 'baseline', 'ratio', 'target', 'met?', 'server CPU/item'];
@@ -629,6 +656,7 @@ async function main(): Promise<void> {
     ...STORES.map((store): [string, string, () => Promise<void>] => ['B', store, () => measureEndToEnd(store)]),
     ['C', '—', measureMemory],
     ['E', 'sqlite', measureCommandTasks],
+    ...STORES.map((store): [string, string, () => Promise<void>] => ['G', store, () => measureG(store)]),
   ];
   try {
     if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B'))) {
