@@ -143,13 +143,24 @@ export function allocateShares(candidates: ShareCandidate[], budget: number, now
 }
 
 /**
+ * Ranks from this fraction of a tenant's share on are all queued at the back, in arrival order.
+ * Graded all the way to 1, the refills of a tenant with a small share would land ahead of those
+ * of a tenant with a large one (its `(limit − 1) / limit` is smaller) and be served first every
+ * time, so completions would follow the inverse of the weights.
+ */
+export const FRONT_OF_SHARE = 0.5;
+
+/**
  * The BullMQ priority (lower first) of a lease whose first item is the `rank`-th of its batch's
  * items out: the tenant's items ahead of it plus its rank, as a fraction of the tenant's share.
- * A tenant that has little out gets its leases near the front even behind another tenant's
- * full share; two busy tenants refill near the back, where they are served first come, first
- * served, so each one's throughput follows how much it has out, which the limits set by weight.
+ * A tenant with less than half its share out gets its leases ahead of every busy tenant's
+ * refills, the fewer it has out the nearer the front: a late small tenant is not queued behind
+ * a big one. Busy tenants (more out) refill at the back, where they are served first come,
+ * first served, so each one's throughput follows how many items it has out (Little's law), which
+ * the limits set by weight.
  */
 export function leasePriority(share: BatchShare, rank: number): number {
   const position = share.rankBase + rank / share.tenantShare;
-  return 1 + Math.floor(Math.min(1, position) * LEASE_PRIORITY_SPAN);
+  if (position >= FRONT_OF_SHARE) return LEASE_PRIORITY_SPAN + 1;
+  return 1 + Math.floor((position / FRONT_OF_SHARE) * LEASE_PRIORITY_SPAN);
 }

@@ -75,8 +75,10 @@ describe('e2e: fair share between tenants', () => {
   });
 
   it('weights 3:1 give roughly 3:1 completions while both tenants have work', { timeout: 120_000 }, async () => {
-    // A budget of 8 items out per task queue: the tenants' shares are 6 and 2.
-    const svc = await fairService({ FANOUT_RELEASE_WINDOW: '8' });
+    // A budget of 40 items out per task queue, shares 30 and 10, ten times the 4 worker slots:
+    // a queue always waits, so each tenant's completions follow its items out (with a budget
+    // near the slot count, refill delays on a loaded machine decide instead).
+    const svc = await fairService({ FANOUT_RELEASE_WINDOW: '40' });
     const heavy = await tenant(svc, 'heavy', 3);
     const light = await tenant(svc, 'light', 1);
     const h = await heavy.client.createBatch({ task: 'nap', items: items(1000, 'h'), parallelism: 100_000 });

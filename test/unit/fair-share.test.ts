@@ -74,6 +74,11 @@ describe('allocateShares', () => {
     expect(busyRefill).toBe(LEASE_PRIORITY_SPAN + 1);
   });
 
+  it('queues the refills of busy tenants of any weight at the same place, so they are served in arrival order', () => {
+    const shares = allocateShares([batch('a1', 'A', { weight: 3, running: 28 }), batch('b1', 'B', { weight: 1, running: 9 })], 40, NOW, AGING_MS);
+    expect(leasePriority(shares.get('b1')!, 9)).toBe(leasePriority(shares.get('a1')!, 28));
+  });
+
   it('serves a tenant\'s higher priority first: the lower one gets what is left', () => {
     const shares = allocateShares([batch('low', 'A', { priority: -1 }), batch('high', 'A', { priority: 1, pending: 150 })], 200, NOW, AGING_MS);
     expect(shares.get('high')!.limit).toBe(150);
