@@ -30,6 +30,7 @@ import {
 import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench.js';
 import { postgresCopyBaseline, ROWS_PER_COPY } from './postgres-baseline.js';
 import { F_TARGET_MS, measureLoopLag } from './loop-lag.js';
+import { measureFairShare } from './fair-share.js';
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 import { measureStatusReads, measureWritePath, type StatusReadsContext } from './status-reads.js';
 
@@ -44,19 +45,21 @@ import { measureStatusReads, measureWritePath, type StatusReadsContext } from '.
  *   D. status reads (three GETs, 50 keep-alive clients) vs a bare Hono server over the same database,
  *      and the write path (50 clients POSTing 100-item batches, /healthz latency meanwhile):
  *      bench/status-reads.ts
- *   F. the server's event-loop delay and /healthz latency while it cancels one batch of 5,000,000
- *      items and deletes another (bench/loop-lag.ts); target: delay max < 100 ms
  *   E. command tasks (`fanout up --task rev=rev`) at parallelism 4 and 16 vs `xargs -P` running
  *      `sh -c 'echo ITEM | rev'` per item (SQLite)
+ *   F. the server's event-loop delay and /healthz latency while it cancels one batch of 5,000,000
+ *      items and deletes another (bench/loop-lag.ts); target: delay max < 100 ms
+ *   G. fair share (bench/fair-share.ts): tenant A's 1,000,000 items of a
+ *      2 ms task, then tenant B's 20: seconds until B is done vs one raw BullMQ queue (FIFO)
  *
- * A and B run once per store of BENCH_STORES (default `sqlite,postgres`). For PostgreSQL the
+ * A, B, D, F and G run once per store of BENCH_STORES (default `sqlite,postgres`). For PostgreSQL the
  * bench starts its own cluster (test/helpers/postgres.ts, with fsync and synchronous_commit on,
  * as in production) and gives every measurement a fresh database; the server gets it as
  * DATABASE_URL. A and B also report the server's CPU time per item.
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process (A-C); BENCH_ONLY=A,B,C,D,E,F picks measurements; BENCH_STORES=sqlite,postgres picks the
- * stores of A, B, D and F; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
+ * process (A-C); BENCH_ONLY=A,B,C,D,E,F,G picks measurements; BENCH_STORES=sqlite,postgres picks the
+ * stores of A, B, D, F and G; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
  * commits cost, not a fair comparison); BENCH_POSTGRES_STATEMENTS=1 logs the costliest statements
  * of each PostgreSQL measurement (pg_stat_statements); BENCH_SERVER_LOG=1 logs each server's
  * output (warnings) when it stops; BENCH_SERVER_NODE_ARGS adds node flags to the
@@ -69,7 +72,7 @@ import { measureStatusReads, measureWritePath, type StatusReadsContext } from '.
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 if (!(SCALE > 0 && SCALE <= 10)) throw new Error(`BENCH_SCALE must be in (0, 10], got ${process.env.BENCH_SCALE}`);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 64);
-const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,D,E,F').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY || 'A,B,C,D,E,F,G').split(',').map((s) => s.trim().toUpperCase()));
 type StoreKind = 'sqlite' | 'postgres';
 const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
 const STORES = (process.env.BENCH_STORES || STORE_KINDS.join(','))
@@ -666,6 +669,29 @@ async function measureLoopLagOn(store: StoreKind): Promise<void> {
   }
 }
 
+// G. Fair share between tenants (bench/fair-share.ts)
+
+async function measureG(store: StoreKind): Promise<void> {
+  const n = Math.round(1_000_000 * SCALE);
+  const server = async (extra: Record<string, string>) => {
+    const env = { ...(await storeEnv(store, 'g')), ...extra };
+    return { ...(await fanoutServer(`g-${store}`, env)), dataDir: path.join(tmp, `g-${store}`), env };
+  };
+  const g = await measureFairShare({ store, items: n, concurrency: CONCURRENCY, redisUrl, redis: redis!, prefix: PREFIX, rawPrefix: RAW_PREFIX, skipBaselines: SKIP_BASELINES, server, log, fmt });
+  notes.push(...g.notes);
+  const ratio = g.fifoSeconds / g.fanoutSeconds;
+  const met = g.fanoutSeconds < 5 && g.backlogWhenDone > 0 && ratio >= 10;
+  rows.push({
+    measurement: `G. tenant B's 20 items behind tenant A's ${fmt(n)} (2 ms task, 2 workers × ${CONCURRENCY}): seconds until B is done`,
+    store,
+    fanout: fmt(g.fanoutSeconds, 2),
+    baseline: `${fmt(g.fifoSeconds, 2)} (one raw BullMQ queue, FIFO)`,
+    ratio: fmt(ratio, 1),
+    target: '< 5 s, A still busy, ≥ 10× sooner',
+    met: Number.isNaN(ratio) ? 'n/a' : met ? 'yes' : 'NO',
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 
 function table(): string {
@@ -691,9 +717,10 @@ async function main(): Promise<void> {
     ...STORES.map((store): [string, string, () => Promise<void>] => ['D', store, () => measureStatusAndWrites(store)]),
     ['E', 'sqlite', measureCommandTasks],
     ...STORES.map((store): [string, string, () => Promise<void>] => ['F', store, () => measureLoopLagOn(store)]),
+    ...STORES.map((store): [string, string, () => Promise<void>] => ['G', store, () => measureG(store)]),
   ];
   try {
-    if (STORES.includes('postgres') && (ONLY.has('A') || ONLY.has('B') || ONLY.has('D') || ONLY.has('F'))) {
+    if (STORES.includes('postgres') && ['A', 'B', 'D', 'F', 'G'].some((m) => ONLY.has(m))) {
       log(`starting a PostgreSQL cluster (fsync ${POSTGRES_DURABLE ? 'on' : 'off'})`);
       postgres = await startTestPostgres({ durable: POSTGRES_DURABLE });
       postgresVersion = (await postgres.sql<{ server_version: string }>('SHOW server_version'))[0].server_version;

@@ -3,6 +3,7 @@ import { batchSpecSchema } from '../domain/batch-spec.js';
 import { isFinalPhase, PHASES, type Phase } from '../domain/batch-status.js';
 import { parseLabelSelector, type LabelRequirement } from '../domain/label-selector.js';
 import { applyBatchAction, type BatchAction } from '../store/batch-actions.js';
+import { setBatchPriority } from '../store/batch-priority.js';
 import { deleteBatches, getBatch, getBatchById, listBatches, selectBatchIds, type BatchRow, type DeletedBatch } from '../store/batch-queries.js';
 import { lockBatch, parseHeader } from '../store/batch-state.js';
 import { admitSubmission } from '../store/quotas.js';
@@ -13,8 +14,8 @@ import { registerBatchEvents } from './batch-events.js';
 import { createFromJson, createFromNdjson } from './batch-submission.js';
 import type { ApiEnv, ApiDeps } from './deps.js';
 import { isJsonMediaType } from './json-body.js';
-import { notFound, problem } from './problems.js';
-import { batchListSchema, batchSchema, cursorQuery, idParam, labelSelectorQuery, problemResponse } from './schemas.js';
+import { notFound, problem, requireJsonBody } from './problems.js';
+import { batchListSchema, batchPatchSchema, batchSchema, cursorQuery, idParam, labelSelectorQuery, problemResponse } from './schemas.js';
 import { decodeCursor, encodeCursor, loadBatchView, loadBatchViews } from './views.js';
 
 /** /v1/batches: create (JSON or streamed NDJSON), list, get, cancel/suspend/resume/retry, delete. */
@@ -101,6 +102,23 @@ const actionRoute = (action: BatchAction, summary: string) =>
     },
   });
 
+const patchRoute = createRoute({
+  method: 'patch',
+  path: '/v1/batches/{id}',
+  operationId: 'updateBatch',
+  tags: ['Batches'],
+  summary: 'Change a batch while it runs (priority)',
+  description: 'A new `priority` takes effect at the dispatcher\'s next release of the tenant\'s batches; leases already queued keep their place.',
+  request: { params: idParam, body: { required: true, content: { 'application/json': { schema: batchPatchSchema } } } },
+  responses: {
+    200: { description: 'The batch after the change', content: { 'application/json': { schema: batchSchema } } },
+    400: problemResponse('Malformed JSON body'),
+    404: problemResponse('No such batch'),
+    415: problemResponse('The body is not application/json'),
+    422: problemResponse('Invalid change (the pointer names the field)'),
+  },
+});
+
 const deleteRoute = createRoute({
   method: 'delete',
   path: '/v1/batches/{id}',
@@ -134,6 +152,7 @@ export function batchesRouter(deps: ApiDeps) {
     // A JSON body was read within FANOUT_MAX_BODY_BYTES by the app's boundedBody; NDJSON streams.
     return next();
   });
+  app.use('/v1/batches/:id', requireJsonBody(['PATCH']));
 
   app.openapi(
     createRouteDef,
@@ -190,6 +209,19 @@ export function batchesRouter(deps: ApiDeps) {
       return c.json((await loadBatchView(store, row)) as never, 200);
     });
   }
+
+  app.openapi(patchRoute, async (c) => {
+    const tenantId = deps.tenantOf(c);
+    const id = c.req.valid('param').id;
+    const patch = c.req.valid('json');
+    let row = await store.read(getBatch(tenantId, id));
+    if (!row) throw notFound('batch');
+    if (patch.priority !== undefined) {
+      row = await store.write(setBatchPriority(tenantId, id, patch.priority));
+      deps.notify(id);
+    }
+    return c.json((await loadBatchView(store, row)) as never, 200);
+  });
 
   app.openapi(deleteRoute, async (c) => {
     const deleted = await store.write(deleteBatches(deps.tenantOf(c), [c.req.valid('param').id], deps.config.sweepChunkItems));

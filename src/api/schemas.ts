@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { PHASES } from '../domain/batch-status.js';
-import { batchHeaderSchema, labelsSchema } from '../domain/batch-spec.js';
+import { batchHeaderSchema, batchPrioritySchema, labelsSchema } from '../domain/batch-spec.js';
 import { MAX_SELECTOR_LENGTH } from '../domain/label-selector.js';
 
 /** Response shapes, for the OpenAPI document and for tests that check answers against it. */
@@ -42,10 +42,17 @@ export const batchSchema = z
     name: z.string().nullable(),
     labels: labelsSchema,
     createdAt: z.string(),
+    priority: z.number().int().meta({ description: 'The batch\'s priority now (spec.priority as submitted or as changed by PATCH; 0 when unset).' }),
     spec: batchHeaderSchema,
     status: batchStatusSchema,
   })
   .meta({ id: 'Batch' });
+
+export const batchPatchSchema = z
+  .object({ priority: batchPrioritySchema })
+  .partial()
+  .strict()
+  .meta({ id: 'BatchPatch', description: 'Fields of a batch that may change while it runs.' });
 
 export const batchListSchema = z.object({ items: z.array(batchSchema), nextCursor: z.string().nullable() }).meta({ id: 'BatchList' });
 

@@ -16,6 +16,7 @@ export function batchView(row: BatchRow, sets: IndexSets, status: StoredStatus =
     name: row.name,
     labels: JSON.parse(row.labels) as Record<string, string>,
     createdAt: new Date(row.createdAt).toISOString(),
+    priority: row.priority,
     spec: JSON.parse(row.spec),
     status: {
       phase: row.phase,

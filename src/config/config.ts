@@ -41,8 +41,10 @@ export interface Config {
   resyncMs: number;
   /** the dispatcher's leader lease: a standby takes over within about this long after the leader dies */
   leaderLeaseMs: number;
-  /** most items of one batch released to Redis at once (fairness between batches) */
+  /** most items released to Redis at once per task queue, shared by tenants by weight (fair share) */
   releaseWindow: number;
+  /** a waiting batch's priority rises by one point per this many ms (aging) */
+  priorityAgingMs: number;
   /** largest lease range (items per BullMQ job) */
   maxLeaseSize: number;
   /** cancel, retry and delete of a batch go through its items this many at a time (one transaction each) */
@@ -256,6 +258,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     maxLeaseSize: integer(env.FANOUT_MAX_LEASE_SIZE, 'FANOUT_MAX_LEASE_SIZE', 256, 1),
     sweepChunkItems: integer(env.FANOUT_SWEEP_CHUNK_ITEMS, 'FANOUT_SWEEP_CHUNK_ITEMS', 2000, 1),
     sweepPauseMs: integer(env.FANOUT_SWEEP_PAUSE_MS, 'FANOUT_SWEEP_PAUSE_MS', 0, 0),
+    priorityAgingMs: timerMs(env.FANOUT_PRIORITY_AGING_SECONDS, 'FANOUT_PRIORITY_AGING_SECONDS', 10_000, 1000, 1000),
     limits: {
       maxBodyBytes: integer(env.FANOUT_MAX_BODY_BYTES, 'FANOUT_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024),
       maxJsonDepth: jsonDepth(env.FANOUT_MAX_JSON_DEPTH),

@@ -41,9 +41,11 @@ export interface DispatcherOptions {
   tokenFor: (batchId: string) => string;
   leaseMs: number;
   resyncMs: number;
-  /** most items of one batch out in Redis at once */
+  /** most items out in Redis at once per task queue, shared between tenants by weight */
   window?: number;
   maxLeaseSize?: number;
+  /** a waiting batch's priority rises by one per this many ms (aging) */
+  priorityAgingMs?: number;
   outboxPollMs?: number;
   /** set: batches may run on Kubernetes (indexed-job, job-per-item, queue workers as a Job) */
   kubernetes?: KubernetesConfig;

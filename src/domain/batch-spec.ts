@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseQuantity, quantityProblem } from './quantity.js';
 import { batchWebhookSchema } from './webhooks.js';
+import { MAX_BATCH_PRIORITY, MIN_BATCH_PRIORITY } from './fair-share.js';
 
 /**
  * The batch spec a client sends (docs/api.md#create-post-v1batches). Pure validation: every rule
@@ -214,6 +215,18 @@ export const MAX_DURATION_SECONDS = 31_536_000;
 export const durationSeconds = (min: number) =>
   z.number().int().min(min).max(MAX_DURATION_SECONDS, `at most ${MAX_DURATION_SECONDS} seconds (365 days)`);
 
+/**
+ * Order among the tenant's own batches on a task queue: higher runs first, and a waiting batch
+ * climbs one point per FANOUT_PRIORITY_AGING_SECONDS so a low one is never starved (fair share
+ * between tenants is by their weight, not by priority). Default 0.
+ */
+export const batchPrioritySchema = z
+  .number()
+  .int()
+  .min(MIN_BATCH_PRIORITY)
+  .max(MAX_BATCH_PRIORITY)
+  .meta({ description: `Higher runs first among the tenant's batches of a task (${MIN_BATCH_PRIORITY}…${MAX_BATCH_PRIORITY}, default 0); a waiting batch gains one point per FANOUT_PRIORITY_AGING_SECONDS (10 s) up to the highest priority of the tenant's waiting batches, so a low priority is never starved. Changeable with PATCH /v1/batches/{id}.` });
+
 /** The fields shared by JSON and NDJSON submissions (NDJSON sends items as further lines). */
 export const batchSpecFields = {
   name: z.string().min(1).max(253).optional(),
@@ -227,6 +240,7 @@ export const batchSpecFields = {
     .optional(),
   template: templateSchema.optional(),
   parallelism: z.number().int().min(1).max(1_000_000).default(100),
+  priority: batchPrioritySchema.optional(),
   retry: retrySchema.default(() => retrySchema.parse({})),
   activeDeadlineSeconds: durationSeconds(1).optional(),
   itemTimeoutSeconds: durationSeconds(1).optional(),

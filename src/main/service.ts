@@ -156,7 +156,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
         leaseMs: config.leaderLeaseMs,
         logger,
         async lead(fenced) {
-          dispatcher = new Dispatcher({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobs, quotaDefaults: config.quotas, sweepChunkItems: config.sweepChunkItems, sweepPauseMs: config.sweepPauseMs });
+          dispatcher = new Dispatcher({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, metrics, tokenFor: tokens.sign, leaseMs: config.leaseMs, resyncMs: config.resyncMs, window: config.releaseWindow, maxLeaseSize: config.maxLeaseSize, kubernetes, blobs, quotaDefaults: config.quotas, sweepChunkItems: config.sweepChunkItems, sweepPauseMs: config.sweepPauseMs, priorityAgingMs: config.priorityAgingMs });
           await dispatcher.start();
           deliverer = new WebhookDeliverer({ store: fenced, redisUrl: o.redisUrl, prefix: config.prefix, logger, config: config.webhooks });
           await deliverer.start();

@@ -57,8 +57,8 @@ export function* insertItems(batchId: string, firstIndex: number, rows: readonly
 
 function* insertBatchRow(tenantId: string, id: string, header: BatchHeader, state: 'uploading' | 'active', total: number, now: number): Op<void> {
   yield* run(
-    `INSERT INTO batches (id, tenant_id, name, labels, spec, task, parallelism, state, phase, decisions, status, total, pending, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'Pending', ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO batches (id, tenant_id, name, labels, spec, task, parallelism, priority, state, phase, decisions, status, total, pending, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Pending', ?, ?, ?, ?, ?, ?)`,
     id,
     tenantId,
     header.name ?? null,
@@ -66,6 +66,7 @@ function* insertBatchRow(tenantId: string, id: string, header: BatchHeader, stat
     JSON.stringify(header),
     header.task ?? null,
     header.parallelism,
+    header.priority ?? 0,
     state,
     JSON.stringify(EMPTY_DECISIONS),
     INITIAL_STATUS,

@@ -12,7 +12,7 @@ export type ItemStatus = ItemRow['status'];
 export type ScheduleRow = typeof schedules.$inferSelect;
 export type ScheduleRunRow = typeof scheduleRuns.$inferSelect;
 
-export const BATCH_COLUMNS = `id, tenant_id AS "tenantId", name, labels, spec, task, parallelism, state, phase, decisions, status,
+export const BATCH_COLUMNS = `id, tenant_id AS "tenantId", name, labels, spec, task, parallelism, priority, state, phase, decisions, status,
   release_cursor AS "releaseCursor", total, pending, running, succeeded, failed, cancelled, sweep, sweep_cursor AS "sweepCursor",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 

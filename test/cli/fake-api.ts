@@ -42,6 +42,7 @@ export async function fakeApi(opts: { apiKey: string }): Promise<FakeApi> {
       name: typeof name === 'string' ? name : null,
       labels: (labels as Record<string, string>) ?? {},
       createdAt,
+      priority: typeof rest.priority === 'number' ? rest.priority : 0,
       spec: { parallelism: 1, ...rest },
       status: {
         phase: 'Pending' as Batch['status']['phase'],

@@ -98,6 +98,7 @@ function batch(overrides: Partial<Batch['status']> = {}, fields: Partial<Batch> 
     name: 'fruit',
     labels: { jobgroup: 'jobexample' },
     createdAt: new Date(0).toISOString(),
+    priority: 0,
     spec: { runtime: 'queue', task: 'rev' },
     status: {
       phase: 'Running',
@@ -195,6 +196,7 @@ describe('every table fits 80 columns with the largest data the API allows', () 
     name: `${long(200)}名前`,
     labels: { [`${long(200)}/${long(63)}`]: long(63) },
     createdAt: '2020-01-01T00:00:00Z',
+    priority: 0,
     spec: { runtime: 'job-per-item', task: long(63), parallelism: M },
     status: { phase: 'Suspended', counts: { total: M, pending: 0, running: 0, succeeded: M - 1, failed: M - 1, cancelled: 0 } } as Batch['status'],
   };

@@ -92,7 +92,11 @@ export interface paths {
         delete: operations["deleteBatch"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a batch while it runs (priority)
+         * @description A new `priority` takes effect at the dispatcher's next release of the tenant's batches; leases already queued keep their place.
+         */
+        patch: operations["updateBatch"];
         trace?: never;
     };
     "/v1/batches/{id}/events": {
@@ -617,6 +621,8 @@ export interface components {
             name: string | null;
             labels: components["schemas"]["Labels"];
             createdAt: string;
+            /** @description The batch's priority now (spec.priority as submitted or as changed by PATCH; 0 when unset). */
+            priority: number;
             spec: components["schemas"]["BatchSpecHeader"];
             status: components["schemas"]["BatchStatus"];
         };
@@ -641,6 +647,8 @@ export interface components {
             template?: components["schemas"]["Template"];
             /** @default 100 */
             parallelism?: number;
+            /** @description Higher runs first among the tenant's batches of a task (-1000…1000, default 0); a waiting batch gains one point per FANOUT_PRIORITY_AGING_SECONDS (10 s) up to the highest priority of the tenant's waiting batches, so a low priority is never starved. Changeable with PATCH /v1/batches/{id}. */
+            priority?: number;
             retry?: components["schemas"]["RetryPolicy"];
             activeDeadlineSeconds?: number;
             itemTimeoutSeconds?: number;
@@ -805,6 +813,8 @@ export interface components {
             template?: components["schemas"]["Template"];
             /** @default 100 */
             parallelism?: number;
+            /** @description Higher runs first among the tenant's batches of a task (-1000…1000, default 0); a waiting batch gains one point per FANOUT_PRIORITY_AGING_SECONDS (10 s) up to the highest priority of the tenant's waiting batches, so a low priority is never starved. Changeable with PATCH /v1/batches/{id}. */
+            priority?: number;
             retry?: components["schemas"]["RetryPolicy"];
             activeDeadlineSeconds?: number;
             itemTimeoutSeconds?: number;
@@ -836,6 +846,11 @@ export interface components {
             data: string;
             id: string;
             retry: number;
+        };
+        /** @description Fields of a batch that may change while it runs. */
+        BatchPatch: {
+            /** @description Higher runs first among the tenant's batches of a task (-1000…1000, default 0); a waiting batch gains one point per FANOUT_PRIORITY_AGING_SECONDS (10 s) up to the highest priority of the tenant's waiting batches, so a low priority is never starved. Changeable with PATCH /v1/batches/{id}. */
+            priority?: number;
         };
         ItemList: {
             items: components["schemas"]["Item"][];
@@ -1627,6 +1642,82 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchPatch"];
+            };
+        };
+        responses: {
+            /** @description The batch after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such batch */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description The body is larger than FANOUT_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid change (the pointer names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };

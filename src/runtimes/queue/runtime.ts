@@ -4,6 +4,10 @@ import type { Logger } from 'pino';
 import { HALT_PAUSE, HALT_STOP } from '../../contracts/halt.js';
 import type { ItemReport } from '../../contracts/item-report.js';
 import { planRelease } from '../../domain/release-planning.js';
+import { allocateShares, leasePriority, type BatchShare } from '../../domain/fair-share.js';
+import { shareCandidates } from '../../store/fair-share.js';
+import type { BatchDecisions } from '../../domain/batch-status.js';
+import type { BatchHeader } from '../../domain/batch-spec.js';
 import { JSON_DEPTH_CEILING, nestsDeeperThan } from '../../domain/json-scan.js';
 import { renderTemplate } from '../../domain/template.js';
 import { closeRedis, settledBefore, soonerOf, type StopContext } from '../../lifecycle/stop-context.js';
@@ -41,8 +45,11 @@ const REPORT_PARKED_MS = 1000;
 /** A failure to store that is this side's, not the report's: the report is kept for later. */
 const storeCannotTakeIt = (err: unknown) => err instanceof StoreUnavailableError || err instanceof FencedOffError;
 
-/** BullMQ's largest job priority (2^21). */
-const MAX_PRIORITY = 2_097_152;
+/** How soon a batch held back by its share looks again (a sibling may have finished meanwhile). */
+const HELD_BACK_RECHECK_MS = 500;
+
+/** One point of priority per 10 s waited (FANOUT_PRIORITY_AGING_SECONDS). */
+export const DEFAULT_PRIORITY_AGING_MS = 10_000;
 
 /** Counts what recorded reports did (`Metrics` in src/main/metrics.ts). */
 export interface ReportMetrics {
@@ -61,11 +68,13 @@ export interface QueueRuntimeOptions {
   notify(batchId: string): void;
   leaseMs: number;
   resyncMs: number;
-  /** most items of one batch out in Redis at once */
+  /** most items out in Redis at once per task queue, shared between tenants by weight */
   window?: number;
   maxLeaseSize?: number;
   /** the server-wide quota defaults (each tenant's overrides are read with every release) */
   quotaDefaults?: Quotas;
+  /** a waiting batch's priority rises by one per this many ms (aging) */
+  priorityAgingMs?: number;
 }
 
 export class QueueRuntime implements Runtime {
@@ -149,24 +158,51 @@ export class QueueRuntime implements Runtime {
       return null;
     }
     await this.side.unhalt(batchId);
+    // A batch with its own Kubernetes workers gets a queue of its own (they take only its items).
+    const ownQueue = header.workers?.kubernetes !== undefined;
+    const share = row.task && !ownQueue ? await this.shareOf(row, now) : null;
     const plan = planRelease({
       parallelism: row.parallelism,
       running: row.running,
       pending: row.pending,
-      window: this.o.window ?? 20_000,
+      window: share ? share.limit : this.window,
       maxLeaseSize: this.o.maxLeaseSize ?? 256,
     });
     if (plan.count > 0 && row.task) {
-      // A batch with its own Kubernetes workers gets a queue of its own (they take only its items).
-      const queue = header.workers?.kubernetes ? batchQueueKey(batchId) : row.task;
+      const queue = ownQueue ? batchQueueKey(batchId) : row.task;
       this.tenantOfBatch.set(batchId, row.tenantId);
       const { leases: released, heldByQuota } = await store.write(releaseWithinQuota(batchId, queue, plan.count, plan.leaseSize, now, this.o.quotaDefaults ?? UNLIMITED_QUOTAS));
       if (heldByQuota) this.heldByQuota.set(batchId, row.tenantId);
       else this.heldByQuota.delete(batchId);
-      await this.enqueue(batchId, queue, row.task, header, released, row.running);
+      await this.enqueue(batchId, queue, row.task, header, released, row.running, share);
     }
+    // Held back by its share while it has work: look again soon, as the share grows when another
+    // batch finishes, without waiting for a report of this one.
+    const heldBack = share !== null && row.pending > 0 && plan.count === 0 && share.limit < Math.min(row.parallelism, this.window);
     await store.write(refreshStatus(batchId, now));
-    return store.read(nextRetryAt(batchId));
+    const nextRetry = await store.read(nextRetryAt(batchId));
+    if (heldBack) return nextRetry === null ? now + HELD_BACK_RECHECK_MS : Math.min(nextRetry, now + HELD_BACK_RECHECK_MS);
+    return nextRetry;
+  }
+
+  private get window(): number {
+    return this.o.window ?? 20_000;
+  }
+
+  /**
+   * This batch's share of its task queue's release budget (src/domain/fair-share.ts), computed
+   * from the store's view of every active batch on the queue: nothing of it lives only here, so
+   * a restarted or newly elected dispatcher goes on where this one stopped.
+   */
+  private async shareOf(row: BatchRow, now: number): Promise<BatchShare | null> {
+    const rows = await this.o.store.read(shareCandidates(row.task!));
+    const candidates = rows.filter((c) => {
+      const spec = JSON.parse(c.spec) as BatchHeader;
+      const decisions = JSON.parse(c.decisions) as BatchDecisions;
+      return spec.workers?.kubernetes === undefined && !decisions.halt && !decisions.suspended;
+    });
+    const shares = allocateShares(candidates, this.window, now, this.o.priorityAgingMs ?? DEFAULT_PRIORITY_AGING_MS);
+    return shares.get(row.id) ?? null;
   }
 
   /**
@@ -231,19 +267,21 @@ export class QueueRuntime implements Runtime {
   }
 
   /**
-   * Adds released leases to the task's queue. A lease's BullMQ priority is the rank of its first
-   * item among the items of its batch already out (lower runs first), so the work queue interleaves
-   * batches instead of serving them first come, first served: a small batch submitted after a huge
-   * one gets its items near the front instead of behind the whole huge batch.
+   * Adds released leases to the task's queue. A lease's BullMQ priority (lower runs first) comes
+   * from the rank of its first item among its tenant's items out, relative to the tenant's share
+   * (`leasePriority`), so the work queue interleaves tenants and batches instead of serving them
+   * first come, first served: a small batch submitted after a huge one gets its items near the
+   * front instead of behind the whole huge batch. A batch on a queue of its own has no share:
+   * its rank alone orders its leases.
    */
-  private async enqueue(batchId: string, queue: string, task: string, header: ReturnType<typeof parseHeader>, released: ReleasedLease[], runningBefore: number): Promise<void> {
+  private async enqueue(batchId: string, queue: string, task: string, header: BatchHeader, released: ReleasedLease[], runningBefore: number, share: BatchShare | null): Promise<void> {
     released = await this.failUnsendable(batchId, released);
     if (released.length === 0) return;
     const token = this.o.tokenFor(batchId);
     const envTemplate = header.template?.env;
     let rank = runningBefore;
     const jobs = released.map((lease) => {
-      const priority = Math.min(MAX_PRIORITY, rank + 1);
+      const priority = leasePriority(share ?? { limit: this.window, rankBase: 0, tenantShare: this.window, effectivePriority: 0 }, rank);
       rank += lease.items.length;
       const data: LeaseJob = {
         batchId,
