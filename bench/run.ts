@@ -31,6 +31,7 @@ import { commandItems, fanoutCommandBatch, xargsBaseline } from './command-bench
 import { postgresCopyBaseline, ROWS_PER_COPY } from './postgres-baseline.js';
 import { F_TARGET_MS, measureLoopLag } from './loop-lag.js';
 import { measureFairShare } from './fair-share.js';
+import { compileServer, largeIngestItems, RSS_SPREAD_TARGET, RSS_TARGET_MB, rssSpread } from './ingest-memory.js';
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 import { measureStatusReads, measureWritePath, type StatusReadsContext } from './status-reads.js';
 
@@ -38,7 +39,8 @@ import { measureStatusReads, measureWritePath, type StatusReadsContext } from '.
  * `npm run bench`: Fanout against baselines measured in the same run on the same machine.
  *
  *   A. NDJSON ingest over HTTP vs, on SQLite, raw better-sqlite3 inserts into a table shaped like
- *      `items`; on PostgreSQL, raw `COPY … FROM STDIN` (pg + pg-copy-streams) into one
+ *      `items`; on PostgreSQL, raw `COPY … FROM STDIN` (pg + pg-copy-streams) into one; and the
+ *      server's peak RSS over an ingest of 1,000,000 and of 5,000,000 items (bench/ingest-memory.ts)
  *   B. end-to-end no-op items with two worker processes vs raw BullMQ with two worker processes
  *      (the raw BullMQ baseline is measured once and serves every store)
  *   C. Redis memory per queued item vs per waiting raw BullMQ job (Redis only; server on SQLite)
@@ -58,7 +60,7 @@ import { measureStatusReads, measureWritePath, type StatusReadsContext } from '.
  * DATABASE_URL. A and B also report the server's CPU time per item.
  *
  * Env: BENCH_SCALE (default 1) scales item counts; BENCH_CONCURRENCY (default 64) per worker
- * process (A-C); BENCH_ONLY=A,B,C,D,E,F,G picks measurements; BENCH_STORES=sqlite,postgres picks the
+ * process (A-C); BENCH_ONLY=A,B,C,D,E,F,G picks measurements; BENCH_A_LARGE_ITEMS sets A's second ingest (default 5 × A's); BENCH_STORES=sqlite,postgres picks the
  * stores of A, B, D, F and G; BENCH_POSTGRES_FSYNC=off runs the cluster without fsync (a diagnosis of what
  * commits cost, not a fair comparison); BENCH_POSTGRES_STATEMENTS=1 logs the costliest statements
  * of each PostgreSQL measurement (pg_stat_statements); BENCH_SERVER_LOG=1 logs each server's
@@ -90,6 +92,7 @@ const POSTGRES_STATEMENTS = process.env.BENCH_POSTGRES_STATEMENTS === '1';
 const SERVER_LOG = process.env.BENCH_SERVER_LOG === '1';
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS || '').split(/\s+/).filter(Boolean);
 const N_A = Math.round(1_000_000 * SCALE);
+const N_A_LARGE = largeIngestItems(N_A);
 const N_B = Math.round(200_000 * SCALE);
 const N_C = Math.round(100_000 * SCALE);
 const N_E = Math.round(10_000 * SCALE);
@@ -312,15 +315,46 @@ async function measureIngest(store: StoreKind): Promise<void> {
     met: Number.isNaN(ratio) ? 'n/a' : ratio >= target ? 'yes' : 'NO',
     serverCpu: cpuPerItem(serverCpu, N_A),
   });
+  const largeRss = await ingestPeakRss(store, N_A_LARGE);
+  const mb = (bytes: number) => `${fmt(bytes / 2 ** 20)} MB`;
+  for (const [n, peak] of [[N_A, rss], [N_A_LARGE, largeRss]] as const) {
+    rows.push({
+      measurement: `A. server peak RSS during an ingest of ${fmt(n)} items (VmHWM)`,
+      store,
+      fanout: mb(peak),
+      baseline: '—',
+      ratio: '—',
+      target: `< ${RSS_TARGET_MB} MB`,
+      met: peak < RSS_TARGET_MB * 2 ** 20 ? 'yes' : 'NO',
+    });
+  }
+  const spread = rssSpread(rss, largeRss);
   rows.push({
-    measurement: 'A. server peak RSS during ingest (VmHWM)',
+    measurement: `A. peak RSS, ${fmt(N_A_LARGE)} vs ${fmt(N_A)} items`,
     store,
-    fanout: `${fmt(rss / 2 ** 20)} MB`,
+    fanout: `${fmt(spread * 100, 1)}% apart`,
     baseline: '—',
     ratio: '—',
-    target: '< 300 MB',
-    met: rss < 300 * 2 ** 20 ? 'yes' : 'NO',
+    target: `within ${fmt(RSS_SPREAD_TARGET * 100)}%`,
+    met: spread <= RSS_SPREAD_TARGET ? 'yes' : 'NO',
   });
+}
+
+/** The server's peak RSS over an NDJSON ingest of `n` items, in a fresh server (and database). */
+async function ingestPeakRss(store: StoreKind, n: number): Promise<number> {
+  log(`A (${store}): peak RSS over an ingest of ${fmt(n)} items`);
+  await redis!.flushall();
+  const server = await fanoutServer(`a-large-${store}`, await storeEnv(store, 'a_large'));
+  try {
+    await registerNoop();
+    const { batch, ms } = await submitNdjson(server.api, { task: 'noop', name: 'bench-ingest-large', parallelism: 1 }, n);
+    if (batch.status.counts.total !== n) throw new Error(`ingested ${batch.status.counts.total} items, expected ${n}`);
+    const peak = peakRss(server.child.pid);
+    notes.push(`A (${store}): ${fmt(n)} items ingested in ${fmt(ms / 1000, 2)} s (${fmt(n / (ms / 1000))} items/s), server peak RSS ${fmt(peak / 2 ** 20)} MB.`);
+    return peak;
+  } finally {
+    await server.child.stop();
+  }
 }
 
 /**
@@ -710,6 +744,7 @@ async function main(): Promise<void> {
   redisUrl = r.url;
   redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   const failures: string[] = [];
+  compileServer(log);
   const steps: [string, string, () => Promise<void>][] = [
     ...STORES.map((store): [string, string, () => Promise<void>] => ['A', store, () => measureIngest(store)]),
     ...STORES.map((store): [string, string, () => Promise<void>] => ['B', store, () => measureEndToEnd(store)]),

@@ -11,6 +11,7 @@ import { ingestNdjson, lineProblem } from './ndjson-ingest.js';
 import { fieldErrors, pointerOf, problem, validationProblem } from './problems.js';
 import { targetRefusal } from '../webhooks/target-check.js';
 import { checkSubmission } from '../store/quotas.js';
+import { UploadGarbage } from './upload-garbage.js';
 
 /**
  * Turning a create request into a stored batch: validation beyond the schema (runtime, task,
@@ -169,6 +170,7 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
   }
   let header: BatchHeader | undefined;
   let id: string | undefined;
+  const garbage = new UploadGarbage();
   try {
     const { total } = await ingestNdjson(body, {
       maxItemBytes: deps.config.limits.maxItemBytes,
@@ -200,6 +202,7 @@ export async function createFromNdjson(deps: ApiDeps, tenantId: string, body: Re
       onItems: async (first, rows) => {
         if (header && (itemTemplate(header) !== undefined || header.concurrencyKey !== undefined)) rows.forEach((r, k) => checkTemplate(header!, JSON.parse(r.input), first + k, `/items/${first + k}`));
         await deps.store.appendItems(id!, first, rows);
+        garbage.stored(rows.reduce((sum, r) => sum + r.input.length, 0));
       },
     });
     const requestHash = hash.digest('hex');

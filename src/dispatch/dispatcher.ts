@@ -7,7 +7,6 @@ import { takeOutbox } from '../store/outbox.js';
 import { unboundedStop, type StopContext } from '../lifecycle/stop-context.js';
 import type { KubernetesConfig } from '../config/config.js';
 import { runtimesOf, type Runtime, type RuntimeKind } from '../runtimes/runtime.js';
-import { KubernetesRuntime } from '../runtimes/kubernetes/runtime.js';
 import { QueueRuntime, type ReportMetrics } from '../runtimes/queue/runtime.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { forgetBatches, type DeletedBatch } from './forget-batches.js';
@@ -84,6 +83,8 @@ export class Dispatcher {
     // The queue first: it finds out whether Redis lost its data before anything is released.
     await this.queue.start();
     if (this.o.kubernetes) {
+      // Loaded only when configured: the Kubernetes client is tens of MB of heap (src/main/service.ts, kubernetesAdmission).
+      const { KubernetesRuntime } = await import('../runtimes/kubernetes/runtime.js');
       const kubernetes = new KubernetesRuntime({
         config: this.o.kubernetes,
         store: this.o.store,

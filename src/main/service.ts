@@ -5,7 +5,8 @@ import { createApp } from '../api/app.js';
 import { openBlobStore } from '../blobs/open-blob-store.js';
 import { startStaleBlobSweeps } from '../blobs/stale-sweep.js';
 import { batchTokens } from '../api/tokens.js';
-import type { Config } from '../config/config.js';
+import type { Config, KubernetesConfig } from '../config/config.js';
+import type { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import { RedisSide } from '../runtimes/queue/redis-side.js';
 import { forgetBatches } from '../dispatch/forget-batches.js';
@@ -19,7 +20,6 @@ import { tenantActivityToday } from '../store/quotas.js';
 import { backfillBatchWebhookSecrets } from '../store/webhook-endpoints.js';
 import { parseTaskFlag, startWorker, withTaskLimits, type RunningWorker } from '../worker/index.js';
 import { Metrics } from './metrics.js';
-import { KubernetesAdmission } from '../runtimes/kubernetes/admission.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
 import { LeaderElection } from '../lifecycle/leader-election.js';
 import { startAuditPruning } from '../dispatch/audit-retention.js';
@@ -115,7 +115,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       blobs,
       tokens,
       keyUsage,
-      kubernetesAdmission: config.kubernetes ? new KubernetesAdmission(config.kubernetes, o.redisUrl) : undefined,
+      kubernetesAdmission: config.kubernetes ? await kubernetesAdmission(config.kubernetes, o.redisUrl) : undefined,
       notify: (id) => dispatcher?.notify(id),
       async knownTasks(o) {
         const now = Date.now();
@@ -214,4 +214,14 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       await store.close();
     },
   };
+}
+
+/**
+ * The Kubernetes client is loaded only when Kubernetes is configured: importing it puts tens of
+ * MB of code in the heap of every server, and a larger old generation made V8 promote and keep
+ * much more of an NDJSON upload's short-lived garbage (docs/operations.md, "What the server's memory depends on").
+ */
+async function kubernetesAdmission(config: KubernetesConfig, redisUrl: string): Promise<KubernetesAdmission> {
+  const { KubernetesAdmission } = await import('../runtimes/kubernetes/admission.js');
+  return new KubernetesAdmission(config, redisUrl);
 }
