@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { api, pollUntil, type Api, type BatchView } from './lib.js';
+import { api, pollUntil, postBatch, type Api, type BatchView } from './lib.js';
 
 /**
  * Benchmark E's two sides: a batch of string items run by a `fanout up` command task (`rev`, the
@@ -69,16 +69,6 @@ export async function fanoutCommandBatch(
   return { rate: items.length / seconds, seconds };
 }
 
-async function postBatch(a: Api, spec: object): Promise<BatchView> {
-  const res = await fetch(`${a.url}/v1/batches`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(spec),
-  });
-  const text = await res.text();
-  if (res.status !== 202) throw new Error(`POST /v1/batches: ${res.status} ${text.slice(0, 500)}`);
-  return JSON.parse(text) as BatchView;
-}
 
 async function checkResults(a: Api, batchId: string, items: string[]): Promise<void> {
   const res = await fetch(`${a.url}/v1/batches/${batchId}/results`, { headers: { authorization: `Bearer ${a.key}` } });

@@ -260,6 +260,19 @@ export interface BatchView {
   status: { phase: string; counts: { total: number; pending: number; running: number; succeeded: number; failed: number; cancelled: number } };
 }
 
+/** POST /v1/batches with a JSON spec; the created batch (202), or an error with the answer. */
+export async function postBatch(a: Api, spec: object): Promise<BatchView> {
+  const res = await fetch(`${a.url}/v1/batches`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(spec),
+  });
+  const text = await res.text();
+  if (res.status !== 202) throw new Error(`POST /v1/batches: ${res.status} ${text.slice(0, 500)}`);
+  return JSON.parse(text) as BatchView;
+}
+
+
 /** POSTs an NDJSON batch; returns the batch and the ms from the first body byte to the 202. */
 export async function submitNdjson(a: Api, spec: object, n: number): Promise<{ batch: BatchView; ms: number; acceptedAt: number }> {
   let t0 = 0;

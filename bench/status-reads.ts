@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { api, cpuSeconds, itemJson, pollUntil, startChild, type Api, type BatchView, type Child } from './lib.js';
+import { api, cpuSeconds, itemJson, pollUntil, postBatch, startChild, type Api, type BatchView, type Child } from './lib.js';
 import type { LoadResult, LoadSpec } from './http-load.js';
 
 /**
@@ -61,16 +61,6 @@ async function loadWithCpu(spec: LoadSpec, pid?: number): Promise<{ result: Load
   return { result: JSON.parse(line) as LoadResult, cpu: pid === undefined ? NaN : cpuSeconds(pid) - cpu0 };
 }
 
-async function postJson(a: Api, spec: object): Promise<BatchView> {
-  const res = await fetch(`${a.url}/v1/batches`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(spec),
-  });
-  const text = await res.text();
-  if (res.status !== 202) throw new Error(`POST /v1/batches: ${res.status} ${text.slice(0, 500)}`);
-  return JSON.parse(text) as BatchView;
-}
 
 const items = (n: number) => Array.from({ length: n }, (_, k) => JSON.parse(itemJson(k)) as unknown);
 
@@ -110,8 +100,8 @@ export async function measureStatusReads(ctx: StatusReadsContext): Promise<void>
   try {
     const headers = { authorization: `Bearer ${server.api.key}` };
     const small = [];
-    for (let k = 0; k < SMALL_BATCHES; k++) small.push(await postJson(server.api, { task: 'noop', name: `bench-d-${k}`, labels: { bench: 'd' }, items: items(2), parallelism: 2 }));
-    const big = await postJson(server.api, { task: 'noop', name: 'bench-d-status', labels: { bench: 'd' }, items: items(100), parallelism: 100 });
+    for (let k = 0; k < SMALL_BATCHES; k++) small.push(await postBatch(server.api, { task: 'noop', name: `bench-d-${k}`, labels: { bench: 'd' }, items: items(2), parallelism: 2 }));
+    const big = await postBatch(server.api, { task: 'noop', name: 'bench-d-status', labels: { bench: 'd' }, items: items(100), parallelism: 100 });
     batchId = big.id;
     await pollUntil('the bench D batches to succeed', 100, 120_000, async () => {
       const page = await api<{ items: BatchView[] }>(server.api, 'GET', '/v1/batches?limit=50&phase=Succeeded');
