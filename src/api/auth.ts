@@ -51,7 +51,8 @@ export function authenticate(deps: Pick<ApiDeps, 'store' | 'config' | 'keyUsage'
       c.set('workerToken', key);
       return next();
     }
-    if (path === '/v1/audit-events' && isAdminKey(key)) {
+    // The server admin reads any tenant's audit log and usage (`?tenant=`) on the tenants' own paths.
+    if ((path === '/v1/audit-events' || path === '/v1/usage') && isAdminKey(key)) {
       c.set('auth', { kind: 'admin' });
       return next();
     }

@@ -3,12 +3,13 @@ import { QUOTA_NAMES, type QuotaName } from '../domain/quotas.js';
 import { quotaUse, tenantQuotas, usageByDay, usageDay } from '../store/quotas.js';
 import type { Op } from '../store/op.js';
 import type { ApiDeps, ApiEnv } from './deps.js';
-import { validationProblem } from './problems.js';
+import { notFound, validationProblem } from './problems.js';
+import { getTenant } from '../store/tenants.js';
 import { problemResponse } from './schemas.js';
 
 /**
  * GET /v1/usage: the tenant's quotas with their limits and current use, and with `from`/`to`
- * its usage per UTC day, read from the counters submissions and reports keep (never from the
+ * its usage per UTC day (the server admin key: any tenant's, named with `?tenant=`), read from the counters submissions and reports keep (never from the
  * items). A read never writes.
  */
 
@@ -56,11 +57,13 @@ const getUsageRoute = createRoute({
       from: dayOrTime.optional(),
       to: dayOrTime.optional().openapi({ description: 'last day, inclusive (default: today)' }),
       groupBy: z.enum(['day']).optional().openapi({ description: 'the only grouping: per UTC day (the default)' }),
+      tenant: z.string().min(1).max(100).optional().openapi({ description: 'Server admin key (FANOUT_ADMIN_KEY) only, and needed with it: the tenant to read' }),
     }),
   },
   responses: {
     200: { description: "The tenant's quotas and usage", content: { 'application/json': { schema: usageSchema } } },
-    422: problemResponse('Bad from, to or groupBy (the pointer names which)'),
+    404: problemResponse("`tenant` names a tenant that does not exist, or another tenant than the key's"),
+    422: problemResponse('Bad from, to or groupBy (the pointer names which), or the admin key without tenant'),
   },
 });
 
@@ -75,8 +78,17 @@ export function usageRouter(deps: ApiDeps) {
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: deps.validationHook });
 
   app.openapi(getUsageRoute, async (c) => {
-    const tenantId = deps.tenantOf(c);
     const q = c.req.valid('query');
+    let tenantId: string;
+    if (c.get('auth')?.kind === 'admin') {
+      if (q.tenant === undefined) throw validationProblem([{ pointer: '/query/tenant', detail: 'the admin key reads one tenant\'s usage: name it with tenant' }]);
+      if (!(await deps.store.read(getTenant(q.tenant)))) throw notFound('tenant');
+      tenantId = q.tenant;
+    } else {
+      tenantId = deps.tenantOf(c);
+      // Another tenant does not exist for a tenant's key: the same 404 as its batches.
+      if (q.tenant !== undefined && q.tenant !== tenantId) throw notFound('tenant');
+    }
     if (q.to !== undefined && q.from === undefined) throw validationProblem([{ pointer: '/query/from', detail: 'to needs from' }]);
     if (q.groupBy !== undefined && q.from === undefined) throw validationProblem([{ pointer: '/query/from', detail: 'groupBy needs from' }]);
     const now = Date.now();
@@ -94,10 +106,7 @@ export function usageRouter(deps: ApiDeps) {
   return app;
 }
 
-/**
- * The usage document of one tenant. The tenant is a parameter, not the caller: an admin view of
- * any tenant (GET /v1/admin/tenants/{id}/usage) can answer with this same operation.
- */
+/** The usage document of one tenant: the caller's, or the one the admin key names with `?tenant=`. */
 export function* readUsage(tenantId: string, quotaDefaults: Parameters<typeof tenantQuotas>[1], range: { from: number; to: number } | null, now: number): Op<z.infer<typeof usageSchema>> {
   const limits = yield* tenantQuotas(tenantId, quotaDefaults);
   const used = yield* quotaUse(tenantId, now);

@@ -310,6 +310,26 @@ describe('tenants and API keys', () => {
     expect(text).not.toContain(ADMIN_KEY);
     expect(text).not.toContain('body-marker');
   });
+
+  it('quotas set through the admin API are enforced and shown in usage; the admin reads any tenant\'s usage', async () => {
+    const t = await newTenant('quoted', { quotas: { storedItems: 3 } });
+    const k = await newKey(t.id, ['read', 'write']);
+    expect((await k.client.json('POST', '/v1/batches', { task: 'rev', items: ['a', 'b'] })).status).toBe(202);
+    // 2 stored + 2 more > 3: refused, nothing stored
+    const over = await expectProblem(await k.client.request('POST', '/v1/batches', { task: 'rev', items: ['c', 'd'] }), 403);
+    expect(JSON.stringify(over)).toContain('storedItems');
+    const own = (await k.client.json('GET', '/v1/usage')).body;
+    expect(own).toMatchObject({ tenantId: t.id, quotas: { storedItems: { limit: 3, used: 2 } } });
+    // The admin: any tenant by ?tenant=, and it must name one; a tenant key cannot name another.
+    expect((await admin.json('GET', `/v1/usage?tenant=${t.id}`)).body).toEqual(own);
+    await expectProblem(await admin.request('GET', '/v1/usage'), 422, '/query/tenant');
+    await expectProblem(await admin.request('GET', '/v1/usage?tenant=t_nosuch'), 404);
+    await expectProblem(await k.client.request('GET', `/v1/usage?tenant=${(await svc.client.json('GET', '/v1/usage')).body.tenantId}`), 404);
+    // Raising the quota through PATCH lets the same submission in.
+    expect((await admin.json('PATCH', `/v1/admin/tenants/${t.id}`, { quotas: { storedItems: 10 } })).status).toBe(200);
+    expect((await k.client.json('POST', '/v1/batches', { task: 'rev', items: ['c', 'd'] })).status).toBe(202);
+    expect((await admin.json('GET', `/v1/usage?tenant=${t.id}`)).body.quotas.storedItems).toEqual({ limit: 10, used: 4 });
+  });
 });
 
 describe('admin API without FANOUT_ADMIN_KEY', () => {

@@ -3770,6 +3770,8 @@ export interface operations {
                 to?: string;
                 /** @description the only grouping: per UTC day (the default) */
                 groupBy?: "day";
+                /** @description Server admin key (FANOUT_ADMIN_KEY) only, and needed with it: the tenant to read */
+                tenant?: string;
             };
             header?: never;
             path?: never;
@@ -3788,8 +3790,17 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description `tenant` names a tenant that does not exist, or another tenant than the key's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             408: components["responses"]["RequestTimeout"];
-            /** @description Bad from, to or groupBy (the pointer names which) */
+            /** @description Bad from, to or groupBy (the pointer names which), or the admin key without tenant */
             422: {
                 headers: {
                     [name: string]: unknown;
