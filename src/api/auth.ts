@@ -39,8 +39,9 @@ export function authenticate(deps: Pick<ApiDeps, 'store' | 'config' | 'keyUsage'
     const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
     const path = c.req.path;
     if (isAdminPath(path)) {
-      if (!adminDigest) throw problem(403, 'admin-api-disabled', 'Forbidden', 'the admin API is off on this server: start it with FANOUT_ADMIN_KEY set');
+      // No credentials is 401 whether or not the admin API is on (RFC 9110: 401 asks for them).
       if (!m) throw unauthorized('the admin API needs the admin key: send Authorization: Bearer <FANOUT_ADMIN_KEY>');
+      if (!adminDigest) throw problem(403, 'admin-api-disabled', 'Forbidden', 'the admin API is off on this server: start it with FANOUT_ADMIN_KEY set');
       if (!isAdminKey(m[1])) throw unauthorized('the admin API needs the admin key (FANOUT_ADMIN_KEY); this is not it');
       c.set('auth', { kind: 'admin' });
       return next();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,6 +39,9 @@ const EXAMPLES = Number(process.env.FANOUT_FUZZ_EXAMPLES || 50);
 /** vitest's bound on the whole run; schemathesis itself stops after EXAMPLES per operation and phase */
 const RUN_TIMEOUT_MS = 8 * 60_000;
 
+/** The server admin key of the service under test (the admin API's pass uses it). */
+const ADMIN_KEY = `admin-${randomBytes(16).toString('hex')}`;
+
 let svc: TestService | undefined;
 let tmp: string | undefined;
 
@@ -66,7 +70,7 @@ describe('schemathesis against the running service', () => {
   beforeAll(async () => {
     svc = await startTestService({
       redisUrl: inject('redisUrl'),
-      env: { FANOUT_WEBHOOK_ALLOW: '127.0.0.1', FANOUT_WEBHOOK_ALLOW_PUBLIC: 'false', FANOUT_KUBERNETES: 'off' },
+      env: { FANOUT_WEBHOOK_ALLOW: '127.0.0.1', FANOUT_WEBHOOK_ALLOW_PUBLIC: 'false', FANOUT_KUBERNETES: 'off', FANOUT_ADMIN_KEY: ADMIN_KEY },
     });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fanout-fuzz-'));
   });
@@ -93,39 +97,51 @@ describe('schemathesis against the running service', () => {
     `finds no 5xx, no schema violation and no undocumented status (seed ${FUZZ_SEED}, ${EXAMPLES} examples per operation)`,
     async () => {
       requireSchemathesis();
-      const url = svc!.url;
-      const args = [
-        '--config-file', path.join(REPO, 'test/fuzz/schemathesis.toml'),
-        'run', `${url}/openapi.yaml`,
-        '--url', url,
-        '--header', `Authorization: Bearer ${svc!.apiKey}`,
-        '--checks', 'all',
-        '--phases', 'examples,coverage,fuzzing',
-        '--max-examples', String(EXAMPLES),
-        '--seed', String(FUZZ_SEED),
-        '--generation-database', 'none',
-        // One worker: the machine is shared, and Python 3.11 can fail parsing in parallel threads.
-        '--workers', '1',
-        '--request-timeout', '10',
-        '--suppress-health-check', 'all',
-        '--no-color',
-      ];
-      const { code, output } = await run(SCHEMATHESIS, args, tmp!, RUN_TIMEOUT_MS - 30_000);
-      const summary = output.slice(output.lastIndexOf('=== SUMMARY') - 40);
-      expect(output, 'schemathesis produced no summary').toMatch(/SUMMARY/);
-      const selected = /Selected: (\d+)\/(\d+)/.exec(summary);
-      const tested = /Tested: (\d+)/.exec(summary);
-      expect(selected && tested, summary).toBeTruthy();
-      expect(Number(tested![1]), 'every operation in openapi.yaml was tested').toBe(Number(selected![2]));
-      // The whole report goes to a file; the message is its failures (with curl reproductions) and the summary.
-      const reportDir = path.resolve(process.env.FANOUT_TEST_REPORT_DIR ?? path.join(REPO, '.tmp'));
-      fs.mkdirSync(reportDir, { recursive: true });
-      const reportFile = path.join(reportDir, 'schemathesis.txt');
-      fs.writeFileSync(reportFile, output);
-      const failures = output.indexOf('FAILURES');
-      const message = `schemathesis failed; full report in ${reportFile}\n${output.slice(failures >= 0 ? failures - 40 : 0).slice(0, 40_000)}`;
-      expect(code, message).toBe(0);
+      // Two passes, since one header cannot serve both: the tenant's calls with the tenant's key,
+      // the admin API (/v1/admin/…) with the server admin key. Together they test every operation.
+      const tenant = await fuzzPass('tenant', svc!.apiKey, ['--exclude-path-regex', '^/v1/admin/']);
+      const admin = await fuzzPass('admin', ADMIN_KEY, ['--include-path-regex', '^/v1/admin/']);
+      expect(tenant.total).toBe(admin.total);
+      expect(tenant.tested + admin.tested, 'every operation in openapi.yaml was tested').toBe(tenant.total);
     },
     RUN_TIMEOUT_MS,
   );
+
+  /** One schemathesis run with `key` over the operations `filter` selects; fails the test on any failure. */
+  async function fuzzPass(name: string, key: string, filter: string[]): Promise<{ tested: number; total: number }> {
+    const url = svc!.url;
+    const args = [
+      '--config-file', path.join(REPO, 'test/fuzz/schemathesis.toml'),
+      'run', `${url}/openapi.yaml`,
+      '--url', url,
+      '--header', `Authorization: Bearer ${key}`,
+      ...filter,
+      '--checks', 'all',
+      '--phases', 'examples,coverage,fuzzing',
+      '--max-examples', String(EXAMPLES),
+      '--seed', String(FUZZ_SEED),
+      '--generation-database', 'none',
+      // One worker: the machine is shared, and Python 3.11 can fail parsing in parallel threads.
+      '--workers', '1',
+      '--request-timeout', '10',
+      '--suppress-health-check', 'all',
+      '--no-color',
+    ];
+    const { code, output } = await run(SCHEMATHESIS, args, tmp!, (RUN_TIMEOUT_MS - 30_000) / 2);
+    const summary = output.slice(output.lastIndexOf('=== SUMMARY') - 40);
+    expect(output, `${name} pass: schemathesis produced no summary`).toMatch(/SUMMARY/);
+    const selected = /Selected: (\d+)\/(\d+)/.exec(summary);
+    const tested = /Tested: (\d+)/.exec(summary);
+    expect(selected && tested, summary).toBeTruthy();
+    expect(Number(tested![1]), `${name} pass: every selected operation was tested`).toBe(Number(selected![1]));
+    // The whole report goes to a file; the message is its failures (with curl reproductions) and the summary.
+    const reportDir = path.resolve(process.env.FANOUT_TEST_REPORT_DIR ?? path.join(REPO, '.tmp'));
+    fs.mkdirSync(reportDir, { recursive: true });
+    const reportFile = path.join(reportDir, `schemathesis-${name}.txt`);
+    fs.writeFileSync(reportFile, output);
+    const failures = output.indexOf('FAILURES');
+    const message = `schemathesis (${name} pass) failed; full report in ${reportFile}\n${output.slice(failures >= 0 ? failures - 40 : 0).slice(0, 40_000)}`;
+    expect(code, message).toBe(0);
+    return { tested: Number(tested![1]), total: Number(selected![2]) };
+  }
 });

@@ -311,6 +311,17 @@ describe('tenants and API keys', () => {
     expect(text).not.toContain('body-marker');
   });
 
+  it('a key does not revoke itself through /v1/api-keys (409); another admin key of the tenant, or the admin, can', async () => {
+    const t = await newTenant('self-revoking');
+    const one = await newKey(t.id, ['admin']);
+    const two = await newKey(t.id, ['admin']);
+    await expectProblem(await one.client.request('DELETE', `/v1/api-keys/${one.id}`), 409);
+    expect((await one.client.json('GET', '/v1/api-keys')).status).toBe(200);
+    expect((await two.client.request('DELETE', `/v1/api-keys/${one.id}`)).status).toBe(204);
+    await expectProblem(await one.client.request('GET', '/v1/api-keys'), 401);
+    expect((await admin.request('DELETE', `/v1/admin/tenants/${t.id}/api-keys/${two.id}`)).status).toBe(204);
+  });
+
   it('quotas set through the admin API are enforced and shown in usage; the admin reads any tenant\'s usage', async () => {
     const t = await newTenant('quoted', { quotas: { storedItems: 3 } });
     const k = await newKey(t.id, ['read', 'write']);
