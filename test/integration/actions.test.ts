@@ -17,8 +17,9 @@ describe('batch actions', () => {
       tasks: [
         // Leaves a mark when an item starts, so the test sees what started and when.
         `slow=touch "${dir}/$FANOUT_BATCH_ID-started-$FANOUT_ITEM_INDEX"; sleep 2; cat`,
-        // Succeeds only once the test has created the item's ok-file; logs every run.
-        `flaky=echo "$FANOUT_ITEM_INDEX" >> "${dir}/$FANOUT_BATCH_ID-runs"; test -f "${dir}/$FANOUT_BATCH_ID-ok-$FANOUT_ITEM_INDEX" && echo "ok-$FANOUT_ITEM_INDEX"`,
+        // Succeeds only once the test has created the ok-file named by the item's payload (so the
+        // test can create it before the batch exists and a fast worker cannot race it); logs every run.
+        `flaky=echo "$FANOUT_ITEM_INDEX" >> "${dir}/$FANOUT_BATCH_ID-runs"; test -f "${dir}/ok-$(cat)" && echo "ok-$FANOUT_ITEM_INDEX"`,
       ],
     });
   });
@@ -102,15 +103,17 @@ describe('batch actions', () => {
   }, 60_000);
 
   it('retry on a Failed batch re-runs only the failed items', async () => {
-    const b = await svc.client.createBatch({ task: 'flaky', items: ['i0', 'i1', 'i2', 'i3'], retry: { backoffLimitPerItem: 0 } });
-    for (const i of [0, 2]) fs.writeFileSync(`${dir}/${b.id}-ok-${i}`, '');
+    const tag = `retry-${Date.now()}`;
+    for (const i of [0, 2]) fs.writeFileSync(`${dir}/ok-${tag}-${i}`, '');
+    const items = [0, 1, 2, 3].map((i) => `${tag}-${i}`);
+    const b = await svc.client.createBatch({ task: 'flaky', items, retry: { backoffLimitPerItem: 0 } });
     const failed = await svc.client.waitForPhase(b.id);
     expect(failed.status.phase).toBe('Failed');
     expect(failed.status.failedIndexes).toBe('1,3');
     const runs = () => fs.readFileSync(`${dir}/${b.id}-runs`, 'utf8').split('\n').filter(Boolean).map(Number).sort();
     expect(runs()).toEqual([0, 1, 2, 3]);
 
-    for (const i of [1, 3]) fs.writeFileSync(`${dir}/${b.id}-ok-${i}`, '');
+    for (const i of [1, 3]) fs.writeFileSync(`${dir}/ok-${tag}-${i}`, '');
     const r = await action(b.id, 'retry');
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(['Pending', 'Running']).toContain(r.body.status.phase);
@@ -138,8 +141,9 @@ describe('batch actions', () => {
   }, 60_000);
 
   it('retry on a Succeeded batch with no failures → 409, and nothing re-runs', async () => {
-    const b = await svc.client.createBatch({ task: 'flaky', items: ['x'] });
-    fs.writeFileSync(`${dir}/${b.id}-ok-0`, '');
+    const item = `succeeded-${Date.now()}`;
+    fs.writeFileSync(`${dir}/ok-${item}`, '');
+    const b = await svc.client.createBatch({ task: 'flaky', items: [item] });
     await svc.client.waitForPhase(b.id);
     const before = await svc.client.getBatch(b.id);
     expect(before.status.phase).toBe('Succeeded');
