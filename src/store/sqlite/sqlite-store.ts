@@ -143,11 +143,37 @@ export function openSqliteStore(file: string, opts: { migrate?: boolean } = {}):
   // The busy timeout first: switching a new file to WAL takes a lock, and several processes
   // opening it at once (replicas starting together) would otherwise fail at once with SQLITE_BUSY.
   sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('journal_mode = WAL');
+  switchToWal(sqlite);
   sqlite.pragma('synchronous = NORMAL');
   if (opts.migrate !== false) applySqliteMigrations(sqlite);
   sqlite.pragma('foreign_keys = ON');
   return new SqliteStore(sqlite);
+}
+
+/** How long a process opening the file waits for others to let it switch the file to WAL. */
+const WAL_SWITCH_WAIT_MS = 10_000;
+
+/**
+ * Puts the file in WAL mode. The busy timeout does not cover every way the switch meets another
+ * process: while one is switching or recovering a new file, SQLite answers SQLITE_BUSY at once
+ * without calling the busy handler (CI saw one of six processes starting together fail so), or
+ * leaves the mode as it was and says so in its answer. Both are tried again for a while; it is
+ * start-up, so the process may wait synchronously.
+ */
+function switchToWal(sqlite: Database.Database): void {
+  const deadline = Date.now() + WAL_SWITCH_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let mode: unknown;
+    try {
+      mode = sqlite.pragma('journal_mode = WAL', { simple: true });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+    }
+    if (typeof mode === 'string' && mode.toLowerCase() === 'wal') return;
+    if (mode !== undefined && Date.now() >= deadline) throw new Error(`could not switch the SQLite file to WAL mode: it stays in '${String(mode)}' mode`);
+    Atomics.wait(pause, 0, 0, 10 + Math.floor(Math.random() * 40));
+  }
 }
 
 /**
