@@ -15,6 +15,9 @@ import { insertItems } from '../batch-create.js';
  * their text.
  */
 
+/** Longest run of queued writes before the event loop gets a turn (see SqliteStore.write). */
+const WRITE_TURN_MS = 5;
+
 export const SQLITE_MIGRATIONS = path.join(packageRoot, 'migrations', 'sqlite');
 
 export class SqliteStore implements Store {
@@ -39,13 +42,42 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Queued, and run in turns of at most WRITE_TURN_MS between which the event loop takes new
+   * requests. Each write is a synchronous transaction: run as soon as asked, the writes of 50
+   * concurrent creates (and the releases that follow them) ran back to back in one loop turn, and
+   * a `/healthz` that arrived meanwhile waited for all of them (bench D: p50 77 ms, max 136 ms).
+   * Writes keep their order; a read runs at once and sees what the writes before it committed.
+   */
   write<T>(op: Op<T>): Promise<T> {
-    try {
-      return Promise.resolve(this.writeTx(op) as T);
-    } catch (err) {
-      return Promise.reject(unavailableIfBusy(err));
-    }
+    return new Promise<T>((resolve, reject) => {
+      this.pendingWrites.push(() => {
+        try {
+          resolve(this.writeTx(op) as T);
+        } catch (err) {
+          reject(unavailableIfBusy(err));
+        }
+      });
+      if (!this.writeTurnScheduled) {
+        this.writeTurnScheduled = true;
+        setImmediate(this.writeTurn);
+      }
+    });
   }
+
+  private readonly pendingWrites: Array<() => void> = [];
+  private writeTurnScheduled = false;
+  private readonly writeTurn = (): void => {
+    const until = performance.now() + WRITE_TURN_MS;
+    let next = 0;
+    while (next < this.pendingWrites.length) {
+      this.pendingWrites[next++]();
+      if (performance.now() >= until) break;
+    }
+    this.pendingWrites.splice(0, next);
+    if (this.pendingWrites.length > 0) setImmediate(this.writeTurn);
+    else this.writeTurnScheduled = false;
+  };
 
   /** One write of the same insertItems a JSON create runs (prepared once, a row per statement). */
   appendItems(batchId: string, firstIndex: number, rows: readonly NewItem[]): Promise<void> {
@@ -62,6 +94,8 @@ export class SqliteStore implements Store {
   }
 
   close(): Promise<void> {
+    // Writes already asked for are not dropped: they run before the file is closed.
+    for (const run of this.pendingWrites.splice(0)) run();
     this.sqlite.close();
     return Promise.resolve();
   }
