@@ -10,9 +10,10 @@ import { insertItems } from '../batch-create.js';
 
 /**
  * The SQLite adapter: the embedded default, one file in WAL mode. Operations run synchronously
- * inside one better-sqlite3 transaction each, so nothing else on this connection interleaves with
- * them, and one writer at a time changes the file. Statements are prepared once and cached by
- * their text.
+ * inside one better-sqlite3 transaction each (a read that is one SELECT without one), so nothing
+ * else on this connection interleaves with them, and one writer at a time changes the file.
+ * Writes are queued and run in short turns (see write). Statements are prepared once and cached
+ * by their text.
  */
 
 /** Longest run of queued writes before the event loop gets a turn (see SqliteStore.write). */
