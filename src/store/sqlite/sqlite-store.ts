@@ -56,13 +56,7 @@ export class SqliteStore implements Store {
    */
   write<T>(op: Op<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pendingWrites.push(() => {
-        try {
-          resolve(this.writeTx(op) as T);
-        } catch (err) {
-          reject(unavailableIfBusy(err));
-        }
-      });
+      this.pendingWrites.push(() => this.writeNow(op).then(resolve, reject));
       if (!this.writeTurnScheduled) {
         this.writeTurnScheduled = true;
         setImmediate(this.writeTurn);
@@ -84,9 +78,22 @@ export class SqliteStore implements Store {
     else this.writeTurnScheduled = false;
   };
 
-  /** One write of the same insertItems a JSON create runs (prepared once, a row per statement). */
+  /**
+   * One write of the same insertItems a JSON create runs (prepared once, a row per statement), at
+   * once rather than queued: an upload is paced by its own awaiting of each chunk, and a queued
+   * chunk's rows lived a loop turn longer, enough for V8 to keep more of them (bench A's peak RSS
+   * 148-151 MB at once, 158-166 MB queued).
+   */
   appendItems(batchId: string, firstIndex: number, rows: readonly NewItem[]): Promise<void> {
-    return this.write(insertItems(batchId, firstIndex, rows));
+    return this.writeNow(insertItems(batchId, firstIndex, rows));
+  }
+
+  private writeNow<T>(op: Op<T>): Promise<T> {
+    try {
+      return Promise.resolve(this.writeTx(op) as T);
+    } catch (err) {
+      return Promise.reject(unavailableIfBusy(err));
+    }
   }
 
   ping(): Promise<void> {
