@@ -37,8 +37,8 @@ export class SqliteStore implements Store {
 
   read<T>(op: Op<T>): Promise<T> {
     try {
-      // One SELECT is one snapshot already: BEGIN and COMMIT around it were a fifth of a status
-      // GET's time in the store.
+      // One SELECT is one snapshot already: BEGIN and COMMIT around it were about a third of a
+      // status GET's time in the store (--cpu-prof of fanout up under bench D).
       const single = singleStatementOf(op);
       if (single && single.kind !== 'dialect' && single.kind !== 'run') return Promise.resolve(driveSync(op, (s) => this.execute(s, true)));
       return Promise.resolve(this.readTx(op) as T);
