@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { batchTokens } from '../../src/api/tokens.js';
 import { serverSecret } from '../../src/store/tenants.js';
 import { startTestService, type TestService } from '../helpers/service.js';
-import { expectProblem, registerTaskWithoutWorker } from './support.js';
+import { expectProblem, registerTaskWithoutWorker, waitUntil } from './support.js';
 
 /**
  * GET /v1/batches/{id} with a batch-scoped token: a worker of one batch (a Kubernetes worker Job)
@@ -18,6 +18,9 @@ describe('a batch token reads its own batch', () => {
     await registerTaskWithoutWorker(svc, 'ext');
     batch = await svc.client.createBatch({ task: 'ext', items: ['a', 'b'], labels: { team: 'x' } });
     other = await svc.client.createBatch({ task: 'ext', items: ['c'] });
+    // Compared below with a read through the API key: wait until the dispatcher has released both
+    // items and moved the phase (two transactions), so the two reads see the same status.
+    await waitUntil(async () => (await svc.client.getBatch(batch.id)).status.phase === 'Running', 'the batch to be Running');
     tokens = batchTokens(await svc.service.store.write(serverSecret()));
   });
   afterAll(async () => svc?.close());
