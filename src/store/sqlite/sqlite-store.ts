@@ -26,6 +26,9 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Prepared>();
   private readonly readTx: (op: Op<unknown>) => unknown;
   private readonly writeTx: (op: Op<unknown>) => unknown;
+  /** writes asked for and not yet run, in order (see write) */
+  private readonly pendingWrites: Array<() => void> = [];
+  private writeTurnScheduled = false;
 
   constructor(readonly sqlite: Database.Database) {
     this.readTx = sqlite.transaction((op: Op<unknown>) => driveSync(op, (s) => this.execute(s, true))).deferred;
@@ -39,8 +42,8 @@ export class SqliteStore implements Store {
     try {
       // One SELECT is one snapshot already: BEGIN and COMMIT around it were about a third of a
       // status GET's time in the store (--cpu-prof of fanout up under bench D).
-      const single = singleStatementOf(op);
-      if (single && single.kind !== 'dialect' && single.kind !== 'run') return Promise.resolve(driveSync(op, (s) => this.execute(s, true)));
+      // (Only all, get and pluck make single-statement operations; execute still refuses a write.)
+      if (singleStatementOf(op)) return Promise.resolve(driveSync(op, (s) => this.execute(s, true)));
       return Promise.resolve(this.readTx(op) as T);
     } catch (err) {
       return Promise.reject(unavailableIfBusy(err));
@@ -64,8 +67,6 @@ export class SqliteStore implements Store {
     });
   }
 
-  private readonly pendingWrites: Array<() => void> = [];
-  private writeTurnScheduled = false;
   private readonly writeTurn = (): void => {
     const until = performance.now() + WRITE_TURN_MS;
     let next = 0;
