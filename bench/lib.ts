@@ -144,7 +144,9 @@ export async function startFanout(
 
 /** Starts `node --import tsx <script>` and waits for it to print `ready`. */
 export async function startScript(script: string, env: Record<string, string>): Promise<Child> {
-  const child = startChild(process.execPath, ['--import', 'tsx', path.join(REPO, script)], env, script);
+  // BENCH_SCRIPT_NODE_ARGS: node flags for these processes (workers, baselines), e.g. "--cpu-prof --cpu-prof-dir=DIR"
+  const nodeArgs = (process.env.BENCH_SCRIPT_NODE_ARGS || '').split(/\s+/).filter(Boolean);
+  const child = startChild(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(REPO, script)], env, script);
   await child.waitFor(/^ready$/m, 60_000);
   return child;
 }

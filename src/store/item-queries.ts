@@ -24,14 +24,31 @@ export function getItem(batchId: string, index: number): Op<ItemRow | undefined>
   return get<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE batch_id = ? AND idx = ?`, batchId, index);
 }
 
+/**
+ * The attempts of the given items, in order. A succeeded attempt is usually kept in its item's
+ * row rather than as an `attempts` row (src/store/reports.ts): it is added from there, unless a
+ * row for it exists (one recorded before that change, or a success with a condition or an error).
+ */
 export function* listAttempts(batchId: string, indexes: number[]): Op<AttemptRow[]> {
   if (indexes.length === 0) return [];
+  const marks = placeholders(indexes.length);
   return yield* all<AttemptRow>(
-    `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE batch_id = ? AND idx IN (${placeholders(indexes.length)}) ORDER BY idx, attempt`,
+    `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE batch_id = ? AND idx IN (${marks})
+     UNION ALL
+     SELECT ${SUCCEEDED_ATTEMPT_COLUMNS} FROM items i
+      WHERE i.batch_id = ? AND i.idx IN (${marks}) AND i.status = 'succeeded'
+        AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.batch_id = i.batch_id AND a.idx = i.idx AND a.attempt = i.attempt)
+     ORDER BY idx, attempt`,
+    batchId,
+    ...indexes,
     batchId,
     ...indexes,
   );
 }
+
+/** A succeeded item's attempt, read from its row: the columns of ATTEMPT_COLUMNS, in its order. */
+const SUCCEEDED_ATTEMPT_COLUMNS = `i.batch_id AS "batchId", i.idx, i.attempt, 'succeeded' AS outcome, i.exit_code AS "exitCode", i.http_status AS "httpStatus",
+  NULL AS condition, NULL AS error, NULL AS decision, i.worker, i.attempt_started_at AS "startedAt", coalesce(i.attempt_finished_at, i.finished_at) AS "finishedAt"`;
 
 export type ResultRow = Pick<ItemRow, 'idx' | 'customId' | 'status' | 'result' | 'resultBlob' | 'error' | 'reason'> & { attemptCount: number };
 
@@ -42,7 +59,9 @@ export type ResultRow = Pick<ItemRow, 'idx' | 'customId' | 'status' | 'result' |
 export function resultPage(batchId: string, after: number, pageSize: number): Op<ResultRow[]> {
   return all<ResultRow>(
     `SELECT i.idx, i.custom_id AS "customId", i.status, i.result, i.result_blob AS "resultBlob", i.error, i.reason,
-            (SELECT count(*) FROM attempts a WHERE a.batch_id = i.batch_id AND a.idx = i.idx) AS "attemptCount"
+            -- its attempts rows, its succeeded attempt counted once whether it has a row or not (listAttempts)
+            (SELECT count(*) FROM attempts a WHERE a.batch_id = i.batch_id AND a.idx = i.idx AND NOT (i.status = 'succeeded' AND a.attempt = i.attempt))
+              + CASE WHEN i.status = 'succeeded' THEN 1 ELSE 0 END AS "attemptCount"
        FROM items i WHERE i.batch_id = ? AND i.idx > ? ORDER BY i.idx LIMIT ?`,
     batchId,
     after,

@@ -6,6 +6,7 @@ import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import { ReportRecorder } from '../../src/runtimes/queue/report-recorder.js';
 import { createBatch } from '../../src/store/batch-create.js';
 import { getBatchById } from '../../src/store/batch-queries.js';
+import { listAttempts } from '../../src/store/item-queries.js';
 import { releaseLeases } from '../../src/store/leases.js';
 import { applyReportGroup } from '../../src/store/reports.js';
 import { all, pluck, type Op } from '../../src/store/op.js';
@@ -69,11 +70,15 @@ describe('ReportRecorder', () => {
     expect(results.map((r) => r.succeeded)).toEqual([1, 1, 0, 0, 1]);
     const batch = (await store.read(getBatchById(id)))!;
     expect({ succeeded: batch.succeeded, running: batch.running }).toEqual({ succeeded: 3, running: 3 });
-    expect(await store.read(all('SELECT idx, attempt FROM attempts WHERE batch_id = ? ORDER BY idx, attempt', id))).toEqual([
-      { idx: 0, attempt: 1 },
-      { idx: 1, attempt: 1 },
-      { idx: 2, attempt: 1 },
+    // Each item's history shows its current attempt, once; none for the attempt item 2 never ran.
+    const history = await store.read(listAttempts(id, [0, 1, 2, 3]));
+    expect(history.map((a) => ({ idx: a.idx, attempt: a.attempt, outcome: a.outcome }))).toEqual([
+      { idx: 0, attempt: 1, outcome: 'succeeded' },
+      { idx: 1, attempt: 1, outcome: 'succeeded' },
+      { idx: 2, attempt: 1, outcome: 'succeeded' },
     ]);
+    // kept in the item rows: a success writes no attempts row
+    expect(await store.read(all('SELECT idx FROM attempts WHERE batch_id = ?', id))).toEqual([]);
     expect(await store.read(all('SELECT idx, status, result FROM items WHERE batch_id = ? AND idx < 4 ORDER BY idx', id))).toEqual([
       { idx: 0, status: 'succeeded', result: '"r0.1"' },
       { idx: 1, status: 'succeeded', result: '"r1.1"' },

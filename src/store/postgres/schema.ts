@@ -131,6 +131,16 @@ export const items = pgTable(
     reason: text('reason'),
     startedAt: bigint('started_at', { mode: 'number' }),
     finishedAt: bigint('finished_at', { mode: 'number' }),
+    // The attempt that succeeded, kept in the item row instead of an `attempts` row: a success is
+    // the common case, and its row cost the write path a heap row and a key entry per item. The
+    // attempt history adds it from here (src/store/item-queries.ts). Unset on other items.
+    /** the worker (or pod) that ran the succeeded attempt */
+    worker: text('worker'),
+    exitCode: bigint('exit_code', { mode: 'number' }),
+    httpStatus: bigint('http_status', { mode: 'number' }),
+    /** when the succeeded attempt started and finished, by the worker's clock */
+    attemptStartedAt: bigint('attempt_started_at', { mode: 'number' }),
+    attemptFinishedAt: bigint('attempt_finished_at', { mode: 'number' }),
   },
   (t) => [
     primaryKey({ columns: [t.batchId, t.idx] }),

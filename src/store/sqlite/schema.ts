@@ -126,6 +126,16 @@ export const items = sqliteTable(
     reason: text('reason'),
     startedAt: integer('started_at'),
     finishedAt: integer('finished_at'),
+    // The attempt that succeeded, kept in the item row instead of an `attempts` row: a success is
+    // the common case, and its row cost the write path a heap row and a key entry per item. The
+    // attempt history adds it from here (src/store/item-queries.ts). Unset on other items.
+    /** the worker (or pod) that ran the succeeded attempt */
+    worker: text('worker'),
+    exitCode: integer('exit_code'),
+    httpStatus: integer('http_status'),
+    /** when the succeeded attempt started and finished, by the worker's clock */
+    attemptStartedAt: integer('attempt_started_at'),
+    attemptFinishedAt: integer('attempt_finished_at'),
   },
   (t) => [
     primaryKey({ columns: [t.batchId, t.idx] }),
