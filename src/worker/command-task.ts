@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { plainCommandWords } from '../domain/command-words.js';
 import { HELPER_EXITED, spawnCommand } from './command-spawner.js';
 import { describeError } from './errors.js';
-import { abortedAttempt, onAbort } from './item-abort.js';
+import { abortedAttempt } from './item-abort.js';
 import { ResultSpool, TailBuffer, stripOneNewline } from './output-capture.js';
 import { settleSpooledResult } from './result-upload.js';
 import type { TaskContext, TaskResult } from './tasks.js';
@@ -75,7 +75,7 @@ export async function runCommandTask(command: string | CommandLine, ctx: TaskCon
   // timeout or stopped batch: SIGTERM to the group, SIGKILL for whatever ignores it
   let killed = false;
   let killTimer: NodeJS.Timeout | undefined;
-  const stopListening = onAbort(ctx.signal, () => {
+  const stopListening = ctx.abort.onAbort(() => {
     killed = true;
     child.kill('SIGTERM');
     killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
@@ -94,7 +94,7 @@ export async function runCommandTask(command: string | CommandLine, ctx: TaskCon
   const tail = stderr.text();
   if (killed) {
     await spool.cleanup();
-    return abortedAttempt(ctx.signal, describeError(ctx.signal.reason) + (tail ? `\n${tail}` : ''));
+    return abortedAttempt(ctx.abort, describeError(ctx.abort.reason) + (tail ? `\n${tail}` : ''));
   }
   if (exit.signal) {
     await spool.cleanup();

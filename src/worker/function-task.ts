@@ -1,6 +1,6 @@
 import { NonRetriableError, RetryAfterError, describeError } from './errors.js';
-import { abortedAttempt, onAbort } from './item-abort.js';
-import type { FunctionTaskDefinition, TaskContext, TaskResult } from './tasks.js';
+import { abortedAttempt, type AttemptAbort } from './item-abort.js';
+import type { FunctionTaskContext, FunctionTaskDefinition, TaskContext, TaskResult } from './tasks.js';
 
 /**
  * A function task: an in-process TypeScript function gets the item and returns the result.
@@ -10,13 +10,7 @@ import type { FunctionTaskDefinition, TaskContext, TaskResult } from './tasks.js
 
 /** Runs one attempt of a function task; resolves with its outcome, never rejects. */
 export async function runFunctionTask(fn: FunctionTaskDefinition['fn'], ctx: TaskContext): Promise<TaskResult> {
-  const context = {
-    batchId: ctx.batchId,
-    index: ctx.index,
-    attempt: ctx.attempt,
-    signal: ctx.signal,
-    logger: ctx.logger,
-  };
+  const context = new FunctionContext(ctx);
   // a synchronous throw becomes a rejection; a late rejection after an abort is ignored
   const run = Promise.resolve()
     .then(() => fn(ctx.input, context))
@@ -26,16 +20,40 @@ export async function runFunctionTask(fn: FunctionTaskDefinition['fn'], ctx: Tas
   // ignores it: its slot is free and whatever it returns later is dropped
   let stopListening = () => {};
   const aborted = new Promise<'aborted'>((resolve) => {
-    stopListening = onAbort(ctx.signal, () => resolve('aborted'));
+    stopListening = ctx.abort.onAbort(() => resolve('aborted'));
   });
   try {
     const settled = await Promise.race([run, aborted]);
-    if (settled === 'aborted') return abortedAttempt(ctx.signal, describeError(ctx.signal.reason));
+    if (settled === 'aborted') return abortedAttempt(ctx.abort, describeError(ctx.abort.reason));
     return resultOf(settled.value);
   } catch (error) {
     return failureOf(error);
   } finally {
     stopListening();
+  }
+}
+
+/**
+ * What the function gets besides its item. `signal` is a getter on the prototype: the AbortSignal
+ * is made only for functions that read it (an object literal's getter would cost a closure per item).
+ */
+class FunctionContext implements FunctionTaskContext {
+  readonly batchId: string;
+  readonly index: number;
+  readonly attempt: number;
+  readonly logger: TaskContext['logger'];
+  readonly #abort: AttemptAbort;
+
+  constructor(ctx: TaskContext) {
+    this.batchId = ctx.batchId;
+    this.index = ctx.index;
+    this.attempt = ctx.attempt;
+    this.logger = ctx.logger;
+    this.#abort = ctx.abort;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
   }
 }
 

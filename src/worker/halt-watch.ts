@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { HALT_STOP } from '../runtimes/queue/protocol.js';
 import { describeError } from './errors.js';
 import type { HaltCache } from './halt-cache.js';
-import { BatchStoppedError } from './item-abort.js';
+import { BatchStoppedError, type AttemptAbort } from './item-abort.js';
 
 /**
  * Aborts the running items of a batch once its halt key says `stop` (cancelled, failed, deleted),
@@ -17,7 +17,7 @@ import { BatchStoppedError } from './item-abort.js';
 export const HALT_CHECK_MS = 1000;
 
 interface Watched {
-  items: Set<AbortController>;
+  items: Set<AttemptAbort>;
   timer: NodeJS.Timeout;
   /** a check is waiting for Redis: during an outage, ticks must not pile up GETs */
   checking: boolean;
@@ -33,10 +33,10 @@ export class HaltWatch {
   ) {}
 
   /**
-   * Aborts `controller` with a {@link BatchStoppedError} if the batch is stopped while the item
+   * Aborts the item's `attempt` with a {@link BatchStoppedError} if the batch is stopped while it
    * runs. Call the returned function when the item ends.
    */
-  track(batchId: string, controller: AbortController): () => void {
+  track(batchId: string, attempt: AttemptAbort): () => void {
     let watched = this.batches.get(batchId);
     if (!watched) {
       const timer = setInterval(() => void this.check(batchId), this.intervalMs);
@@ -46,9 +46,9 @@ export class HaltWatch {
       this.batches.set(batchId, watched);
     }
     const entry = watched;
-    entry.items.add(controller);
+    entry.items.add(attempt);
     return () => {
-      entry.items.delete(controller);
+      entry.items.delete(attempt);
       if (entry.items.size > 0 || this.batches.get(batchId) !== entry) return;
       clearInterval(entry.timer);
       this.batches.delete(batchId);
@@ -76,10 +76,10 @@ export class HaltWatch {
     }
     if (mode !== HALT_STOP) return;
     // items aborted by an earlier tick stay tracked until their task has wound down
-    const running = [...watched.items].filter((controller) => !controller.signal.aborted);
+    const running = [...watched.items].filter((attempt) => !attempt.aborted);
     if (running.length === 0) return;
     this.logger.info({ batchId, items: running.length }, 'batch stopped: aborting its running items');
     const reason = new BatchStoppedError(batchId);
-    for (const controller of running) controller.abort(reason);
+    for (const attempt of running) attempt.abort(reason);
   }
 }

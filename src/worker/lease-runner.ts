@@ -6,7 +6,7 @@ import { describeError } from './errors.js';
 import { setLongTimeout } from '../domain/long-timeout.js';
 import type { HaltCache } from './halt-cache.js';
 import type { HaltWatch } from './halt-watch.js';
-import { ItemTimeoutError, WorkerShutdownError, abortedByStop, onAbort } from './item-abort.js';
+import { AttemptAbort, ItemTimeoutError, WorkerShutdownError, abortedByStop, onAbort } from './item-abort.js';
 import { LeaseReporter } from './lease-reporter.js';
 import type { Semaphore } from './semaphore.js';
 import { isLimited, type StartLimits, type StartPermit, type TaskLimiter } from '../runtimes/queue/task-limiter.js';
@@ -19,9 +19,10 @@ import type { TaskContext, TaskHandler, TaskResult } from './tasks.js';
  * no attempt used), runs, and its outcome goes to the lease's reporter. Resolves only after the
  * last report was added to the report queue.
  *
- * A running item has one AbortController, aborted by its timeout or by the {@link HaltWatch} when
- * its batch is stopped; the task kills or cancels whatever it runs. An item aborted that way is
- * reported `returned` too: the store has already cancelled it and ignores the report (were it
+ * A running item has one {@link AttemptAbort}, aborted by its timeout, by the {@link HaltWatch}
+ * when its batch is stopped, or when the worker's shutdown grace runs out; the task kills or
+ * cancels whatever it runs. An item aborted by a stopped batch or the shutdown is reported
+ * `returned` too: the store has already cancelled it and ignores the report (were it
  * still running there, `returned` would put it back to pending without spending an attempt).
  * Leases and attempts: docs/architecture.md#leases-and-attempts.
  */
@@ -54,10 +55,14 @@ export async function runLease(lease: LeaseJob, handler: TaskHandler, deps: Leas
   const counts: Record<string, number> = { succeeded: 0, failed: 0, returned: 0, uploaded: 0 };
   const startedAt = Date.now();
   logger.debug({ items: lease.items.length }, 'lease started');
+  // The lease's running attempts, all cut at once when the shutdown grace runs out: one listener
+  // on the shutdown signal per lease, not one per item.
+  const running = new Set<AttemptAbort>();
+  const stopCutting = deps.shutdownCut ? onAbort(deps.shutdownCut, () => cutAll(running)) : () => {};
   try {
     await Promise.all(
       lease.items.map(async (item) => {
-        const report = await runItem(lease, item, handler, deps, logger);
+        const report = await runItem(lease, item, handler, deps, logger, running);
         if (report) {
           counts[report.outcome]++;
           reporter.add(report);
@@ -69,9 +74,17 @@ export async function runLease(lease: LeaseJob, handler: TaskHandler, deps: Leas
   } catch (error) {
     reporter.abandon();
     throw error;
+  } finally {
+    stopCutting();
   }
   await reporter.finish();
   logger.debug({ ...counts, ms: Date.now() - startedAt }, 'lease finished');
+}
+
+/** Aborts every attempt of `running` for the worker's shutdown. */
+function cutAll(running: Set<AttemptAbort>): void {
+  const reason = new WorkerShutdownError();
+  for (const attempt of running) attempt.abort(reason);
 }
 
 /** One item: the report to send, or undefined when the API already recorded it (large result). */
@@ -81,6 +94,7 @@ async function runItem(
   handler: TaskHandler,
   deps: LeaseRunnerDeps,
   logger: Logger,
+  running: Set<AttemptAbort>,
 ): Promise<ItemReport | undefined> {
   const returned: ItemReport = { i: item.i, a: item.a, outcome: 'returned', worker: deps.workerName };
   const limits = startLimits(lease, item, deps);
@@ -89,7 +103,7 @@ async function runItem(
     if (!slot) return returned;
     let outcome: Attempt;
     try {
-      outcome = await attempt(lease, item, handler, deps, logger);
+      outcome = await attempt(lease, item, handler, deps, logger, running);
     } finally {
       slot.release();
       await slot.permit?.release();
@@ -181,9 +195,9 @@ interface Attempt {
 }
 
 /** Runs one attempt of an item that holds its slot. */
-async function attempt(lease: LeaseJob, item: LeasedItem, handler: TaskHandler, deps: LeaseRunnerDeps, logger: Logger): Promise<Attempt> {
+async function attempt(lease: LeaseJob, item: LeasedItem, handler: TaskHandler, deps: LeaseRunnerDeps, logger: Logger, running: Set<AttemptAbort>): Promise<Attempt> {
   const returned: ItemReport = { i: item.i, a: item.a, outcome: 'returned', worker: deps.workerName };
-  const controller = new AbortController();
+  const abort = new AttemptAbort();
   const ctx: TaskContext = {
     batchId: lease.batchId,
     index: item.i,
@@ -191,7 +205,7 @@ async function attempt(lease: LeaseJob, item: LeasedItem, handler: TaskHandler, 
     input: item.v,
     env: lease.env?.[String(item.i)] ?? {},
     timeoutMs: lease.timeoutMs,
-    signal: controller.signal,
+    abort,
     token: lease.token,
     apiUrl: deps.apiUrl,
     inlineResultLimit: deps.inlineResultLimit,
@@ -199,9 +213,11 @@ async function attempt(lease: LeaseJob, item: LeasedItem, handler: TaskHandler, 
   };
   const { timeoutMs } = lease;
   // Any length: itemTimeoutSeconds may be past what setTimeout holds (24.8 days).
-  const timer = timeoutMs !== undefined ? setLongTimeout(() => controller.abort(new ItemTimeoutError(timeoutMs)), timeoutMs) : undefined;
-  const untrack = deps.haltWatch.track(lease.batchId, controller);
-  const unlinkShutdown = deps.shutdownCut ? onAbort(deps.shutdownCut, () => controller.abort(new WorkerShutdownError())) : () => {};
+  const timer = timeoutMs !== undefined ? setLongTimeout(() => abort.abort(new ItemTimeoutError(timeoutMs)), timeoutMs) : undefined;
+  const untrack = deps.haltWatch.track(lease.batchId, abort);
+  // the shutdown's cut may have come while this item waited for its slot
+  if (deps.shutdownCut?.aborted) abort.abort(new WorkerShutdownError());
+  running.add(abort);
   const startedAt = Date.now();
   let result: TaskResult;
   try {
@@ -211,13 +227,13 @@ async function attempt(lease: LeaseJob, item: LeasedItem, handler: TaskHandler, 
   } finally {
     timer?.cancel();
     untrack();
-    unlinkShutdown();
+    running.delete(abort);
   }
   const finishedAt = Date.now();
   logger.debug({ index: item.i, attempt: item.a, outcome: result.outcome, ms: finishedAt - startedAt }, 'item done');
   if (result.recordedByApi) return { report: undefined, startedAt };
-  if (abortedByStop(controller.signal)) {
-    return { report: { ...returned, error: describeError(controller.signal.reason), startedAt, finishedAt }, startedAt };
+  if (abortedByStop(abort)) {
+    return { report: { ...returned, error: describeError(abort.reason), startedAt, finishedAt }, startedAt };
   }
   const { recordedByApi: _ignored, ...outcome } = result;
   return { report: { i: item.i, a: item.a, ...outcome, startedAt, finishedAt, worker: deps.workerName }, startedAt };

@@ -51,7 +51,7 @@ export async function uploadResultFile(ctx: TaskContext, path: string, length: n
   // out or the attempt is aborted (timeout, batch stopped, worker shutdown).
   const { status, body } = await withApiRetry('result upload', put, {
     budgetMs: UPLOAD_RETRY_MS,
-    signal: ctx.signal,
+    signal: ctx.abort.signal,
     onRetry: (reason, ms) => ctx.logger.warn({ batchId: ctx.batchId, index: ctx.index, reason, retryInMs: ms }, 'result upload refused; retrying'),
   });
   if (status < 200 || status > 299) throw new Error(`HTTP ${status}: ${body.replace(/\s+/g, ' ').slice(0, 200)}`);

@@ -5,6 +5,7 @@ import { commandLine, runCommandTask } from './command-task.js';
 import { runFunctionTask } from './function-task.js';
 import { runUrlTask } from './url-task.js';
 import { checkTaskLimits, TaskLimitError, type TaskLimits } from '../domain/task-limits.js';
+import type { AttemptAbort } from './item-abort.js';
 
 /**
  * Task definitions: what a worker may run, declared by its operator (`--task NAME=SPEC`) or by
@@ -25,9 +26,10 @@ export interface TaskContext {
   /**
    * Aborted when the attempt must end now: its timeout passed (reason `ItemTimeoutError`)
    * or its batch was stopped (reason `BatchStoppedError`), or the worker's shutdown grace ran out
-   * (reason `WorkerShutdownError`). A task kills or cancels what it runs and resolves promptly.
+   * (reason `WorkerShutdownError`). A task kills or cancels what it runs and resolves promptly,
+   * listening with `abort.onAbort`, or through `abort.signal` where an API wants an AbortSignal.
    */
-  signal: AbortSignal;
+  abort: AttemptAbort;
   /** batch-scoped bearer token for the API; never logged, never sent to a URL task */
   token: string;
   /** base URL of the Fanout API, for streaming results larger than the inline limit */

@@ -20,7 +20,7 @@ const ERROR_EXCERPT_BYTES = 512;
 /** Runs one attempt of a URL task; resolves with its outcome, never rejects. */
 export async function runUrlTask(url: string, ctx: TaskContext): Promise<TaskResult> {
   // aborted on the item's timeout or when its batch is stopped; covers reading the body too
-  const { signal } = ctx;
+  const { signal } = ctx.abort;
   let response: Response;
   try {
     response = await fetch(url, {

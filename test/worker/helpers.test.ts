@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { workQueueName } from '../../src/runtimes/queue/protocol.js';
 import { commandEnv, stdinPayload } from '../../src/worker/command-task.js';
 import { describeError } from '../../src/worker/errors.js';
+import { AttemptAbort } from '../../src/worker/item-abort.js';
 import { ResultSpool, TailBuffer, stripOneNewline } from '../../src/worker/output-capture.js';
 import { resultUrl } from '../../src/worker/result-upload.js';
 import { Semaphore } from '../../src/worker/semaphore.js';
@@ -115,7 +116,7 @@ describe('output capture', () => {
 describe('command environment and stdin', () => {
   const ctx = {
     batchId: 'b1', index: 7, attempt: 3, input: null, env: { FANOUT_ATTEMPT: '99', URL: 'u' },
-    token: 't', inlineResultLimit: 1, logger: silentLogger, signal: new AbortController().signal,
+    token: 't', inlineResultLimit: 1, logger: silentLogger, abort: new AttemptAbort(),
   } as TaskContext;
   it('puts FANOUT_* last so the item env cannot override them', () => {
     expect(commandEnv(ctx)).toMatchObject({
