@@ -1,4 +1,4 @@
-import { all, run, value, type Op } from './op.js';
+import { all, dialect, run, value, type Op } from './op.js';
 import { lockBatch, parseDecisions, writeDecisions } from './batch-state.js';
 import type { BatchRow } from './columns.js';
 import type { Quotas } from '../domain/quotas.js';
@@ -119,36 +119,10 @@ function* releaseItems(batch: BatchRow, task: string, max: number, leaseSize: nu
   const out: ReleasedLease[] = [];
   for (let k = 0; k < rows.length; k += leaseSize) {
     const chunk = rows.slice(k, k + leaseSize).map((r) => ({ index: r.idx, attempt: r.attempt + 1, input: r.input }));
-    const leaseId = leaseIdFor(batchId, chunk[0]);
-    const first = chunk[0];
-    const last = chunk[chunk.length - 1];
-    // Consecutive indexes with one attempt number (fresh items: the usual case): one range
-    // UPDATE. The rows between first and last are exactly the ones just read (idx is the key).
-    if (last.index - first.index === chunk.length - 1 && chunk.every((c, j) => c.index === first.index + j && c.attempt === first.attempt)) {
-      yield* run(
-        `UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx BETWEEN ? AND ?`,
-        first.attempt,
-        leaseId,
-        now,
-        batchId,
-        first.index,
-        last.index,
-      );
-    } else {
-      for (const item of chunk) {
-        yield* run(`UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx = ?`, item.attempt, leaseId, now, batchId, item.index);
-      }
-    }
-    yield* run(
-      'INSERT INTO leases (id, batch_id, task, outstanding, created_at) VALUES (?, ?, ?, ?, ?)',
-      leaseId,
-      batchId,
-      task,
-      JSON.stringify(chunk.map((c) => [c.index, c.attempt])),
-      now,
-    );
-    out.push({ leaseId, items: chunk });
+    out.push({ leaseId: leaseIdFor(batchId, chunk[0]), items: chunk });
   }
+  if ((yield* dialect()) === 'postgres') yield* recordLeasesAtOnce(batchId, task, out, now);
+  else for (const lease of out) yield* recordLease(batchId, task, lease, now);
   if (rows.length > 0) {
     yield* run(
       'UPDATE batches SET pending = pending - ?, running = running + ?, release_cursor = CASE WHEN release_cursor > ? THEN release_cursor ELSE ? END WHERE id = ?',
@@ -160,6 +134,79 @@ function* releaseItems(batch: BatchRow, task: string, max: number, leaseSize: nu
     );
   }
   return out;
+}
+
+/**
+ * Consecutive indexes with one attempt number (fresh items: the usual case): the lease's items are
+ * exactly the rows from its first index to its last (idx is the key).
+ */
+function isRange(items: ReleasedItem[]): boolean {
+  const first = items[0];
+  return items.every((it, j) => it.index === first.index + j && it.attempt === first.attempt);
+}
+
+const RUN_ITEM = `UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx = ?`;
+const RUN_RANGE = `UPDATE items SET status = 'running', attempt = ?, lease_id = ?, started_at = ? WHERE batch_id = ? AND idx BETWEEN ? AND ?`;
+const INSERT_LEASE = 'INSERT INTO leases (id, batch_id, task, outstanding, created_at) VALUES (?, ?, ?, ?, ?)';
+const outstandingOf = (lease: ReleasedLease): string => JSON.stringify(lease.items.map((it) => [it.index, it.attempt]));
+
+/** Moves a lease's items to running and records the lease: a range UPDATE when its items are one. */
+function* recordLease(batchId: string, task: string, lease: ReleasedLease, now: number): Op<void> {
+  const first = lease.items[0];
+  const last = lease.items[lease.items.length - 1];
+  if (isRange(lease.items)) {
+    yield* run(RUN_RANGE, first.attempt, lease.leaseId, now, batchId, first.index, last.index);
+  } else {
+    for (const item of lease.items) yield* run(RUN_ITEM, item.attempt, lease.leaseId, now, batchId, item.index);
+  }
+  yield* run(INSERT_LEASE, lease.leaseId, batchId, task, outstandingOf(lease), now);
+}
+
+/**
+ * recordLease for every lease of a release (PostgreSQL), each statement a round trip there: the
+ * leases that are ranges in one UPDATE and all leases in one INSERT, instead of two statements a
+ * lease (about 24 for a release of 6,000 items) while the batch row is locked. The UPDATE is
+ * bounded by the span of those ranges as well, so that its plan reads about the released rows
+ * even before PostgreSQL has statistics on a new batch (see freshItems).
+ */
+function* recordLeasesAtOnce(batchId: string, task: string, leases: ReleasedLease[], now: number): Op<void> {
+  const ranges: { id: string; lo: number; hi: number; a: number }[] = [];
+  for (const lease of leases) {
+    if (!isRange(lease.items)) {
+      for (const item of lease.items) yield* run(RUN_ITEM, item.attempt, lease.leaseId, now, batchId, item.index);
+      continue;
+    }
+    ranges.push({ id: lease.leaseId, lo: lease.items[0].index, hi: lease.items[lease.items.length - 1].index, a: lease.items[0].attempt });
+  }
+  if (ranges.length === 1) {
+    const [r] = ranges;
+    yield* run(RUN_RANGE, r.a, r.id, now, batchId, r.lo, r.hi);
+  } else if (ranges.length > 1) {
+    let lowest = ranges[0].lo;
+    let highest = ranges[0].hi;
+    for (const r of ranges) {
+      if (r.lo < lowest) lowest = r.lo;
+      if (r.hi > highest) highest = r.hi;
+    }
+    yield* run(
+      `UPDATE items AS i SET status = 'running', attempt = u.a, lease_id = u.id, started_at = ?
+         FROM json_to_recordset(?::json) AS u(id text, lo bigint, hi bigint, a bigint)
+        WHERE i.batch_id = ? AND i.idx BETWEEN ? AND ? AND i.idx BETWEEN u.lo AND u.hi`,
+      now,
+      JSON.stringify(ranges),
+      batchId,
+      lowest,
+      highest,
+    );
+  }
+  yield* run(
+    `INSERT INTO leases (id, batch_id, task, outstanding, created_at)
+     SELECT u.id, ?, ?, u.outstanding, ? FROM json_to_recordset(?::json) AS u(id text, outstanding text)`,
+    batchId,
+    task,
+    now,
+    JSON.stringify(leases.map((lease) => ({ id: lease.leaseId, outstanding: outstandingOf(lease) }))),
+  );
 }
 
 const FRESH_IN_WINDOW = `SELECT idx, attempt, input FROM items WHERE batch_id = ? AND idx >= ? AND idx < ? AND status = 'pending' ORDER BY idx LIMIT ?`;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import { createBatch } from '../../src/store/batch-create.js';
 import { releaseLeases } from '../../src/store/leases.js';
-import { value, type Op } from '../../src/store/op.js';
+import { all, value, type Op } from '../../src/store/op.js';
 import { openStore } from '../../src/store/open-store.js';
 import { applyReports } from '../../src/store/reports.js';
 import type { Store } from '../../src/store/store.js';
@@ -55,16 +55,22 @@ describe('a batch PostgreSQL has no statistics for', () => {
     expect(row.analyzed).toBe(0);
   });
 
-  it('releases from the middle of the batch reading the released rows only, and reports 115 successes reading those', async () => {
+  it('releases 16 leases from the middle of the batch reading the released rows only, and reports 115 successes reading those', async () => {
     const now = Date.now();
     // Move the release cursor into the middle of the batch first.
     await store.write(releaseLeases(batchId, 'noop', 20_000, 256, now));
 
-    const release = await store.write(withItemRowsFetched(releaseLeases(batchId, 'noop', 1_024, 1_024, now)));
+    // in 16 leases: marked running by one UPDATE for all of them
+    const release = await store.write(withItemRowsFetched(releaseLeases(batchId, 'noop', 1_024, 64, now)));
+    expect(release.result).toHaveLength(16);
     const items = release.result.flatMap((l) => l.items);
     expect(items.map((i) => i.index)).toEqual(Array.from({ length: 1_024 }, (_, k) => 20_000 + k));
     // The items read once, and once more by the UPDATE that marks them running.
     expect(release.fetched).toBeLessThanOrEqual(3 * 1_024);
+    // each item in the lease that carries it, running its first attempt
+    const rows = await store.read(all<{ leaseId: string; status: string; attempt: number }>('SELECT lease_id AS "leaseId", status, attempt FROM items WHERE batch_id = ? AND idx BETWEEN 20000 AND 21023 ORDER BY idx', batchId));
+    expect(rows).toEqual(release.result.flatMap((l) => l.items.map(() => ({ leaseId: l.leaseId, status: 'running', attempt: 1 }))));
+    expect(await store.read(all('SELECT id FROM leases WHERE id = ANY(?::text[]) ORDER BY id', release.result.map((l) => l.leaseId)))).toHaveLength(16);
 
     const reported = items.slice(0, 115).map((i) => ({ i: i.index, a: i.attempt, outcome: 'succeeded' as const, result: i.index }));
     const report = await store.write(withItemRowsFetched(applyReports(batchId, release.result[0].leaseId, reported, now)));
