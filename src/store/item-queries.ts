@@ -1,4 +1,4 @@
-import { IndexRangeBuilder } from '../domain/index-ranges.js';
+import { IndexRangeBuilder, formatIndexRanges } from '../domain/index-ranges.js';
 import { all, get, pluck, type Op } from './op.js';
 import { ATTEMPT_COLUMNS, ITEM_COLUMNS, placeholders, type AttemptRow, type ItemRow } from './columns.js';
 
@@ -72,11 +72,14 @@ export function resultPage(batchId: string, after: number, pageSize: number): Op
 /**
  * completedIndexes / failedIndexes in interval notation, from one ordered index scan each.
  * Given the batch's counts, a set with no item is not scanned for (the scan for succeeded items
- * reads every item of the batch: seconds for millions, as when a batch nothing ran is cancelled).
+ * reads every item of the batch: seconds for millions, as when a batch nothing ran is cancelled),
+ * nor one with every item: a batch's indexes are 0 to total - 1, so that set is the whole range
+ * (the scan took 120-170 ms at the end of each 200,000-item run of bench B on PostgreSQL).
  */
-export function* indexSets(batchId: string, counts?: { succeeded: number; failed: number }): Op<{ completedIndexes: string; failedIndexes: string }> {
+export function* indexSets(batchId: string, counts?: { total: number; succeeded: number; failed: number }): Op<{ completedIndexes: string; failedIndexes: string }> {
   const build = function* (status: 'succeeded' | 'failed'): Op<string> {
     if (counts && counts[status] === 0) return '';
+    if (counts && counts[status] === counts.total) return formatIndexRanges([{ first: 0, last: counts.total - 1 }]);
     const b = new IndexRangeBuilder();
     for (const idx of yield* pluck<number>('SELECT idx FROM items WHERE batch_id = ? AND status = ? ORDER BY idx', batchId, status)) b.add(idx);
     return b.toString();
