@@ -1,7 +1,7 @@
 import { decideFailedAttempt, exceedsMaxFailedItems } from '../domain/failure-policy.js';
 import type { ItemReport } from '../contracts/item-report.js';
 import type { BatchHeader } from '../domain/batch-spec.js';
-import { dialect, get, pluck, run, type Op } from './op.js';
+import { all, dialect, get, run, type Op } from './op.js';
 import { bumpCounters, haltBatch, lockBatch, parseDecisions, refreshStatus, type CounterDelta } from './batch-state.js';
 import { settleLease, settleLeases } from './leases.js';
 import { ItemFailedEvents } from './webhook-events.js';
@@ -57,20 +57,26 @@ export function* applyReports(batchId: string, leaseId: string | null, reports: 
   const itemEvents = new ItemFailedEvents(batchId);
   const usage = new ReportUsage(now);
 
-  // PostgreSQL: a worker's successes in two set-based statements (a round trip each) instead of
-  // two per item, while the batch row is locked.
+  // PostgreSQL: a worker's successes in one set-based statement (a round trip) instead of one
+  // per item, while the batch row is locked.
   let rest = reports;
   if (leaseId && (yield* dialect()) === 'postgres') {
-    const successes = uniqueSuccesses(reports);
+    const seen = new Set<string>();
+    const successes: Success[] = [];
+    for (const r of reports) if (r.outcome === 'succeeded') addSuccess(successes, seen, r);
     if (successes.length > 0) {
-      const { rows } = yield* recordSuccesses(batchId, successes, now);
-      for (const r of rows) usage.ran(r, true);
-      const applied = rows.length;
+      const recorded = yield* recordSuccesses(batchId, prepareSuccesses(successes, now), now);
+      let applied = 0;
+      for (const success of successes) {
+        settled.add(success.key);
+        if (recorded !== ALL && !recorded.has(success.key)) continue;
+        usage.ran(success.report, true, success.resultJson);
+        applied++;
+      }
       out.applied += applied;
       out.succeeded += applied;
       add('running', -applied);
       add('succeeded', applied);
-      for (const r of successes) settled.add(`${r.i}.${r.a}`);
       rest = reports.filter((r) => r.outcome !== 'succeeded');
     }
   }
@@ -164,10 +170,11 @@ class ReportUsage {
 
   constructor(private readonly now: number) {}
 
-  ran(r: ItemReport, succeeded: boolean): void {
+  /** `resultJson`: the inline result as stored, when the caller has it already */
+  ran(r: ItemReport, succeeded: boolean, resultJson?: string | null): void {
     this.itemsRun++;
     if (r.startedAt !== undefined) this.itemMs += Math.max(0, (r.finishedAt ?? this.now) - r.startedAt);
-    if (succeeded) this.resultBytes += r.resultBlob ? (r.resultBytes ?? 0) : Buffer.byteLength(JSON.stringify(r.result ?? null));
+    if (succeeded) this.resultBytes += r.resultBlob ? (r.resultBytes ?? 0) : Buffer.byteLength(resultJson ?? JSON.stringify(r.result ?? null));
   }
 
   *record(tenantId: string, batchId: string): Op<void> {
@@ -200,45 +207,54 @@ function successValues(r: ItemReport, now: number): unknown[] {
  */
 const needsAttemptRow = (r: ItemReport): boolean => r.error !== undefined || r.condition !== undefined;
 
-/** A report's successes, each (index, attempt) once. */
-function uniqueSuccesses(reports: ItemReport[]): ItemReport[] {
-  const seen = new Set<string>();
-  return reports.filter((r) => {
-    if (r.outcome !== 'succeeded') return false;
-    const key = `${r.i}.${r.a}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-}
-
 /** `index.attempt`: what identifies an item's attempt in a report, a lease and a group of reports. */
 const attemptKey = (i: number, a: number): string => `${i}.${a}`;
 
-/**
- * Records successes (PostgreSQL): one UPDATE of the items still running the reported attempt,
- * which keeps each attempt in its item row; only a success that needs an `attempts` row as well
- * (needsAttemptRow) gets one, in one INSERT. Returns the attempts recorded (attemptKey) and their
- * reports.
- *
- * The reports travel as one JSON parameter read with json_to_recordset: V8 serializes it natively,
- * where the driver escaped every element of one array parameter per column in JavaScript (the
- * server's largest cost per item on this path, taken while the batch row is locked).
- */
-function* recordSuccesses(batchId: string, successes: ItemReport[], now: number): Op<{ keys: Set<string>; rows: ItemReport[] }> {
-  let lowest = successes[0].i;
+/** A success to record, with what is worked out about it once: its attemptKey and its stored result. */
+interface Success {
+  report: ItemReport;
+  key: string;
+  /** the inline result as stored (null when it is a blob) */
+  resultJson: string | null;
+}
+
+/** Adds `r` to `successes` unless its attempt is there already (`seen`); its key either way. */
+function addSuccess(successes: Success[], seen: Set<string>, r: ItemReport): string {
+  const key = attemptKey(r.i, r.a);
+  if (!seen.has(key)) {
+    seen.add(key);
+    successes.push({ report: r, key, resultJson: r.resultBlob ? null : JSON.stringify(r.result ?? null) });
+  }
+  return key;
+}
+
+/** What recordSuccesses returns when it recorded every success it was given. */
+const ALL = 'all';
+
+/** A group of successes as recordSuccesses sends them, worked out before the batch row is locked. */
+interface PreparedSuccesses {
+  successes: Success[];
+  /** the json_to_recordset parameter */
+  json: string;
+  /** the indexes as an array literal */
+  indexes: string;
+  lowest: number;
+  highest: number;
+}
+
+function prepareSuccesses(successes: Success[], now: number): PreparedSuccesses {
+  let lowest = successes[0].report.i;
   let highest = lowest;
   const indexes: number[] = [];
   const values: unknown[] = [];
-  for (const r of successes) {
+  for (const { report: r, resultJson } of successes) {
     if (r.i < lowest) lowest = r.i;
     if (r.i > highest) highest = r.i;
     indexes.push(r.i);
-    // result: the JSON text to store, as a string (SQL NULL when the result is a blob)
     values.push({
       i: r.i,
       a: r.a,
-      r: r.resultBlob ? null : JSON.stringify(r.result ?? null),
+      r: resultJson,
       b: r.resultBlob ?? null,
       w: r.worker === undefined ? null : wellFormed(r.worker),
       e: r.exitCode ?? null,
@@ -247,14 +263,33 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
       f: r.finishedAt ?? now,
     });
   }
-  const recorded = yield* pluck<string>(
-    `UPDATE items AS i SET status = 'succeeded', result = u.r, result_blob = u.b, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?,
-            worker = u.w, exit_code = u.e, http_status = u.h, attempt_started_at = u.s, attempt_finished_at = u.f
-       FROM json_to_recordset(?::json) AS u(i bigint, a bigint, r text, b text, w text, e bigint, h bigint, s bigint, f bigint)
-      WHERE i.batch_id = ? AND i.idx = ANY(?::bigint[]) AND i.idx BETWEEN ? AND ? AND i.idx = u.i AND i.status = 'running' AND i.attempt = u.a
-      RETURNING i.idx || '.' || i.attempt`,
+  // an array literal of integers needs no escaping: written here, not element by element by the driver
+  return { successes, json: JSON.stringify(values), indexes: `{${indexes.join(',')}}`, lowest, highest };
+}
+
+/**
+ * Records successes, each attempt once (PostgreSQL): one UPDATE of the items still running the
+ * reported attempt, which keeps each attempt in its item row; only a success that needs an
+ * `attempts` row as well (needsAttemptRow) gets one, in one INSERT. Returns ALL when every success
+ * was recorded (the usual case, told by a count), otherwise the attemptKeys of those that were.
+ *
+ * The reports travel as one JSON parameter read with json_to_recordset: V8 serializes it natively,
+ * where the driver escaped every element of one array parameter per column in JavaScript (the
+ * server's largest cost per item on this path, taken while the batch row is locked). For the same
+ * reason the UPDATE's rows come back as one count, and their keys only when some were not recorded.
+ */
+function* recordSuccesses(batchId: string, prepared: PreparedSuccesses, now: number): Op<typeof ALL | Set<string>> {
+  const { successes } = prepared;
+  const [outcome] = yield* all<{ recorded: number; keys: string[] | null }>(
+    `WITH recorded AS (
+       UPDATE items AS i SET status = 'succeeded', result = u.r, result_blob = u.b, error = NULL, reason = NULL, lease_id = NULL, finished_at = ?,
+              worker = u.w, exit_code = u.e, http_status = u.h, attempt_started_at = u.s, attempt_finished_at = u.f
+         FROM json_to_recordset(?::json) AS u(i bigint, a bigint, r text, b text, w text, e bigint, h bigint, s bigint, f bigint)
+        WHERE i.batch_id = ? AND i.idx = ANY(?::bigint[]) AND i.idx BETWEEN ? AND ? AND i.idx = u.i AND i.status = 'running' AND i.attempt = u.a
+        RETURNING i.idx, i.attempt)
+     SELECT count(*)::int AS recorded, CASE WHEN count(*) < ? THEN array_agg(idx || '.' || attempt) END AS keys FROM recorded`,
     now,
-    JSON.stringify(values),
+    prepared.json,
     batchId,
     // The same indexes again, as `= ANY` and as the range they span (a lease's items are usually
     // consecutive): the planner then reads exactly these rows, or at worst the range, through the
@@ -262,16 +297,14 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
     // holds before PostgreSQL has statistics on a new batch: it then estimates a few rows for the
     // whole batch, keeps `= ANY` as a mere filter, and without the range read every item of the
     // batch for each report (up to 90 ms a report of 115 items on a 50,000-item batch, 1 ms with it).
-    // An array literal of integers needs no escaping: written here, not element by element by the driver.
-    `{${indexes.join(',')}}`,
-    lowest,
-    highest,
+    prepared.indexes,
+    prepared.lowest,
+    prepared.highest,
+    successes.length,
   );
-  const done = new Set(recorded);
-  if (done.size === 0) return { keys: done, rows: [] };
+  const recorded: typeof ALL | Set<string> = outcome.recorded === successes.length ? ALL : new Set(outcome.keys ?? []);
   // By attempt, not index: a stale attempt of an item reported next to its current one gets no row.
-  const rows = successes.filter((r) => done.has(attemptKey(r.i, r.a)));
-  const withRow = rows.filter(needsAttemptRow);
+  const withRow = successes.filter((s) => needsAttemptRow(s.report) && (recorded === ALL || recorded.has(s.key))).map((s) => s.report);
   if (withRow.length > 0) {
     yield* run(
       `INSERT INTO attempts (batch_id, idx, attempt, outcome, exit_code, http_status, condition, error, decision, worker, started_at, finished_at)
@@ -294,7 +327,7 @@ function* recordSuccesses(batchId: string, successes: ItemReport[], now: number)
       ),
     );
   }
-  return { keys: done, rows };
+  return recorded;
 }
 
 /**
@@ -322,31 +355,36 @@ function isWorkerSuccesses(report: { leaseId: string | null; items: ItemReport[]
  */
 function* applySuccessGroup(batchId: string, reports: { leaseId: string; items: ItemReport[] }[], now: number): Op<ApplyResult[]> {
   const results: ApplyResult[] = reports.map(() => ({ applied: 0, succeeded: 0, failed: 0, phaseChanged: false }));
+  // Worked out before the batch row is locked, which is then held for the statements alone: each
+  // attempt once, owned by the first report naming it, and what each lease had reported.
+  const seen = new Set<string>();
+  const successes: Success[] = [];
+  const owners: number[] = [];
+  const reportedByLease = new Map<string, Set<string>>();
+  reports.forEach((report, k) => {
+    let keys = reportedByLease.get(report.leaseId);
+    if (!keys) reportedByLease.set(report.leaseId, (keys = new Set<string>()));
+    for (const item of report.items) {
+      const before = successes.length;
+      keys.add(addSuccess(successes, seen, item));
+      if (successes.length > before) owners.push(k);
+    }
+  });
+  const prepared = prepareSuccesses(successes, now);
   // Locked first, like every operation that moves a batch's items.
   const batch = yield* lockBatch(batchId);
   if (!batch) return results;
-  const successes: ItemReport[] = [];
-  for (const report of reports) for (const item of report.items) successes.push(item);
-  const { keys: recorded, rows } = yield* recordSuccesses(batchId, uniqueSuccesses(successes), now);
+  const recorded = yield* recordSuccesses(batchId, prepared, now);
   const usage = new ReportUsage(now);
-  for (const r of rows) usage.ran(r, true);
-  const credited = new Set<string>();
-  reports.forEach((report, k) => {
-    for (const item of report.items) {
-      const key = attemptKey(item.i, item.a);
-      if (!recorded.has(key) || credited.has(key)) continue;
-      credited.add(key);
-      results[k].applied++;
-      results[k].succeeded++;
-    }
+  let count = 0;
+  successes.forEach((success, j) => {
+    if (recorded !== ALL && !recorded.has(success.key)) return;
+    count++;
+    results[owners[j]].applied++;
+    results[owners[j]].succeeded++;
+    usage.ran(success.report, true, success.resultJson);
   });
-  yield* bumpCounters(batchId, { running: -credited.size, succeeded: credited.size });
-  const reportedByLease = new Map<string, Set<string>>();
-  for (const report of reports) {
-    const keys = reportedByLease.get(report.leaseId) ?? new Set<string>();
-    for (const item of report.items) keys.add(attemptKey(item.i, item.a));
-    reportedByLease.set(report.leaseId, keys);
-  }
+  yield* bumpCounters(batchId, { running: -count, succeeded: count });
   yield* settleLeases(reportedByLease);
   results[results.length - 1].phaseChanged = (yield* refreshStatus(batchId, now)).changed;
   // last, as in applyReports: the tenant's usage row stays locked until the commit
