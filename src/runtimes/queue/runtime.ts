@@ -54,6 +54,12 @@ const REPORTS_AT_ONCE = 64;
 /** A failure to store that is this side's, not the report's: the report is kept for later. */
 const storeCannotTakeIt = (err: unknown) => err instanceof StoreUnavailableError || err instanceof FencedOffError;
 
+/**
+ * Most items one release transaction moves: a release of a whole window (20,000 items) took about
+ * 290 ms on PostgreSQL in bench B, all of it before the first lease reached a worker.
+ */
+const RELEASE_STEP = 4096;
+
 /** How soon a batch held back by its share looks again (a sibling may have finished meanwhile). */
 const HELD_BACK_RECHECK_MS = 500;
 
@@ -180,10 +186,20 @@ export class QueueRuntime implements Runtime {
     if (plan.count > 0 && row.task) {
       const queue = ownQueue ? batchQueueKey(batchId) : row.task;
       this.tenantOfBatch.set(batchId, row.tenantId);
-      const { leases: released, heldByQuota } = await store.write(releaseWithinQuota(batchId, queue, plan.count, plan.leaseSize, now, this.o.quotaDefaults ?? UNLIMITED_QUOTAS));
-      if (heldByQuota) this.heldByQuota.set(batchId, row.tenantId);
-      else this.heldByQuota.delete(batchId);
-      await this.enqueue(batchId, queue, row.task, header, released, row.running, share);
+      // In steps: workers get the first leases of a large release after one step's transaction
+      // instead of all of it, and reports of the batch wait on its row for one step at most.
+      let running = row.running;
+      for (let left = plan.count; left > 0; ) {
+        const step = Math.min(left, RELEASE_STEP);
+        const { leases: released, heldByQuota } = await store.write(releaseWithinQuota(batchId, queue, step, plan.leaseSize, now, this.o.quotaDefaults ?? UNLIMITED_QUOTAS));
+        if (heldByQuota) this.heldByQuota.set(batchId, row.tenantId);
+        else this.heldByQuota.delete(batchId);
+        await this.enqueue(batchId, queue, row.task, header, released, running, share);
+        const count = released.reduce((n, lease) => n + lease.items.length, 0);
+        if (count < step || heldByQuota) break;
+        running += count;
+        left -= count;
+      }
     }
     // Held back by its share while it has work: look again soon, as the share grows when another
     // batch finishes, without waiting for a report of this one.
