@@ -189,13 +189,13 @@ export function itemsRouter(deps: ApiDeps) {
 /** A page of items with their attempts, read together (one snapshot). */
 export function* itemPage(batchId: string, q: { status?: ItemStatus; limit: number; afterIndex?: number }): Op<{ page: { rows: ItemRow[]; more: boolean }; attempts: AttemptRow[] }> {
   const page = yield* listItems(batchId, q);
-  const attempts = yield* listAttempts(batchId, page.rows.map((r) => r.idx));
+  const attempts = yield* listAttempts(batchId, page.rows);
   return { page, attempts };
 }
 
 function* itemWithAttempts(batchId: string, index: number): Op<{ item: ItemRow | undefined; attempts: AttemptRow[] }> {
   const item = yield* getItem(batchId, index);
-  return { item, attempts: item ? yield* listAttempts(batchId, [index]) : [] };
+  return { item, attempts: item ? yield* listAttempts(batchId, [item]) : [] };
 }
 
 /**

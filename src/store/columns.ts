@@ -17,7 +17,8 @@ export const BATCH_COLUMNS = `id, tenant_id AS "tenantId", name, labels, spec, t
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export const ITEM_COLUMNS = `batch_id AS "batchId", idx, custom_id AS "customId", input, status, attempt, failures, lease_id AS "leaseId",
-  not_before AS "notBefore", result, result_blob AS "resultBlob", error, reason, started_at AS "startedAt", finished_at AS "finishedAt"`;
+  not_before AS "notBefore", result, result_blob AS "resultBlob", error, reason, started_at AS "startedAt", finished_at AS "finishedAt",
+  worker, exit_code AS "exitCode", http_status AS "httpStatus", attempt_started_at AS "attemptStartedAt", attempt_finished_at AS "attemptFinishedAt"`;
 
 export const ATTEMPT_COLUMNS = `batch_id AS "batchId", idx, attempt, outcome, exit_code AS "exitCode", http_status AS "httpStatus", condition,
   error, decision, worker, started_at AS "startedAt", finished_at AS "finishedAt"`;

@@ -25,30 +25,45 @@ export function getItem(batchId: string, index: number): Op<ItemRow | undefined>
 }
 
 /**
- * The attempts of the given items, in order. A succeeded attempt is usually kept in its item's
- * row rather than as an `attempts` row (src/store/reports.ts): it is added from there, unless a
- * row for it exists (one recorded before that change, or a success with a condition or an error).
+ * The attempts of the given items (rows just read in the same operation), in order. A succeeded
+ * attempt is usually kept in its item's row rather than as an `attempts` row (src/store/reports.ts):
+ * it is added from there, unless a row for it exists (one recorded before that change, or a
+ * success with a condition or an error).
  */
-export function* listAttempts(batchId: string, indexes: number[]): Op<AttemptRow[]> {
-  if (indexes.length === 0) return [];
-  const marks = placeholders(indexes.length);
-  return yield* all<AttemptRow>(
-    `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE batch_id = ? AND idx IN (${marks})
-     UNION ALL
-     SELECT ${SUCCEEDED_ATTEMPT_COLUMNS} FROM items i
-      WHERE i.batch_id = ? AND i.idx IN (${marks}) AND i.status = 'succeeded'
-        AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.batch_id = i.batch_id AND a.idx = i.idx AND a.attempt = i.attempt)
-     ORDER BY idx, attempt`,
+export function* listAttempts(batchId: string, items: readonly ItemRow[]): Op<AttemptRow[]> {
+  if (items.length === 0) return [];
+  const rows = yield* all<AttemptRow>(
+    `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE batch_id = ? AND idx IN (${placeholders(items.length)}) ORDER BY idx, attempt`,
     batchId,
-    ...indexes,
-    batchId,
-    ...indexes,
+    ...items.map((item) => item.idx),
   );
+  return withSucceededAttempts(items, rows);
 }
 
-/** A succeeded item's attempt, read from its row: the columns of ATTEMPT_COLUMNS, in its order. */
-const SUCCEEDED_ATTEMPT_COLUMNS = `i.batch_id AS "batchId", i.idx, i.attempt, 'succeeded' AS outcome, i.exit_code AS "exitCode", i.http_status AS "httpStatus",
-  NULL AS condition, NULL AS error, NULL AS decision, i.worker, i.attempt_started_at AS "startedAt", coalesce(i.attempt_finished_at, i.finished_at) AS "finishedAt"`;
+/** `rows` (in index and attempt order) with the succeeded attempt of each item no row holds, in order. */
+function withSucceededAttempts(items: readonly ItemRow[], rows: AttemptRow[]): AttemptRow[] {
+  const held = new Set(rows.map((r) => `${r.idx}.${r.attempt}`));
+  const added: AttemptRow[] = [];
+  for (const item of items) {
+    if (item.status !== 'succeeded' || held.has(`${item.idx}.${item.attempt}`)) continue;
+    added.push({
+      batchId: item.batchId,
+      idx: item.idx,
+      attempt: item.attempt,
+      outcome: 'succeeded',
+      exitCode: item.exitCode,
+      httpStatus: item.httpStatus,
+      condition: null,
+      error: null,
+      decision: null,
+      worker: item.worker,
+      startedAt: item.attemptStartedAt,
+      finishedAt: item.attemptFinishedAt ?? item.finishedAt ?? 0,
+    });
+  }
+  if (added.length === 0) return rows;
+  return [...rows, ...added].sort((a, b) => a.idx - b.idx || a.attempt - b.attempt);
+}
 
 export type ResultRow = Pick<ItemRow, 'idx' | 'customId' | 'status' | 'result' | 'resultBlob' | 'error' | 'reason'> & { attemptCount: number };
 

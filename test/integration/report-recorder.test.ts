@@ -6,12 +6,12 @@ import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import { ReportRecorder } from '../../src/runtimes/queue/report-recorder.js';
 import { createBatch } from '../../src/store/batch-create.js';
 import { getBatchById } from '../../src/store/batch-queries.js';
-import { listAttempts } from '../../src/store/item-queries.js';
 import { releaseLeases } from '../../src/store/leases.js';
 import { applyReportGroup } from '../../src/store/reports.js';
 import { all, pluck, type Op } from '../../src/store/op.js';
 import type { Store } from '../../src/store/store.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
+import { attemptHistory } from '../helpers/attempt-history.js';
 import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
 
 /**
@@ -71,7 +71,7 @@ describe('ReportRecorder', () => {
     const batch = (await store.read(getBatchById(id)))!;
     expect({ succeeded: batch.succeeded, running: batch.running }).toEqual({ succeeded: 3, running: 3 });
     // Each item's history shows its current attempt, once; none for the attempt item 2 never ran.
-    const history = await store.read(listAttempts(id, [0, 1, 2, 3]));
+    const history = await store.read(attemptHistory(id, [0, 1, 2, 3]));
     expect(history.map((a) => ({ idx: a.idx, attempt: a.attempt, outcome: a.outcome }))).toEqual([
       { idx: 0, attempt: 1, outcome: 'succeeded' },
       { idx: 1, attempt: 1, outcome: 'succeeded' },

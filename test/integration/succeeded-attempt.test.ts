@@ -5,12 +5,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { batchHeaderSchema } from '../../src/domain/batch-spec.js';
 import type { ItemReport } from '../../src/contracts/item-report.js';
 import { createBatch } from '../../src/store/batch-create.js';
-import { listAttempts, resultPage } from '../../src/store/item-queries.js';
+import { resultPage } from '../../src/store/item-queries.js';
 import { releaseLeases } from '../../src/store/leases.js';
 import { all, run } from '../../src/store/op.js';
 import { applyReportGroup, applyReports } from '../../src/store/reports.js';
 import type { Store } from '../../src/store/store.js';
 import { createTenantForKey } from '../../src/store/tenants.js';
+import { attemptHistory } from '../helpers/attempt-history.js';
 import { newDatabaseUrl, openTestStore } from '../helpers/test-store.js';
 
 /**
@@ -60,7 +61,7 @@ describe('a succeeded attempt kept in its item row', () => {
     // the API's result PUT names no lease
     await s.write(applyReports(id, null, [ok(3, 1)], 3_000));
 
-    const history = await s.read(listAttempts(id, [0, 1, 2, 3]));
+    const history = await s.read(attemptHistory(id, [0, 1, 2, 3]));
     expect(history.map((a) => ({ ...a }))).toEqual([
       { batchId: id, idx: 0, attempt: 1, outcome: 'succeeded', exitCode: 0, httpStatus: null, condition: null, error: null, decision: null, worker: 'w0', startedAt: 1_000, finishedAt: 2_000 },
       { batchId: id, idx: 1, attempt: 1, outcome: 'succeeded', exitCode: null, httpStatus: 200, condition: null, error: null, decision: null, worker: 'w1', startedAt: 1_001, finishedAt: 2_001 },
@@ -86,7 +87,7 @@ describe('a succeeded attempt kept in its item row', () => {
     expect(second[0].items.map((it) => it.attempt)).toEqual([2]);
     await s.write(applyReports(id, second[0].leaseId, [ok(0, 2, { exitCode: 0 })], 600_100));
 
-    const history = await s.read(listAttempts(id, [0]));
+    const history = await s.read(attemptHistory(id, [0]));
     expect(history.map((a) => [a.attempt, a.outcome, a.exitCode, a.error])).toEqual([
       [1, 'failed', 3, 'boom'],
       [2, 'succeeded', 0, null],
@@ -108,7 +109,7 @@ describe('a succeeded attempt kept in its item row', () => {
       ),
     );
 
-    const history = await s.read(listAttempts(id, [0, 1]));
+    const history = await s.read(attemptHistory(id, [0, 1]));
     expect(history.map((a) => [a.idx, a.attempt, a.outcome, a.worker, a.error])).toEqual([
       [0, 1, 'succeeded', 'w0', 'a warning on stderr'],
       [1, 1, 'succeeded', 'old-worker', null],
@@ -130,6 +131,6 @@ describe('a succeeded attempt kept in its item row', () => {
       ),
     );
     expect(results.map((r) => r.succeeded)).toEqual([1, 1]);
-    expect((await s.read(listAttempts(id, [0, 1]))).map((a) => a.worker)).toEqual(['w\ufffdx', 'w\ufffd']);
+    expect((await s.read(attemptHistory(id, [0, 1]))).map((a) => a.worker)).toEqual(['w\ufffdx', 'w\ufffd']);
   });
 });
