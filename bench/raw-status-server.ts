@@ -21,7 +21,8 @@ const BATCH = `SELECT id, name, labels, spec, phase, status, total, pending, run
   FROM batches WHERE id = $1`;
 const BATCHES = `SELECT id, name, labels, spec, phase, status, total, pending, running, succeeded, failed, cancelled, created_at AS "createdAt"
   FROM batches ORDER BY id DESC LIMIT $1`;
-const ITEMS = `SELECT idx, custom_id AS "customId", status, result, error, reason, started_at AS "startedAt", finished_at AS "finishedAt"
+const ITEMS = `SELECT idx, custom_id AS "customId", status, attempt, result, error, reason, started_at AS "startedAt", finished_at AS "finishedAt",
+  worker, exit_code AS "exitCode", http_status AS "httpStatus", attempt_started_at AS "attemptStartedAt", attempt_finished_at AS "attemptFinishedAt"
   FROM items WHERE batch_id = $1 ORDER BY idx LIMIT $2`;
 const ATTEMPTS = `SELECT idx, attempt, outcome, exit_code AS "exitCode", http_status AS "httpStatus", condition, error, decision, worker,
   started_at AS "startedAt", finished_at AS "finishedAt" FROM attempts WHERE batch_id = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx, attempt`;
@@ -104,9 +105,16 @@ app.get('/v1/batches/:id/items', async (c) => {
       reason: i.reason,
       startedAt: iso(i.startedAt),
       finishedAt: iso(i.finishedAt),
-      attempts: attempts.filter((a) => a.idx === i.idx).map((a) => ({ ...a, startedAt: iso(a.startedAt), finishedAt: iso(a.finishedAt) })),
+      attempts: attemptsOf(i, attempts).map((a) => ({ ...a, startedAt: iso(a.startedAt), finishedAt: iso(a.finishedAt) })),
     })),
     nextCursor: null,
   });
 });
+/** An item's attempts rows, and its succeeded attempt from its own row when no row holds it (as Fanout keeps it). */
+function attemptsOf(item: Row, attempts: Row[]): Row[] {
+  const rows = attempts.filter((a) => a.idx === item.idx);
+  if (item.status !== 'succeeded' || rows.some((a) => a.attempt === item.attempt)) return rows;
+  const succeeded = { idx: item.idx, attempt: item.attempt, outcome: 'succeeded', exitCode: item.exitCode, httpStatus: item.httpStatus, condition: null, error: null, decision: null, worker: item.worker };
+  return [...rows, { ...succeeded, startedAt: item.attemptStartedAt, finishedAt: item.attemptFinishedAt ?? item.finishedAt }];
+}
 serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => process.stdout.write(`listening on http://127.0.0.1:${info.port}\n`));
