@@ -170,6 +170,7 @@ function* recordLease(batchId: string, task: string, lease: ReleasedLease, now: 
  * even before PostgreSQL has statistics on a new batch (see freshItems).
  */
 function* recordLeasesAtOnce(batchId: string, task: string, leases: ReleasedLease[], now: number): Op<void> {
+  if (leases.length === 0) return;
   const ranges: { id: string; lo: number; hi: number; a: number }[] = [];
   for (const lease of leases) {
     if (!isRange(lease.items)) {
