@@ -197,7 +197,13 @@ const wellFormed = (s: string): string => s.replace(/[\ud800-\udbff](?![\udc00-\
  */
 function successValues(r: ItemReport, now: number): unknown[] {
   const result = r.resultBlob ? null : JSON.stringify(r.result ?? null);
-  return [result, r.resultBlob ?? null, now, r.worker === undefined ? null : wellFormed(r.worker), r.exitCode ?? null, r.httpStatus ?? null, r.startedAt ?? null, r.finishedAt ?? now];
+  const a = attemptColumns(r, now);
+  return [result, r.resultBlob ?? null, now, a.w, a.e, a.h, a.s, a.f];
+}
+
+/** The succeeded attempt's columns of the item row (worker, exit_code, http_status, attempt_started_at, attempt_finished_at). */
+function attemptColumns(r: ItemReport, now: number) {
+  return { w: r.worker === undefined ? null : wellFormed(r.worker), e: r.exitCode ?? null, h: r.httpStatus ?? null, s: r.startedAt ?? null, f: r.finishedAt ?? now };
 }
 
 /**
@@ -216,14 +222,16 @@ interface Success {
   key: string;
   /** the inline result as stored (null when it is a blob) */
   resultJson: string | null;
+  /** which report of a group named it first (the one credited with it) */
+  owner: number;
 }
 
-/** Adds `r` to `successes` unless its attempt is there already (`seen`); its key either way. */
-function addSuccess(successes: Success[], seen: Set<string>, r: ItemReport): string {
+/** Adds `r` of report `owner` to `successes` unless its attempt is there already (`seen`); its key either way. */
+function addSuccess(successes: Success[], seen: Set<string>, r: ItemReport, owner = 0): string {
   const key = attemptKey(r.i, r.a);
   if (!seen.has(key)) {
     seen.add(key);
-    successes.push({ report: r, key, resultJson: r.resultBlob ? null : JSON.stringify(r.result ?? null) });
+    successes.push({ report: r, key, resultJson: r.resultBlob ? null : JSON.stringify(r.result ?? null), owner });
   }
   return key;
 }
@@ -251,17 +259,7 @@ function prepareSuccesses(successes: Success[], now: number): PreparedSuccesses 
     if (r.i < lowest) lowest = r.i;
     if (r.i > highest) highest = r.i;
     indexes.push(r.i);
-    values.push({
-      i: r.i,
-      a: r.a,
-      r: resultJson,
-      b: r.resultBlob ?? null,
-      w: r.worker === undefined ? null : wellFormed(r.worker),
-      e: r.exitCode ?? null,
-      h: r.httpStatus ?? null,
-      s: r.startedAt ?? null,
-      f: r.finishedAt ?? now,
-    });
+    values.push({ i: r.i, a: r.a, r: resultJson, b: r.resultBlob ?? null, ...attemptColumns(r, now) });
   }
   // an array literal of integers needs no escaping: written here, not element by element by the driver
   return { successes, json: JSON.stringify(values), indexes: `{${indexes.join(',')}}`, lowest, highest };
@@ -316,13 +314,9 @@ function* recordSuccesses(batchId: string, prepared: PreparedSuccesses, now: num
         withRow.map((r) => ({
           i: r.i,
           a: r.a,
-          e: r.exitCode ?? null,
-          h: r.httpStatus ?? null,
           c: r.condition ?? null,
           x: r.error === undefined ? null : wellFormed(r.error.slice(-MAX_ERROR)),
-          w: r.worker === undefined ? null : wellFormed(r.worker),
-          s: r.startedAt ?? null,
-          f: r.finishedAt ?? now,
+          ...attemptColumns(r, now),
         })),
       ),
     );
@@ -359,16 +353,11 @@ function* applySuccessGroup(batchId: string, reports: { leaseId: string; items: 
   // attempt once, owned by the first report naming it, and what each lease had reported.
   const seen = new Set<string>();
   const successes: Success[] = [];
-  const owners: number[] = [];
   const reportedByLease = new Map<string, Set<string>>();
   reports.forEach((report, k) => {
     let keys = reportedByLease.get(report.leaseId);
     if (!keys) reportedByLease.set(report.leaseId, (keys = new Set<string>()));
-    for (const item of report.items) {
-      const before = successes.length;
-      keys.add(addSuccess(successes, seen, item));
-      if (successes.length > before) owners.push(k);
-    }
+    for (const item of report.items) keys.add(addSuccess(successes, seen, item, k));
   });
   const prepared = prepareSuccesses(successes, now);
   // Locked first, like every operation that moves a batch's items.
@@ -377,13 +366,13 @@ function* applySuccessGroup(batchId: string, reports: { leaseId: string; items: 
   const recorded = yield* recordSuccesses(batchId, prepared, now);
   const usage = new ReportUsage(now);
   let count = 0;
-  successes.forEach((success, j) => {
-    if (recorded !== ALL && !recorded.has(success.key)) return;
+  for (const success of successes) {
+    if (recorded !== ALL && !recorded.has(success.key)) continue;
     count++;
-    results[owners[j]].applied++;
-    results[owners[j]].succeeded++;
+    results[success.owner].applied++;
+    results[success.owner].succeeded++;
     usage.ran(success.report, true, success.resultJson);
-  });
+  }
   yield* bumpCounters(batchId, { running: -count, succeeded: count });
   yield* settleLeases(reportedByLease);
   results[results.length - 1].phaseChanged = (yield* refreshStatus(batchId, now)).changed;
